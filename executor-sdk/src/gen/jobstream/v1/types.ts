@@ -173,6 +173,11 @@ export const RunOutcome = {
   RUN_OUTCOME_COVERED: 5,
   /** RUN_OUTCOME_SHUTDOWN - The run was aborted because the executor shut down before it finished. */
   RUN_OUTCOME_SHUTDOWN: 6,
+  /**
+   * RUN_OUTCOME_LOST - Set by the admin, never sent by an executor: the executor's stream ended
+   * and the run was not reported again within the grace period.
+   */
+  RUN_OUTCOME_LOST: 7,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -186,6 +191,7 @@ export namespace RunOutcome {
   export type RUN_OUTCOME_KILLED = typeof RunOutcome.RUN_OUTCOME_KILLED;
   export type RUN_OUTCOME_COVERED = typeof RunOutcome.RUN_OUTCOME_COVERED;
   export type RUN_OUTCOME_SHUTDOWN = typeof RunOutcome.RUN_OUTCOME_SHUTDOWN;
+  export type RUN_OUTCOME_LOST = typeof RunOutcome.RUN_OUTCOME_LOST;
   export type UNRECOGNIZED = typeof RunOutcome.UNRECOGNIZED;
 }
 
@@ -212,6 +218,9 @@ export function runOutcomeFromJSON(object: any): RunOutcome {
     case 6:
     case "RUN_OUTCOME_SHUTDOWN":
       return RunOutcome.RUN_OUTCOME_SHUTDOWN;
+    case 7:
+    case "RUN_OUTCOME_LOST":
+      return RunOutcome.RUN_OUTCOME_LOST;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -235,6 +244,8 @@ export function runOutcomeToJSON(object: RunOutcome): string {
       return "RUN_OUTCOME_COVERED";
     case RunOutcome.RUN_OUTCOME_SHUTDOWN:
       return "RUN_OUTCOME_SHUTDOWN";
+    case RunOutcome.RUN_OUTCOME_LOST:
+      return "RUN_OUTCOME_LOST";
     case RunOutcome.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

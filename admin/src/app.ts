@@ -1,0 +1,264 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { createServer, type Server } from 'nice-grpc';
+import type { AdminConfig } from './config.js';
+import { createDatabase, type Db } from './db/database.js';
+import { startEmbeddedPostgres } from './db/embedded-postgres.js';
+import { migrateToLatest } from './db/migrate.js';
+import { Dispatcher } from './dispatch/dispatcher.js';
+import { Router } from './dispatch/router.js';
+import { PresenceTracker } from './executors/presence-tracker.js';
+import { ResultRecorder } from './executors/result-recorder.js';
+import { SessionRegistry } from './executors/session-registry.js';
+import { AdminServiceDefinition } from './gen/jobstream/v1/admin.js';
+import { ExecutorServiceDefinition } from './gen/jobstream/v1/executor.js';
+import { createAdminService } from './grpc/admin-service.js';
+import { errorBoundary } from './grpc/error-boundary.js';
+import { createExecutorService } from './grpc/executor-service.js';
+import { addReflectionAndHealth } from './grpc/reflection.js';
+import type { Logger } from './logger.js';
+import { AdminMetrics } from './metrics.js';
+
+type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** How long stop() lets streams and calls end on their own before cutting them. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+/**
+ * The admin process: the composition root that wires config, database, services and
+ * the gRPC server. `start()` resolves once the server listens; `stop()` is idempotent
+ * and releases everything in reverse order.
+ */
+export class AdminApp {
+  readonly config: AdminConfig;
+  readonly logger: Logger;
+  readonly metrics = new AdminMetrics();
+  readonly sessions = new SessionRegistry();
+  #state: State = 'idle';
+  #startPromise: Promise<void> | undefined;
+  #stopPromise: Promise<void> | undefined;
+  /** Resources in acquisition order; released in reverse. */
+  readonly #releasers: { name: string; release: () => Promise<void> }[] = [];
+  #db: Db | undefined;
+  #grpcServer: Server | undefined;
+  #grpcPort: number | undefined;
+  #metricsPort: number | undefined;
+
+  constructor(config: AdminConfig, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  get grpcPort(): number {
+    if (this.#grpcPort === undefined) throw new Error('admin is not running');
+    return this.#grpcPort;
+  }
+
+  get grpcAddress(): string {
+    return `${this.config.grpcHost}:${this.grpcPort}`;
+  }
+
+  get metricsPort(): number | undefined {
+    return this.#metricsPort;
+  }
+
+  get db(): Db {
+    if (!this.#db) throw new Error('admin is not running');
+    return this.#db;
+  }
+
+  start(): Promise<void> {
+    this.#startPromise ??= this.#start().catch(async (error: unknown) => {
+      this.logger.error({ err: error }, 'admin failed to start');
+      await this.#release();
+      this.#state = 'stopped';
+      throw error;
+    });
+    return this.#startPromise;
+  }
+
+  async #start(): Promise<void> {
+    if (this.#state !== 'idle') throw new Error(`cannot start an admin in state ${this.#state}`);
+    this.#state = 'starting';
+    const { config, logger } = this;
+
+    let databaseUrl = config.databaseUrl;
+    if (databaseUrl === undefined) {
+      const dataDir = path.join(config.dataDir, 'postgres');
+      logger.info({ dataDir }, 'DATABASE_URL is not set: starting an embedded PostgreSQL');
+      const embedded = await startEmbeddedPostgres({
+        dataDir,
+        onLog: line => logger.debug({ component: 'postgres' }, line),
+      });
+      this.#releasers.push({ name: 'embedded postgres', release: () => embedded.stop() });
+      databaseUrl = embedded.connectionString;
+    }
+
+    const db = createDatabase({ connectionString: databaseUrl });
+    this.#db = db;
+    this.#releasers.push({ name: 'database pool', release: () => db.destroy() });
+    const migrations = await migrateToLatest(db);
+    const applied = (migrations.results ?? []).map(result => result.migrationName);
+    logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'schema is up to date');
+
+    const presence = new PresenceTracker({
+      db,
+      adminInstanceId: config.adminInstanceId,
+      beatIntervalMs: config.beatIntervalMs,
+      logger: logger.child({ component: 'presence' }),
+    });
+    presence.start();
+    this.#releasers.push({ name: 'presence sweeper', release: () => presence.stop() });
+
+    const results = new ResultRecorder({ db, logger: logger.child({ component: 'results' }), metrics: this.metrics });
+    const dispatcher = new Dispatcher({
+      db,
+      sessions: this.sessions,
+      router: new Router(),
+      logger: logger.child({ component: 'dispatcher' }),
+      metrics: this.metrics,
+      requestDeadlineMs: config.requestDeadlineMs,
+    });
+
+    const server = createServer({
+      'grpc.max_receive_message_length': config.maxMessageBytes,
+      'grpc.max_send_message_length': config.maxMessageBytes,
+      // Notice executors that vanish without closing their connection (a stalled host).
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    }).use(errorBoundary(logger.child({ component: 'grpc' })));
+    server.add(
+      ExecutorServiceDefinition,
+      createExecutorService({
+        db,
+        sessions: this.sessions,
+        presence,
+        results,
+        logger: logger.child({ component: 'executor-stream' }),
+        metrics: this.metrics,
+        adminInstanceId: config.adminInstanceId,
+        beatIntervalMs: config.beatIntervalMs,
+        registerTimeoutMs: config.registerTimeoutMs,
+      }),
+    );
+    server.add(
+      AdminServiceDefinition,
+      createAdminService({
+        db,
+        sessions: this.sessions,
+        dispatcher,
+        adminTokens: config.adminTokens,
+        requestDeadlineMs: config.requestDeadlineMs,
+      }),
+    );
+    addReflectionAndHealth(server, {
+      serviceNames: [AdminServiceDefinition.fullName, ExecutorServiceDefinition.fullName],
+    });
+    this.#grpcPort = await server.listen(`${config.grpcHost}:${config.grpcPort}`);
+    this.#grpcServer = server;
+    this.#releasers.push({ name: 'grpc server', release: () => this.#shutdownGrpc(server) });
+    if (!isLoopback(config.grpcHost)) {
+      logger.warn(
+        { host: config.grpcHost },
+        'gRPC is served in plaintext on a non-loopback address: tokens cross the network unencrypted',
+      );
+    }
+
+    if (config.metricsPort !== undefined) {
+      const metricsServer = await this.#startMetricsServer(config.metricsHost, config.metricsPort);
+      this.#releasers.push({
+        name: 'metrics server',
+        release: () => new Promise<void>(resolve => metricsServer.close(() => resolve())),
+      });
+    }
+
+    this.#state = 'running';
+    logger.info(
+      { grpc: this.grpcAddress, metricsPort: this.#metricsPort, adminInstanceId: config.adminInstanceId },
+      'admin started',
+    );
+  }
+
+  async #startMetricsServer(host: string, port: number): Promise<HttpServer> {
+    const server = createHttpServer((request, response) => {
+      if (request.url !== '/metrics') {
+        response.writeHead(404).end('not found\n');
+        return;
+      }
+      this.metrics.registry.metrics().then(
+        body => response.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(body),
+        (error: unknown) => {
+          this.logger.error({ err: error }, 'collecting metrics failed');
+          response.writeHead(500).end();
+        },
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.#metricsPort = (server.address() as AddressInfo).port;
+    return server;
+  }
+
+  /**
+   * Asks every executor to reconnect elsewhere (Drain), ends the streams, then shuts the
+   * server down gracefully, and forcefully if calls are still open after the grace period.
+   */
+  async #shutdownGrpc(server: Server): Promise<void> {
+    const sessions = this.sessions.all();
+    await Promise.allSettled(
+      sessions.map(session => session.send({ kind: { $case: 'drain', value: { reason: 'admin shutting down' } } })),
+    );
+    for (const session of sessions) session.close();
+    let timer: NodeJS.Timeout | undefined;
+    const forced = new Promise<'timeout'>(resolve => {
+      timer = setTimeout(() => resolve('timeout'), SHUTDOWN_GRACE_MS);
+    });
+    const outcome = await Promise.race([server.shutdown().then(() => 'graceful' as const), forced]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.logger.warn('gRPC calls still open after the grace period; closing them');
+      server.forceShutdown();
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopPromise ??= (async () => {
+      // A start in flight must finish (or fail) first, or the two would race over the same resources.
+      await this.#startPromise?.catch(() => undefined);
+      if (this.#state === 'stopped') return;
+      this.#state = 'stopping';
+      await this.#release();
+      this.#state = 'stopped';
+      this.logger.info('admin stopped');
+    })();
+    return this.#stopPromise;
+  }
+
+  async #release(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const { name, release } of this.#releasers.splice(0).reverse()) {
+      try {
+        await release();
+      } catch (error) {
+        this.logger.error({ err: error, resource: name }, 'releasing a resource failed');
+        errors.push(error);
+      }
+    }
+    this.#grpcServer = undefined;
+    this.#db = undefined;
+    if (errors.length > 0) throw new AggregateError(errors, 'admin did not stop cleanly');
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || host.startsWith('127.');
+}

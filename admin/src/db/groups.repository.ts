@@ -1,0 +1,105 @@
+import type { Db } from './database.js';
+import type { ExecutorGroupRow } from './schema.js';
+import type { ExecutorGroup, ExecutorGroupSpec } from '../domain.js';
+
+function toGroup(row: Omit<ExecutorGroupRow, 'access_token_hash'>): ExecutorGroup {
+  return {
+    id: row.id,
+    appName: row.app_name,
+    title: row.title,
+    addressType: row.address_type,
+    addresses: row.addresses,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const publicColumns = ['id', 'app_name', 'title', 'address_type', 'addresses', 'created_at', 'updated_at'] as const;
+
+export async function insertGroup(db: Db, spec: ExecutorGroupSpec, accessTokenHash: string): Promise<ExecutorGroup> {
+  const row = await db
+    .insertInto('executor_group')
+    .values({
+      app_name: spec.appName,
+      title: spec.title,
+      address_type: spec.addressType,
+      addresses: spec.addresses,
+      access_token_hash: accessTokenHash,
+    })
+    .returning(publicColumns)
+    .executeTakeFirstOrThrow();
+  return toGroup(row);
+}
+
+export async function updateGroup(db: Db, id: string, spec: ExecutorGroupSpec): Promise<ExecutorGroup | undefined> {
+  const row = await db
+    .updateTable('executor_group')
+    .set({
+      app_name: spec.appName,
+      title: spec.title,
+      address_type: spec.addressType,
+      addresses: spec.addresses,
+      updated_at: new Date(),
+    })
+    .where('id', '=', id)
+    .returning(publicColumns)
+    .executeTakeFirst();
+  return row && toGroup(row);
+}
+
+export async function setGroupTokenHash(db: Db, id: string, accessTokenHash: string): Promise<boolean> {
+  const result = await db
+    .updateTable('executor_group')
+    .set({ access_token_hash: accessTokenHash, updated_at: new Date() })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function deleteGroup(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('executor_group').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+export async function findGroupById(db: Db, id: string): Promise<ExecutorGroup | undefined> {
+  const row = await db.selectFrom('executor_group').select(publicColumns).where('id', '=', id).executeTakeFirst();
+  return row && toGroup(row);
+}
+
+export async function findGroupByAppName(db: Db, appName: string): Promise<ExecutorGroup | undefined> {
+  const row = await db
+    .selectFrom('executor_group')
+    .select(publicColumns)
+    .where('app_name', '=', appName)
+    .executeTakeFirst();
+  return row && toGroup(row);
+}
+
+export async function findGroupByTokenHash(db: Db, accessTokenHash: string): Promise<ExecutorGroup | undefined> {
+  const row = await db
+    .selectFrom('executor_group')
+    .select(publicColumns)
+    .where('access_token_hash', '=', accessTokenHash)
+    .executeTakeFirst();
+  return row && toGroup(row);
+}
+
+export async function listGroups(db: Db, appNameContains: string): Promise<ExecutorGroup[]> {
+  let query = db.selectFrom('executor_group').select(publicColumns).orderBy('app_name');
+  if (appNameContains !== '') query = query.where('app_name', 'ilike', `%${escapeLike(appNameContains)}%`);
+  return (await query.execute()).map(toGroup);
+}
+
+export async function countJobsOfGroup(db: Db, groupId: string): Promise<number> {
+  const row = await db
+    .selectFrom('job')
+    .select(eb => eb.fn.countAll<string>().as('count'))
+    .where('group_id', '=', groupId)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/** Escapes LIKE wildcards so user text matches literally. */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, match => `\\${match}`);
+}

@@ -1,0 +1,186 @@
+import { sql } from 'kysely';
+import type { Db } from './database.js';
+import type { DispatchOutcomeValue, NewTriggerLogRow, TriggerLogRow } from './schema.js';
+import type { LogStatus, RunResultInput, TriggerLog, TriggerType } from '../domain.js';
+
+function toLog(row: TriggerLogRow): TriggerLog {
+  return {
+    id: row.id,
+    jobId: row.job_id,
+    groupId: row.group_id,
+    triggerType: row.trigger_type,
+    executorInstance: row.executor_instance,
+    executorSessionId: row.executor_session_id,
+    handler: row.handler,
+    param: row.param,
+    shardIndex: row.shard_index,
+    shardTotal: row.shard_total,
+    attempt: row.attempt,
+    retryOfLogId: row.retry_of_log_id,
+    scheduledAt: row.scheduled_at,
+    triggeredAt: row.triggered_at,
+    dispatchOutcome: row.dispatch_outcome,
+    triggerMessage: row.trigger_message,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    outcome: row.outcome,
+    handleMessage: row.handle_message,
+  };
+}
+
+export interface NewTriggerLog {
+  jobId: string;
+  groupId: string;
+  triggerType: TriggerType;
+  handler: string;
+  param: string;
+  shardIndex: number;
+  shardTotal: number;
+  retryOfLogId: string | null;
+  scheduledAt: Date;
+  triggeredAt: Date;
+}
+
+function newRow(log: NewTriggerLog): NewTriggerLogRow {
+  return {
+    job_id: log.jobId,
+    group_id: log.groupId,
+    trigger_type: log.triggerType,
+    handler: log.handler,
+    param: log.param,
+    shard_index: log.shardIndex,
+    shard_total: log.shardTotal,
+    retry_of_log_id: log.retryOfLogId,
+    scheduled_at: log.scheduledAt,
+    triggered_at: log.triggeredAt,
+    dispatch_outcome: 'PENDING',
+    executor_instance: null,
+    executor_session_id: null,
+    started_at: null,
+    finished_at: null,
+    outcome: null,
+    result_received_at: null,
+  };
+}
+
+/** Records triggers before they are dispatched, so a crash mid-dispatch leaves a trace. */
+export async function insertLogs(db: Db, logs: readonly NewTriggerLog[]): Promise<TriggerLog[]> {
+  if (logs.length === 0) return [];
+  const rows = await db.insertInto('trigger_log').values(logs.map(newRow)).returningAll().execute();
+  return rows.map(toLog);
+}
+
+export interface DispatchRecord {
+  outcome: Exclude<DispatchOutcomeValue, 'PENDING'>;
+  executorInstance: string | null;
+  executorSessionId: string | null;
+  message: string;
+}
+
+export async function recordDispatch(db: Db, logId: string, dispatch: DispatchRecord): Promise<void> {
+  await db
+    .updateTable('trigger_log')
+    .set({
+      dispatch_outcome: dispatch.outcome,
+      executor_instance: dispatch.executorInstance,
+      executor_session_id: dispatch.executorSessionId,
+      trigger_message: dispatch.message,
+    })
+    .where('id', '=', logId)
+    .execute();
+}
+
+/**
+ * Stores a run's result unless one is already stored for that (log, attempt).
+ * Returns whether this call stored it: a duplicate (a re-sent result after a
+ * reconnect) changes nothing and reports false, so follow-up work (retries, child
+ * jobs, alarms) is done exactly once by whoever stored the result.
+ */
+export async function applyRunResult(db: Db, result: RunResultInput, receivedAt: Date): Promise<boolean> {
+  const updated = await db
+    .updateTable('trigger_log')
+    .set({
+      outcome: result.outcome,
+      handle_message: result.message,
+      started_at: result.startedAt,
+      finished_at: result.finishedAt,
+      result_received_at: receivedAt,
+    })
+    .where('id', '=', result.logId)
+    .where('attempt', '=', result.attempt)
+    .where('outcome', 'is', null)
+    .executeTakeFirst();
+  return updated.numUpdatedRows > 0n;
+}
+
+/**
+ * After a reconnect, runs the executor reports as still executing belong to its new
+ * session: kills, log reads and results go to the live stream.
+ */
+export async function adoptRunningLogs(
+  db: Db,
+  instanceName: string,
+  sessionId: string,
+  logIds: readonly string[],
+): Promise<void> {
+  if (logIds.length === 0) return;
+  await db
+    .updateTable('trigger_log')
+    .set({ executor_session_id: sessionId })
+    .where('id', 'in', logIds)
+    .where('executor_instance', '=', instanceName)
+    .where('outcome', 'is', null)
+    .execute();
+}
+
+export async function findLogById(db: Db, id: string): Promise<TriggerLog | undefined> {
+  const row = await db.selectFrom('trigger_log').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toLog(row);
+}
+
+export interface LogFilter {
+  groupId?: string;
+  jobId?: string;
+  status?: LogStatus;
+  triggeredAfter?: Date;
+  triggeredBefore?: Date;
+}
+
+/** Newest first, paged by a (triggered_at, id) keyset so deep pages stay cheap. */
+export async function listLogs(
+  db: Db,
+  filter: LogFilter,
+  page: { before: { triggeredAt: Date; id: string } | undefined; limit: number },
+): Promise<TriggerLog[]> {
+  let query = db.selectFrom('trigger_log').selectAll();
+  if (filter.groupId !== undefined) query = query.where('group_id', '=', filter.groupId);
+  if (filter.jobId !== undefined) query = query.where('job_id', '=', filter.jobId);
+  if (filter.triggeredAfter) query = query.where('triggered_at', '>=', filter.triggeredAfter);
+  if (filter.triggeredBefore) query = query.where('triggered_at', '<', filter.triggeredBefore);
+  switch (filter.status) {
+    case 'SUCCEEDED':
+      query = query.where('outcome', '=', 'SUCCEEDED');
+      break;
+    case 'FAILED':
+      query = query.where(eb =>
+        eb.or([
+          eb('dispatch_outcome', '=', 'FAILED'),
+          eb.and([eb('outcome', 'is not', null), eb('outcome', '!=', 'SUCCEEDED')]),
+        ]),
+      );
+      break;
+    case 'RUNNING':
+      query = query.where('outcome', 'is', null).where('dispatch_outcome', '!=', 'FAILED');
+      break;
+    case undefined:
+      break;
+  }
+  if (page.before) {
+    const { triggeredAt, id } = page.before;
+    query = query.where(
+      sql<boolean>`(triggered_at, id) < (${triggeredAt}::timestamptz, ${id}::bigint)`,
+    );
+  }
+  const rows = await query.orderBy('triggered_at', 'desc').orderBy('id', 'desc').limit(page.limit).execute();
+  return rows.map(toLog);
+}

@@ -1,0 +1,107 @@
+import type { Db } from './database.js';
+import type { ExecutorRegistryRow } from './schema.js';
+import type { ExecutorPresence } from '../domain.js';
+
+function toPresence(row: ExecutorRegistryRow): ExecutorPresence {
+  return {
+    appName: row.app_name,
+    instanceName: row.instance_name,
+    sessionId: row.session_id,
+    adminInstanceId: row.admin_instance_id,
+    hostname: row.hostname,
+    pid: row.pid,
+    sdkName: row.sdk_name,
+    sdkVersion: row.sdk_version,
+    handlers: row.handlers,
+    capacity: row.capacity,
+    labels: row.labels,
+    connectedAt: row.connected_at,
+    lastBeatAt: row.last_beat_at,
+    runningCount: row.running_count,
+    queuedCount: row.queued_count,
+  };
+}
+
+/**
+ * Records a new session for an instance, replacing whatever session it had: the
+ * newest stream of an instance is the one that counts.
+ */
+export async function upsertPresence(db: Db, presence: ExecutorPresence, expiresAt: Date): Promise<void> {
+  const values = {
+    app_name: presence.appName,
+    instance_name: presence.instanceName,
+    session_id: presence.sessionId,
+    admin_instance_id: presence.adminInstanceId,
+    hostname: presence.hostname,
+    pid: presence.pid,
+    sdk_name: presence.sdkName,
+    sdk_version: presence.sdkVersion,
+    handlers: presence.handlers,
+    capacity: presence.capacity,
+    labels: JSON.stringify(presence.labels),
+    connected_at: presence.connectedAt,
+    last_beat_at: presence.lastBeatAt,
+    expires_at: expiresAt,
+    running_count: presence.runningCount,
+    queued_count: presence.queuedCount,
+  };
+  await db
+    .insertInto('executor_registry')
+    .values(values)
+    .onConflict(oc =>
+      oc.columns(['app_name', 'instance_name']).doUpdateSet(eb => ({
+        session_id: eb.ref('excluded.session_id'),
+        admin_instance_id: eb.ref('excluded.admin_instance_id'),
+        hostname: eb.ref('excluded.hostname'),
+        pid: eb.ref('excluded.pid'),
+        sdk_name: eb.ref('excluded.sdk_name'),
+        sdk_version: eb.ref('excluded.sdk_version'),
+        handlers: eb.ref('excluded.handlers'),
+        capacity: eb.ref('excluded.capacity'),
+        labels: eb.ref('excluded.labels'),
+        connected_at: eb.ref('excluded.connected_at'),
+        last_beat_at: eb.ref('excluded.last_beat_at'),
+        expires_at: eb.ref('excluded.expires_at'),
+        running_count: eb.ref('excluded.running_count'),
+        queued_count: eb.ref('excluded.queued_count'),
+      })),
+    )
+    .execute();
+}
+
+/** Refreshes a session's row. Fenced by session id: a replaced session updates nothing. */
+export async function refreshPresence(
+  db: Db,
+  sessionId: string,
+  beat: { lastBeatAt: Date; expiresAt: Date; runningCount: number; queuedCount: number },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('executor_registry')
+    .set({
+      last_beat_at: beat.lastBeatAt,
+      expires_at: beat.expiresAt,
+      running_count: beat.runningCount,
+      queued_count: beat.queuedCount,
+    })
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Removes a session's row. Fenced by session id: an old stream's close never removes a newer session. */
+export async function removePresence(db: Db, sessionId: string): Promise<void> {
+  await db.deleteFrom('executor_registry').where('session_id', '=', sessionId).execute();
+}
+
+/** Live executors: rows of dead admins are ignored once expired, before the sweeper deletes them. */
+export async function listPresence(db: Db, appName: string | undefined, now: Date): Promise<ExecutorPresence[]> {
+  let query = db.selectFrom('executor_registry').selectAll().where('expires_at', '>', now);
+  if (appName !== undefined) query = query.where('app_name', '=', appName);
+  const rows = await query.orderBy('app_name').orderBy('instance_name').execute();
+  return rows.map(toPresence);
+}
+
+export async function deleteExpiredPresence(db: Db, now: Date): Promise<number> {
+  const result = await db.deleteFrom('executor_registry').where('expires_at', '<=', now).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,0 +1,165 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Kysely table types. Only the repositories in this folder see them. */
+
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
+/** pg returns int8 as a string: ids stay strings end to end (proto int64 is a string in ts-proto too). */
+type BigId = ColumnType<string, string | number, string | number>;
+
+export type AddressTypeValue = 'AUTO' | 'MANUAL';
+export type ScheduleTypeValue = 'NONE' | 'CRON' | 'FIX_RATE' | 'FIX_DELAY';
+export type MisfireStrategyValue = 'DO_NOTHING' | 'FIRE_ONCE_NOW';
+export type RouteStrategyValue =
+  | 'FIRST'
+  | 'LAST'
+  | 'ROUND'
+  | 'RANDOM'
+  | 'CONSISTENT_HASH'
+  | 'LEAST_FREQUENTLY_USED'
+  | 'LEAST_RECENTLY_USED'
+  | 'FAILOVER'
+  | 'BUSYOVER'
+  | 'SHARDING_BROADCAST';
+export type BlockStrategyValue = 'SERIAL_EXECUTION' | 'DISCARD_LATER' | 'COVER_EARLY';
+export type GlueTypeValue = 'BEAN' | 'SHELL' | 'PYTHON' | 'NODEJS' | 'PHP' | 'POWERSHELL';
+export type TriggerStatusValue = 'STOPPED' | 'RUNNING';
+export type TriggerTypeValue = 'SCHEDULE' | 'MANUAL' | 'RETRY' | 'PARENT' | 'MISFIRE';
+export type DispatchOutcomeValue = 'PENDING' | 'ACCEPTED' | 'FAILED';
+export type RunOutcomeValue = 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'KILLED' | 'COVERED' | 'SHUTDOWN' | 'LOST';
+export type AlarmStatusValue = 'NONE' | 'LOCKED' | 'NOT_NEEDED' | 'SENT' | 'FAILED';
+
+export interface ExecutorGroupTable {
+  id: Generated<string>;
+  app_name: string;
+  title: string;
+  address_type: AddressTypeValue;
+  addresses: string[];
+  access_token_hash: string;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface JobTable {
+  id: Generated<string>;
+  group_id: BigId;
+  description: string;
+  author: string;
+  alarm_email: string;
+  schedule_type: ScheduleTypeValue;
+  schedule_conf: string;
+  time_zone: string;
+  misfire_strategy: MisfireStrategyValue;
+  route_strategy: RouteStrategyValue;
+  handler: string;
+  param: string;
+  block_strategy: BlockStrategyValue;
+  timeout_seconds: number;
+  fail_retry_count: number;
+  glue_type: GlueTypeValue;
+  glue_source: string;
+  glue_remark: string;
+  glue_updated_at: UpdatedAt;
+  child_job_ids: ColumnType<string[], (string | number)[], (string | number)[]>;
+  trigger_status: Generated<TriggerStatusValue>;
+  last_trigger_at: Date | null;
+  next_trigger_at: Date | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface TriggerLogTable {
+  id: Generated<string>;
+  job_id: BigId;
+  group_id: BigId;
+  trigger_type: TriggerTypeValue;
+  executor_instance: string | null;
+  executor_session_id: string | null;
+  handler: string;
+  param: string;
+  shard_index: number;
+  shard_total: number;
+  attempt: Generated<number>;
+  retry_of_log_id: BigId | null;
+  scheduled_at: Date;
+  triggered_at: Date;
+  dispatch_outcome: DispatchOutcomeValue;
+  trigger_message: Generated<string>;
+  started_at: Date | null;
+  finished_at: Date | null;
+  outcome: RunOutcomeValue | null;
+  handle_message: Generated<string>;
+  result_received_at: Date | null;
+  alarm_status: Generated<AlarmStatusValue>;
+}
+
+export interface ExecutorRegistryTable {
+  app_name: string;
+  instance_name: string;
+  session_id: string;
+  admin_instance_id: string;
+  hostname: string;
+  pid: number;
+  sdk_name: string;
+  sdk_version: string;
+  handlers: string[];
+  capacity: number;
+  labels: ColumnType<Record<string, string>, string, string>;
+  connected_at: Date;
+  last_beat_at: Date;
+  expires_at: Date;
+  running_count: number;
+  queued_count: number;
+}
+
+export interface LogReportTable {
+  day: ColumnType<Date, string, string>;
+  running_count: number;
+  success_count: number;
+  fail_count: number;
+  updated_at: UpdatedAt;
+}
+
+export interface GlueVersionTable {
+  id: Generated<string>;
+  job_id: BigId;
+  glue_type: GlueTypeValue;
+  glue_source: string;
+  glue_remark: string;
+  created_at: CreatedAt;
+}
+
+export interface AppUserTable {
+  id: Generated<string>;
+  username: string;
+  password_hash: string;
+  role: 'ADMIN' | 'OPERATOR' | 'VIEWER';
+  group_ids: ColumnType<string[], (string | number)[], (string | number)[]>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface AdminLockTable {
+  name: string;
+  holder: string | null;
+  expires_at: Date | null;
+}
+
+export interface Database {
+  executor_group: ExecutorGroupTable;
+  job: JobTable;
+  trigger_log: TriggerLogTable;
+  executor_registry: ExecutorRegistryTable;
+  log_report: LogReportTable;
+  glue_version: GlueVersionTable;
+  app_user: AppUserTable;
+  admin_lock: AdminLockTable;
+}
+
+export type ExecutorGroupRow = Selectable<ExecutorGroupTable>;
+export type JobRow = Selectable<JobTable>;
+export type NewJobRow = Insertable<JobTable>;
+export type JobUpdate = Updateable<JobTable>;
+export type TriggerLogRow = Selectable<TriggerLogTable>;
+export type NewTriggerLogRow = Insertable<TriggerLogTable>;
+export type ExecutorRegistryRow = Selectable<ExecutorRegistryTable>;

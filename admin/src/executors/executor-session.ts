@@ -1,0 +1,170 @@
+import type {
+  AdminMessage,
+  BeatRequest,
+  IdleBeatRequest,
+  KillRequest,
+  LogReadRequest,
+  Register,
+  Reply,
+  RunRequest,
+} from '../gen/jobstream/v1/executor.js';
+import { BoundedQueue } from '../util/bounded-queue.js';
+import { Semaphore } from '../util/semaphore.js';
+
+/** How many admin messages may wait for a slow stream before senders are made to wait. */
+const OUTBOUND_QUEUE_CAPACITY = 1024;
+
+export class ExecutorRequestError extends Error {
+  override readonly name = 'ExecutorRequestError';
+  readonly kind: 'no-answer' | 'session-closed';
+  constructor(kind: 'no-answer' | 'session-closed', message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+export interface ExecutorLoad {
+  runningCount: number;
+  queuedCount: number;
+  eventLoopLagMs: number;
+  lastBeatAt: Date;
+}
+
+type RequestBody =
+  | { $case: 'runRequest'; value: Omit<RunRequest, 'requestId'> }
+  | { $case: 'killRequest'; value: Omit<KillRequest, 'requestId'> }
+  | { $case: 'idleBeatRequest'; value: Omit<IdleBeatRequest, 'requestId'> }
+  | { $case: 'beatRequest'; value: Omit<BeatRequest, 'requestId'> }
+  | { $case: 'logReadRequest'; value: Omit<LogReadRequest, 'requestId'> };
+
+interface PendingRequest {
+  resolve(reply: Reply): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The admin's side of one executor stream: what the executor registered, and the
+ * request/reply correlation that turns the stream into calls with deadlines.
+ *
+ * Flow control has two layers. Run requests take a permit from a semaphore sized by
+ * the executor's declared capacity until they are answered, so the admin never has
+ * more unanswered runs in flight than the executor accepts. Every message then goes
+ * through a bounded queue that the gRPC writer drains only as fast as the stream
+ * accepts writes (nice-grpc waits for 'drain' when grpc-js `write()` returns false).
+ */
+export class ExecutorSession {
+  readonly sessionId: string;
+  readonly appName: string;
+  readonly instanceName: string;
+  readonly register: Register;
+  readonly connectedAt: Date;
+  load: ExecutorLoad;
+
+  readonly #outbound = new BoundedQueue<AdminMessage>(OUTBOUND_QUEUE_CAPACITY);
+  readonly #pending = new Map<string, PendingRequest>();
+  readonly #runPermits: Semaphore;
+  readonly #closed = new AbortController();
+  #nextRequestId = 1n;
+
+  constructor(sessionId: string, register: Register, connectedAt: Date) {
+    this.sessionId = sessionId;
+    this.register = register;
+    this.appName = register.appName;
+    this.instanceName = register.instanceName;
+    this.connectedAt = connectedAt;
+    this.#runPermits = new Semaphore(register.capacity);
+    this.load = { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0, lastBeatAt: connectedAt };
+  }
+
+  /** Aborts when the stream ends. */
+  get closedSignal(): AbortSignal {
+    return this.#closed.signal;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed.signal.aborted;
+  }
+
+  /** The messages to write to the stream, in order; ends when the session closes. */
+  outboundMessages(): AsyncGenerator<AdminMessage, void, undefined> {
+    return this.#outbound.drain();
+  }
+
+  /** Sends a message that needs no reply (Welcome, ResultAck, Drain). */
+  async send(message: AdminMessage): Promise<void> {
+    await this.#outbound.push(message, this.#closed.signal);
+  }
+
+  /**
+   * Sends a request and resolves with the executor's reply. Rejects with
+   * ExecutorRequestError when there is no reply within `deadlineMs` (including time
+   * spent waiting for a run permit or for room on the stream) or the stream ends.
+   */
+  async request(body: RequestBody, deadlineMs: number): Promise<Reply> {
+    const deadline = AbortSignal.timeout(deadlineMs);
+    const signal = AbortSignal.any([deadline, this.#closed.signal]);
+    const isRun = body.$case === 'runRequest';
+    const requestId = (this.#nextRequestId++).toString();
+    let permitHeld = false;
+    try {
+      if (isRun) {
+        await this.#runPermits.acquire(signal);
+        permitHeld = true;
+      }
+      const replied = new Promise<Reply>((resolve, reject) => {
+        this.#pending.set(requestId, { resolve, reject });
+      });
+      // The request is registered before it is sent: a fast executor may answer before
+      // `push` returns.
+      await this.#outbound.push({ kind: { ...body, value: { ...body.value, requestId } } as AdminMessage['kind'] }, signal);
+      return await new Promise<Reply>((resolve, reject) => {
+        const onAbort = () => reject(signal.reason as Error);
+        signal.addEventListener('abort', onAbort, { once: true });
+        replied.then(
+          reply => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(reply);
+          },
+          (error: Error) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(error);
+          },
+        );
+      });
+    } catch (error) {
+      if (this.#closed.signal.aborted) {
+        throw new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`);
+      }
+      if (deadline.aborted) {
+        throw new ExecutorRequestError(
+          'no-answer',
+          `executor ${this.instanceName} did not answer within ${deadlineMs} ms`,
+        );
+      }
+      throw error;
+    } finally {
+      this.#pending.delete(requestId);
+      if (permitHeld) this.#runPermits.release();
+    }
+  }
+
+  /** Routes a Reply to the request waiting for it. Returns false for an unknown request id. */
+  handleReply(reply: Reply): boolean {
+    const pending = this.#pending.get(reply.requestId);
+    if (!pending) return false;
+    this.#pending.delete(reply.requestId);
+    pending.resolve(reply);
+    return true;
+  }
+
+  /** Ends the session: queued messages are dropped, waiting requests fail. */
+  close(): void {
+    if (this.#closed.signal.aborted) return;
+    this.#closed.abort(new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`));
+    this.#outbound.close();
+    for (const pending of this.#pending.values()) {
+      pending.reject(new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`));
+    }
+    this.#pending.clear();
+  }
+}

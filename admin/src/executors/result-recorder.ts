@@ -1,0 +1,49 @@
+import type { Db } from '../db/database.js';
+import { applyRunResult } from '../db/logs.repository.js';
+import type { RunResultInput } from '../domain.js';
+import type { Logger } from '../logger.js';
+import type { AdminMetrics } from '../metrics.js';
+import { sleep } from '../util/sleep.js';
+
+export interface ResultRecorderOptions {
+  db: Db;
+  logger: Logger;
+  metrics: AdminMetrics;
+  /** Called once per result that this admin stored (never for duplicates). */
+  onResultStored?: (result: RunResultInput) => void;
+}
+
+/**
+ * Stores run results. A result is acknowledged to the executor only after this
+ * resolves, i.e. after it is committed; while the database is unavailable the write
+ * is retried with backoff until it succeeds or the stream ends (the executor still
+ * holds the result in its spool and sends it again on its next stream).
+ */
+export class ResultRecorder {
+  readonly #options: ResultRecorderOptions;
+
+  constructor(options: ResultRecorderOptions) {
+    this.#options = options;
+  }
+
+  /** Returns true when stored now, false for a duplicate. Throws only if `signal` aborts first. */
+  async record(result: RunResultInput, signal: AbortSignal): Promise<boolean> {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const stored = await applyRunResult(this.#options.db, result, new Date());
+        this.#options.metrics.results.inc({ outcome: result.outcome, applied: stored ? 'new' : 'duplicate' });
+        if (stored) this.#options.onResultStored?.(result);
+        return stored;
+      } catch (error) {
+        signal.throwIfAborted();
+        const delayMs = Math.min(5_000, 100 * 2 ** attempt);
+        this.#options.logger.warn(
+          { err: error, logId: result.logId, attempt: result.attempt, retryInMs: delayMs },
+          'storing a run result failed; retrying',
+        );
+        await sleep(delayMs, signal);
+        signal.throwIfAborted();
+      }
+    }
+  }
+}

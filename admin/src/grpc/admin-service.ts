@@ -1,0 +1,406 @@
+import { ServerError, Status, type CallContext } from 'nice-grpc';
+import type { Db } from '../db/database.js';
+import {
+  countJobsOfGroup,
+  deleteGroup,
+  findGroupById,
+  insertGroup,
+  listGroups,
+  setGroupTokenHash,
+  updateGroup,
+} from '../db/groups.repository.js';
+import {
+  deleteJob,
+  findJobById,
+  insertJob,
+  listJobs,
+  parentJobIds,
+  setJobTriggerStatus,
+  updateJobSpec,
+} from '../db/jobs.repository.js';
+import { findLogById, listLogs } from '../db/logs.repository.js';
+import { listPresence } from '../db/registry.repository.js';
+import type { Dispatcher } from '../dispatch/dispatcher.js';
+import type * as domain from '../domain.js';
+import { logStatus } from '../domain.js';
+import { ExecutorRequestError, type ExecutorSession } from '../executors/executor-session.js';
+import type { SessionRegistry } from '../executors/session-registry.js';
+import type * as adminPb from '../gen/jobstream/v1/admin.js';
+import type { AdminServiceImplementation } from '../gen/jobstream/v1/admin.js';
+import { RejectReason, rejectReasonToJSON } from '../gen/jobstream/v1/executor.js';
+import { bearerToken, generateToken, hashToken, isAcceptedToken } from './auth.js';
+import { addressTypes, logStatuses, triggerStatuses } from './enums.js';
+import { checkJobReferences, parseJobSpec } from './job-spec.js';
+import { executorToProto, groupToProto, jobSpecToProto, jobToProto, logToProto } from './mappers.js';
+import {
+  applyFieldMask,
+  decodePageToken,
+  encodePageToken,
+  invalid,
+  optionalId,
+  pageSize,
+  requireEnum,
+  requireId,
+  requirePattern,
+  requireText,
+} from './validation.js';
+
+export interface AdminServiceOptions {
+  db: Db;
+  sessions: SessionRegistry;
+  dispatcher: Dispatcher;
+  adminTokens: readonly string[];
+  requestDeadlineMs: number;
+}
+
+const APP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+const MAX_EXPLICIT_EXECUTORS = 1_000;
+const MAX_MANUAL_ADDRESSES = 1_000;
+
+/** PostgreSQL's unique_violation. */
+const UNIQUE_VIOLATION = '23505';
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION;
+}
+
+function notFound(what: string, id: string): never {
+  throw new ServerError(Status.NOT_FOUND, `${what} ${id} does not exist`);
+}
+
+function parseGroupSpec(field: string, spec: adminPb.ExecutorGroupSpec | undefined): domain.ExecutorGroupSpec {
+  if (!spec) invalid(field, 'is required');
+  const addressType = requireEnum(`${field}.address_type`, addressTypes, spec.addressType, 'AUTO');
+  if (spec.addresses.length > MAX_MANUAL_ADDRESSES) {
+    invalid(`${field}.addresses`, `lists more than ${MAX_MANUAL_ADDRESSES} instances`);
+  }
+  const addresses = [
+    ...new Set(
+      spec.addresses.map((name, index) =>
+        requirePattern(`${field}.addresses[${index}]`, name, INSTANCE_NAME, 'an executor instance name'),
+      ),
+    ),
+  ];
+  if (addressType === 'MANUAL' && addresses.length === 0) {
+    invalid(`${field}.addresses`, 'is required for ADDRESS_TYPE_MANUAL');
+  }
+  if (addressType === 'AUTO' && addresses.length > 0) {
+    invalid(`${field}.addresses`, 'must be empty for ADDRESS_TYPE_AUTO (executors register themselves)');
+  }
+  return {
+    appName: requirePattern(`${field}.app_name`, spec.appName, APP_NAME, "1 to 64 letters, digits, '.', '_' or '-'"),
+    title: requireText(`${field}.title`, spec.title.trim(), { min: 1, max: 64 }),
+    addressType,
+    addresses,
+  };
+}
+
+function groupSpecToProto(group: domain.ExecutorGroupSpec): adminPb.ExecutorGroupSpec {
+  return {
+    appName: group.appName,
+    title: group.title,
+    addressType: addressTypes.toProto(group.addressType),
+    addresses: group.addresses,
+  };
+}
+
+/** AdminService: the operator API. Every method checks the bearer token first. */
+export function createAdminService(options: AdminServiceOptions): AdminServiceImplementation {
+  const { db } = options;
+
+  function authorize(context: CallContext): void {
+    if (!isAcceptedToken(bearerToken(context), options.adminTokens)) {
+      throw new ServerError(Status.UNAUTHENTICATED, 'admin token not accepted');
+    }
+  }
+
+  async function requireJob(field: string, id: string): Promise<domain.Job> {
+    return (await findJobById(db, requireId(field, id))) ?? notFound('job', id);
+  }
+
+  async function requireLog(field: string, id: string): Promise<domain.TriggerLog> {
+    return (await findLogById(db, requireId(field, id))) ?? notFound('log', id);
+  }
+
+  /** The live stream of the executor a log's run was sent to. */
+  async function sessionOfLog(log: domain.TriggerLog): Promise<ExecutorSession> {
+    if (log.executorInstance === null) {
+      throw new ServerError(Status.FAILED_PRECONDITION, `log ${log.id} was not dispatched to any executor`);
+    }
+    const group = await findGroupById(db, log.groupId);
+    const session = group && options.sessions.get(group.appName, log.executorInstance);
+    if (!session) {
+      throw new ServerError(
+        Status.UNAVAILABLE,
+        `executor ${log.executorInstance} of log ${log.id} is not connected to this admin`,
+      );
+    }
+    return session;
+  }
+
+  function executorFailure(error: unknown): never {
+    if (error instanceof ExecutorRequestError) {
+      throw new ServerError(error.kind === 'no-answer' ? Status.DEADLINE_EXCEEDED : Status.UNAVAILABLE, error.message);
+    }
+    throw error;
+  }
+
+  return {
+    async createExecutorGroup(request, context) {
+      authorize(context);
+      const spec = parseGroupSpec('spec', request.spec);
+      const token = generateToken();
+      try {
+        const group = await insertGroup(db, spec, hashToken(token));
+        return { group: groupToProto(group), accessToken: token };
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new ServerError(Status.ALREADY_EXISTS, `spec.app_name: "${spec.appName}" is already used by a group`);
+        }
+        throw error;
+      }
+    },
+
+    async updateExecutorGroup(request, context) {
+      authorize(context);
+      const id = requireId('id', request.id);
+      const current = (await findGroupById(db, id)) ?? notFound('executor group', id);
+      const merged = applyFieldMask('update_mask', groupSpecToProto(current), request.spec ?? groupSpecToProto(current), request.updateMask);
+      const spec = parseGroupSpec('spec', merged);
+      try {
+        const group = (await updateGroup(db, id, spec)) ?? notFound('executor group', id);
+        return { group: groupToProto(group) };
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new ServerError(Status.ALREADY_EXISTS, `spec.app_name: "${spec.appName}" is already used by a group`);
+        }
+        throw error;
+      }
+    },
+
+    async deleteExecutorGroup(request, context) {
+      authorize(context);
+      const id = requireId('id', request.id);
+      const jobs = await countJobsOfGroup(db, id);
+      if (jobs > 0) {
+        throw new ServerError(Status.FAILED_PRECONDITION, `executor group ${id} still has ${jobs} job(s); delete them first`);
+      }
+      if (!(await deleteGroup(db, id))) notFound('executor group', id);
+      return {};
+    },
+
+    async getExecutorGroup(request, context) {
+      authorize(context);
+      const id = requireId('id', request.id);
+      const group = (await findGroupById(db, id)) ?? notFound('executor group', id);
+      return { group: groupToProto(group) };
+    },
+
+    async listExecutorGroups(request, context) {
+      authorize(context);
+      const contains = requireText('app_name_contains', request.appNameContains, { max: 64 });
+      return { groups: (await listGroups(db, contains)).map(groupToProto) };
+    },
+
+    async rotateExecutorGroupToken(request, context) {
+      authorize(context);
+      const id = requireId('id', request.id);
+      const token = generateToken();
+      if (!(await setGroupTokenHash(db, id, hashToken(token)))) notFound('executor group', id);
+      return { accessToken: token };
+    },
+
+    async createJob(request, context) {
+      authorize(context);
+      const spec = parseJobSpec('spec', request.spec);
+      await checkJobReferences(db, 'spec', spec, undefined);
+      return { job: jobToProto(await insertJob(db, spec)) };
+    },
+
+    async updateJob(request, context) {
+      authorize(context);
+      const current = await requireJob('id', request.id);
+      const merged = applyFieldMask(
+        'update_mask',
+        jobSpecToProto(current),
+        request.spec ?? jobSpecToProto(current),
+        request.updateMask,
+      );
+      const spec = parseJobSpec('spec', merged);
+      await checkJobReferences(db, 'spec', spec, current.id);
+      const glueChanged = spec.glueSource !== current.glueSource || spec.glueType !== current.glueType;
+      const job = (await updateJobSpec(db, current.id, spec, glueChanged)) ?? notFound('job', current.id);
+      return { job: jobToProto(job) };
+    },
+
+    async deleteJob(request, context) {
+      authorize(context);
+      const id = requireId('id', request.id);
+      const parents = await parentJobIds(db, id);
+      if (parents.length > 0) {
+        throw new ServerError(
+          Status.FAILED_PRECONDITION,
+          `job ${id} is a child of job ${parents.join(', ')}; remove it from their child_job_ids first`,
+        );
+      }
+      if (!(await deleteJob(db, id))) notFound('job', id);
+      return {};
+    },
+
+    async getJob(request, context) {
+      authorize(context);
+      return { job: jobToProto(await requireJob('id', request.id)) };
+    },
+
+    async listJobs(request, context) {
+      authorize(context);
+      const limit = pageSize('page_size', request.pageSize);
+      const afterId = decodePageToken('page_token', request.pageToken, value =>
+        typeof value === 'object' && value !== null && typeof (value as { a?: unknown }).a === 'string'
+          ? requireId('page_token', (value as { a: string }).a)
+          : undefined,
+      );
+      const filter = {
+        groupId: optionalId('group_id', request.groupId),
+        triggerStatus:
+          request.triggerStatus === 0 ? undefined : requireEnum('trigger_status', triggerStatuses, request.triggerStatus),
+        descriptionContains: requireText('description_contains', request.descriptionContains, { max: 255 }),
+        handlerContains: requireText('handler_contains', request.handlerContains, { max: 255 }),
+        authorContains: requireText('author_contains', request.authorContains, { max: 64 }),
+      };
+      const { jobs, totalCount } = await listJobs(db, filter, { afterId, limit });
+      const last = jobs.at(-1);
+      return {
+        jobs: jobs.map(jobToProto),
+        totalCount: String(totalCount),
+        nextPageToken: jobs.length === limit && last ? encodePageToken({ a: last.id }) : '',
+      };
+    },
+
+    async startJob(request, context) {
+      authorize(context);
+      const job = await requireJob('id', request.id);
+      if (job.scheduleType === 'NONE') {
+        throw new ServerError(
+          Status.FAILED_PRECONDITION,
+          `job ${job.id} has SCHEDULE_TYPE_NONE and fires only when triggered; set a schedule first`,
+        );
+      }
+      // The next fire time is computed by the scheduler when it claims the job.
+      const started = (await setJobTriggerStatus(db, job.id, 'RUNNING', null)) ?? notFound('job', job.id);
+      return { job: jobToProto(started) };
+    },
+
+    async stopJob(request, context) {
+      authorize(context);
+      const job = await requireJob('id', request.id);
+      const stopped = (await setJobTriggerStatus(db, job.id, 'STOPPED', null)) ?? notFound('job', job.id);
+      return { job: jobToProto(stopped) };
+    },
+
+    async triggerJob(request, context) {
+      authorize(context);
+      const job = await requireJob('job_id', request.jobId);
+      const param = request.param === undefined ? undefined : requireText('param', request.param, { max: 4096 });
+      if (request.executorInstances.length > MAX_EXPLICIT_EXECUTORS) {
+        invalid('executor_instances', `lists more than ${MAX_EXPLICIT_EXECUTORS} instances`);
+      }
+      const executorInstances = request.executorInstances.map((name, index) =>
+        requirePattern(`executor_instances[${index}]`, name, INSTANCE_NAME, 'an executor instance name'),
+      );
+      const logs = await options.dispatcher.trigger(job, {
+        triggerType: 'MANUAL',
+        ...(param === undefined ? {} : { paramOverride: param }),
+        executorInstances,
+      });
+      return { logIds: logs.map(log => log.id) };
+    },
+
+    async listExecutors(request, context) {
+      authorize(context);
+      const appName =
+        request.appName === ''
+          ? undefined
+          : requirePattern('app_name', request.appName, APP_NAME, "1 to 64 letters, digits, '.', '_' or '-'");
+      return { executors: (await listPresence(db, appName, new Date())).map(executorToProto) };
+    },
+
+    async listLogs(request, context) {
+      authorize(context);
+      const limit = pageSize('page_size', request.pageSize);
+      const before = decodePageToken('page_token', request.pageToken, value => {
+        const token = value as { t?: unknown; i?: unknown } | null;
+        if (typeof token?.t !== 'number' || typeof token.i !== 'string') return undefined;
+        return { triggeredAt: new Date(token.t), id: requireId('page_token', token.i) };
+      });
+      if (request.triggeredAfter && request.triggeredBefore && request.triggeredAfter >= request.triggeredBefore) {
+        invalid('triggered_before', 'must be later than triggered_after');
+      }
+      const logs = await listLogs(
+        db,
+        {
+          groupId: optionalId('group_id', request.groupId),
+          jobId: optionalId('job_id', request.jobId),
+          status: request.status === 0 ? undefined : requireEnum('status', logStatuses, request.status),
+          triggeredAfter: request.triggeredAfter,
+          triggeredBefore: request.triggeredBefore,
+        },
+        { before, limit },
+      );
+      const last = logs.at(-1);
+      return {
+        logs: logs.map(logToProto),
+        nextPageToken:
+          logs.length === limit && last ? encodePageToken({ t: last.triggeredAt.getTime(), i: last.id }) : '',
+      };
+    },
+
+    async getLog(request, context) {
+      authorize(context);
+      return { log: logToProto(await requireLog('id', request.id)) };
+    },
+
+    async readExecutorLog(request, context) {
+      authorize(context);
+      const log = await requireLog('log_id', request.logId);
+      const fromLine = request.fromLine === 0 ? 1 : request.fromLine;
+      const maxLines = request.maxLines === 0 ? 200 : request.maxLines;
+      if (maxLines > 1000) invalid('max_lines', 'must be from 1 to 1000');
+      const session = await sessionOfLog(log);
+      const reply = await session
+        .request({ $case: 'logReadRequest', value: { logId: log.id, fromLine, maxLines } }, options.requestDeadlineMs)
+        .catch(executorFailure);
+      if (!reply.accepted || !reply.logChunk) {
+        const status = reply.rejectReason === RejectReason.REJECT_REASON_UNKNOWN_RUN ? Status.NOT_FOUND : Status.UNAVAILABLE;
+        throw new ServerError(
+          status,
+          `executor ${session.instanceName} has no log for run ${log.id} (${rejectReasonToJSON(reply.rejectReason)})`,
+        );
+      }
+      const chunk = reply.logChunk;
+      return { fromLine: chunk.fromLine, toLine: chunk.toLine, lines: chunk.lines, end: chunk.end };
+    },
+
+    async killRun(request, context) {
+      authorize(context);
+      const log = await requireLog('log_id', request.logId);
+      if (logStatus(log) !== 'RUNNING') {
+        throw new ServerError(Status.FAILED_PRECONDITION, `log ${log.id} is not running`);
+      }
+      const session = await sessionOfLog(log);
+      const reply = await session
+        .request({ $case: 'killRequest', value: { logId: log.id, reason: 'killed by an operator' } }, options.requestDeadlineMs)
+        .catch(executorFailure);
+      if (!reply.accepted) {
+        throw new ServerError(
+          Status.FAILED_PRECONDITION,
+          `executor ${session.instanceName} refused the kill (${rejectReasonToJSON(reply.rejectReason)})${
+            reply.message ? `: ${reply.message}` : ''
+          }`,
+        );
+      }
+      return { message: reply.message || `kill sent to ${session.instanceName}` };
+    },
+  };
+}

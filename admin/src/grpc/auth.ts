@@ -1,0 +1,33 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ServerError, Status, type CallContext } from 'nice-grpc';
+
+/** A new access token: 256 random bits, URL-safe. */
+export function generateToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** Tokens are stored as SHA-256: they carry 256 bits of entropy, so no slow hash is needed. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** The bearer token of a call, or UNAUTHENTICATED. */
+export function bearerToken(context: CallContext): string {
+  const header = context.metadata.get('authorization');
+  if (typeof header !== 'string' || header === '') {
+    throw new ServerError(Status.UNAUTHENTICATED, 'missing authorization metadata (expected "Bearer <token>")');
+  }
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match?.[1]) throw new ServerError(Status.UNAUTHENTICATED, 'authorization metadata must be "Bearer <token>"');
+  return match[1];
+}
+
+/** Compares against every accepted token in constant time per token. */
+export function isAcceptedToken(token: string, accepted: readonly string[]): boolean {
+  const presented = Buffer.from(hashToken(token), 'hex');
+  let found = false;
+  for (const candidate of accepted) {
+    if (timingSafeEqual(presented, Buffer.from(hashToken(candidate), 'hex'))) found = true;
+  }
+  return found;
+}

@@ -1,0 +1,279 @@
+import { randomUUID } from 'node:crypto';
+import { ServerError, Status, type CallContext } from 'nice-grpc';
+import type { Db } from '../db/database.js';
+import { findGroupByTokenHash } from '../db/groups.repository.js';
+import { adoptRunningLogs } from '../db/logs.repository.js';
+import type { ExecutorGroup, RunResultInput } from '../domain.js';
+import { ExecutorSession } from '../executors/executor-session.js';
+import type { PresenceTracker } from '../executors/presence-tracker.js';
+import type { ResultRecorder } from '../executors/result-recorder.js';
+import type { SessionRegistry } from '../executors/session-registry.js';
+import type {
+  AdminMessage,
+  ExecutorMessage,
+  ExecutorServiceImplementation,
+  Register,
+  RunResult,
+} from '../gen/jobstream/v1/executor.js';
+import type { Logger } from '../logger.js';
+import type { AdminMetrics } from '../metrics.js';
+import { bearerToken, hashToken } from './auth.js';
+import { runOutcomes } from './enums.js';
+import { durationFromMs } from './time.js';
+
+export interface ExecutorServiceOptions {
+  db: Db;
+  sessions: SessionRegistry;
+  presence: PresenceTracker;
+  results: ResultRecorder;
+  logger: Logger;
+  metrics: AdminMetrics;
+  adminInstanceId: string;
+  beatIntervalMs: number;
+  registerTimeoutMs: number;
+  /** Called when a session opens or closes (routing caches, waiting triggers). */
+  onSessionChange?: () => void;
+}
+
+const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+const MAX_HANDLERS = 1_000;
+const MAX_CAPACITY = 10_000;
+const MAX_RECONCILED_RUNS = 100_000;
+/** Results being stored concurrently per stream before reading more from it. */
+const MAX_RESULTS_IN_FLIGHT = 256;
+const PROTOCOL_VERSION = 1;
+
+/**
+ * ExecutorService.Connect: one long-lived stream per executor. See executor.proto for
+ * the protocol; this is its admin side.
+ */
+export function createExecutorService(options: ExecutorServiceOptions): ExecutorServiceImplementation {
+  const { logger, metrics } = options;
+
+  async function authenticate(context: CallContext): Promise<ExecutorGroup> {
+    const token = bearerToken(context);
+    const group = await findGroupByTokenHash(options.db, hashToken(token));
+    if (!group) throw new ServerError(Status.UNAUTHENTICATED, 'access token not accepted');
+    return group;
+  }
+
+  async function readRegister(inbound: AsyncIterator<ExecutorMessage>, group: ExecutorGroup): Promise<Register> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ServerError(Status.DEADLINE_EXCEEDED, `no Register within ${options.registerTimeoutMs} ms`),
+          ),
+        options.registerTimeoutMs,
+      );
+    });
+    try {
+      const first = await Promise.race([inbound.next(), timeout]);
+      if (first.done) throw new ServerError(Status.CANCELLED, 'stream ended before Register');
+      if (first.value.kind?.$case !== 'register') {
+        throw new ServerError(
+          Status.FAILED_PRECONDITION,
+          `the first message must be register, got ${first.value.kind?.$case ?? 'an empty message'}`,
+        );
+      }
+      const register = first.value.kind.value;
+      validateRegister(register);
+      if (register.appName !== group.appName) {
+        throw new ServerError(
+          Status.PERMISSION_DENIED,
+          `register.app_name "${register.appName}" is not the group this token belongs to`,
+        );
+      }
+      return register;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function* connect(
+    requests: AsyncIterable<ExecutorMessage>,
+    context: CallContext,
+  ): AsyncGenerator<AdminMessage, void, undefined> {
+    let session: ExecutorSession | undefined;
+    try {
+      const group = await authenticate(context);
+      const inbound = requests[Symbol.asyncIterator]();
+      const register = await readRegister(inbound, group);
+      session = new ExecutorSession(randomUUID(), register, new Date());
+      const log = logger.child({ app: session.appName, instance: session.instanceName, sessionId: session.sessionId });
+
+      await options.presence.online(session);
+      options.sessions.add(session)?.close();
+      await adoptRunningLogs(
+        options.db,
+        session.instanceName,
+        session.sessionId,
+        register.running.map(run => run.logId),
+      );
+      metrics.streamRegistrations.inc({ app_name: session.appName });
+      metrics.executorsOnline.set({ app_name: session.appName }, options.sessions.list(session.appName).length);
+      options.onSessionChange?.();
+      log.info(
+        { handlers: register.handlers, capacity: register.capacity, running: register.running.length },
+        'executor registered',
+      );
+
+      yield {
+        kind: {
+          $case: 'welcome',
+          value: {
+            sessionId: session.sessionId,
+            beatInterval: durationFromMs(options.beatIntervalMs),
+            adminInstanceId: options.adminInstanceId,
+            serverTime: new Date(),
+          },
+        },
+      };
+
+      const inboundDone = consumeInbound(inbound, session, log);
+      yield* session.outboundMessages();
+      const protocolError = await inboundDone;
+      if (protocolError) throw protocolError;
+    } catch (error) {
+      if (error instanceof ServerError) metrics.streamsRefused.inc({ code: Status[error.code] });
+      throw error;
+    } finally {
+      if (session) await closeSession(session);
+    }
+  }
+
+  /** Reads the executor's messages until the stream ends; returns a protocol error, if any. */
+  async function consumeInbound(
+    inbound: AsyncIterator<ExecutorMessage>,
+    session: ExecutorSession,
+    log: Logger,
+  ): Promise<ServerError | undefined> {
+    const resultsInFlight = new Set<Promise<void>>();
+    try {
+      for (;;) {
+        const next = await inbound.next();
+        if (next.done) return undefined;
+        const kind = next.value.kind;
+        switch (kind?.$case) {
+          case 'beat': {
+            const beat = kind.value;
+            session.load = {
+              runningCount: beat.runningCount,
+              queuedCount: beat.queuedCount,
+              eventLoopLagMs: beat.eventLoopLagMs,
+              lastBeatAt: new Date(),
+            };
+            options.presence.beat(session).catch((error: unknown) => {
+              log.warn({ err: error }, 'presence refresh failed');
+            });
+            break;
+          }
+          case 'reply':
+            if (!session.handleReply(kind.value)) {
+              log.debug({ requestId: kind.value.requestId }, 'reply to a request no longer waiting (late answer)');
+            }
+            break;
+          case 'runResult': {
+            const result = toRunResultInput(kind.value);
+            if (typeof result === 'string') {
+              return new ServerError(Status.INVALID_ARGUMENT, result);
+            }
+            const storing = storeAndAcknowledge(session, result, log).finally(() => resultsInFlight.delete(storing));
+            resultsInFlight.add(storing);
+            if (resultsInFlight.size >= MAX_RESULTS_IN_FLIGHT) await Promise.race(resultsInFlight);
+            break;
+          }
+          case 'register':
+            return new ServerError(Status.FAILED_PRECONDITION, 'register may be sent only once per stream');
+          case undefined:
+            return new ServerError(Status.INVALID_ARGUMENT, 'empty executor message (no kind set)');
+        }
+      }
+    } catch (error) {
+      // A reset or cancelled stream surfaces here; it is the normal way an executor leaves.
+      log.debug({ err: error }, 'executor stream read ended');
+      return undefined;
+    } finally {
+      session.close();
+      await Promise.allSettled(resultsInFlight);
+    }
+  }
+
+  async function storeAndAcknowledge(session: ExecutorSession, result: RunResultInput, log: Logger): Promise<void> {
+    try {
+      await options.results.record(result, session.closedSignal);
+      await session.send({
+        kind: { $case: 'resultAck', value: { results: [{ logId: result.logId, attempt: result.attempt }] } },
+      });
+    } catch (error) {
+      // Not acknowledged: the executor keeps the result and sends it again on its next stream.
+      if (!session.isClosed) log.warn({ err: error, logId: result.logId }, 'run result not stored');
+    }
+  }
+
+  async function closeSession(session: ExecutorSession): Promise<void> {
+    session.close();
+    options.sessions.remove(session);
+    metrics.executorsOnline.set({ app_name: session.appName }, options.sessions.list(session.appName).length);
+    options.onSessionChange?.();
+    try {
+      await options.presence.offline(session);
+    } catch (error) {
+      // The row expires on its own after three beat intervals.
+      logger.warn({ err: error, sessionId: session.sessionId }, 'could not remove presence row');
+    }
+    logger.info({ app: session.appName, instance: session.instanceName, sessionId: session.sessionId }, 'executor left');
+  }
+
+  return { connect };
+}
+
+function validateRegister(register: Register): void {
+  const invalid = (message: string): never => {
+    throw new ServerError(Status.INVALID_ARGUMENT, message);
+  };
+  if (!INSTANCE_NAME.test(register.instanceName)) {
+    invalid("register.instance_name must be 1 to 128 characters of letters, digits, '.', '_', ':', '-'");
+  }
+  if (register.protocolVersion !== PROTOCOL_VERSION) {
+    invalid(`register.protocol_version ${register.protocolVersion} is not supported (expected ${PROTOCOL_VERSION})`);
+  }
+  if (register.capacity < 1 || register.capacity > MAX_CAPACITY) {
+    invalid(`register.capacity must be from 1 to ${MAX_CAPACITY}`);
+  }
+  if (register.handlers.length > MAX_HANDLERS) invalid(`register.handlers holds more than ${MAX_HANDLERS} names`);
+  for (const handler of register.handlers) {
+    if (handler.length === 0 || handler.length > 255) invalid('register.handlers: each name must be 1 to 255 characters');
+  }
+  if (register.hostname.length > 255) invalid('register.hostname is longer than 255 characters');
+  if (register.sdkName.length > 128 || register.sdkVersion.length > 64) invalid('register.sdk_name or sdk_version too long');
+  if (register.running.length + register.unacknowledgedResults.length > MAX_RECONCILED_RUNS) {
+    invalid(`register.running and unacknowledged_results together list more than ${MAX_RECONCILED_RUNS} runs`);
+  }
+  for (const run of [...register.running, ...register.unacknowledgedResults]) {
+    if (!isPositiveId(run.logId)) invalid(`register.running: log_id "${run.logId}" is not a positive id`);
+  }
+}
+
+function isPositiveId(id: string): boolean {
+  return /^[1-9][0-9]{0,18}$/.test(id);
+}
+
+/** Converts a wire result, or returns the reason it is invalid. */
+function toRunResultInput(result: RunResult): RunResultInput | string {
+  if (!isPositiveId(result.logId)) return `run_result.log_id "${result.logId}" is not a positive id`;
+  if (result.attempt < 1) return 'run_result.attempt must be at least 1';
+  const outcome = runOutcomes.toDomain(result.outcome);
+  if (outcome === undefined || outcome === 'LOST') {
+    return `run_result.outcome ${result.outcome} is not an outcome an executor may report`;
+  }
+  return {
+    logId: result.logId,
+    attempt: result.attempt,
+    outcome,
+    message: result.message.slice(0, 64 * 1024),
+    startedAt: result.startedAt ?? null,
+    finishedAt: result.finishedAt ?? null,
+  };
+}

@@ -1,0 +1,147 @@
+import { ServerError, Status } from 'nice-grpc';
+import type { Db } from '../db/database.js';
+import { findGroupById } from '../db/groups.repository.js';
+import { childJobIdsOf, existingJobIds } from '../db/jobs.repository.js';
+import { SUPPORTED_ROUTE_STRATEGIES } from '../dispatch/router.js';
+import type * as domain from '../domain.js';
+import type * as adminPb from '../gen/jobstream/v1/admin.js';
+import {
+  blockStrategies,
+  glueTypes,
+  misfireStrategies,
+  routeStrategies,
+  scheduleTypes,
+} from './enums.js';
+import { invalid, requireEnum, requireId, requireInteger, requireText } from './validation.js';
+
+const EMAIL = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
+const MAX_CHILD_JOBS = 100;
+const MAX_FIX_SECONDS = 366 * 24 * 3600;
+
+/** Reads a wire JobSpec into a domain spec, refusing any invalid field (checks that need no database). */
+export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): domain.JobSpec {
+  if (!spec) invalid(field, 'is required');
+  const f = (name: string) => `${field}.${name}`;
+  const scheduleType = requireEnum(f('schedule_type'), scheduleTypes, spec.scheduleType, 'NONE');
+  const routeStrategy = requireEnum(f('route_strategy'), routeStrategies, spec.routeStrategy, 'FIRST');
+  if (!SUPPORTED_ROUTE_STRATEGIES.has(routeStrategy)) {
+    invalid(f('route_strategy'), `ROUTE_STRATEGY_${routeStrategy} is not supported yet`);
+  }
+  const glueType = requireEnum(f('glue_type'), glueTypes, spec.glueType, 'BEAN');
+  if (glueType !== 'BEAN') invalid(f('glue_type'), 'only GLUE_TYPE_BEAN jobs are supported so far');
+
+  const parsed: domain.JobSpec = {
+    groupId: requireId(f('group_id'), spec.groupId),
+    description: requireText(f('description'), spec.description.trim(), { min: 1, max: 255 }),
+    author: requireText(f('author'), spec.author, { max: 64 }),
+    alarmEmail: parseAlarmEmail(f('alarm_email'), spec.alarmEmail),
+    scheduleType,
+    scheduleConf: parseScheduleConf(f('schedule_conf'), scheduleType, spec.scheduleConf.trim()),
+    timeZone: parseTimeZone(f('time_zone'), spec.timeZone),
+    misfireStrategy: requireEnum(f('misfire_strategy'), misfireStrategies, spec.misfireStrategy, 'DO_NOTHING'),
+    routeStrategy,
+    handler: requireText(f('handler'), spec.handler.trim(), { min: glueType === 'BEAN' ? 1 : 0, max: 255 }),
+    param: requireText(f('param'), spec.param, { max: 4096 }),
+    blockStrategy: requireEnum(f('block_strategy'), blockStrategies, spec.blockStrategy, 'SERIAL_EXECUTION'),
+    timeoutSeconds: requireInteger(f('timeout_seconds'), spec.timeoutSeconds, 0, 7 * 24 * 3600),
+    failRetryCount: requireInteger(f('fail_retry_count'), spec.failRetryCount, 0, 100),
+    glueType,
+    glueSource: requireText(f('glue_source'), spec.glueSource, { max: 1024 * 1024 }),
+    glueRemark: requireText(f('glue_remark'), spec.glueRemark, { max: 128 }),
+    childJobIds: parseChildJobIds(f('child_job_ids'), spec.childJobIds),
+  };
+  return parsed;
+}
+
+function parseAlarmEmail(field: string, value: string): string {
+  requireText(field, value, { max: 1024 });
+  const addresses = value
+    .split(',')
+    .map(address => address.trim())
+    .filter(address => address !== '');
+  for (const address of addresses) {
+    if (!EMAIL.test(address)) invalid(field, `"${address.slice(0, 64)}" is not an e-mail address`);
+  }
+  return addresses.join(',');
+}
+
+function parseScheduleConf(field: string, type: domain.ScheduleType, conf: string): string {
+  switch (type) {
+    case 'NONE':
+      if (conf !== '') invalid(field, 'must be empty for SCHEDULE_TYPE_NONE');
+      return '';
+    case 'CRON': {
+      const fields = conf.split(/\s+/).filter(part => part !== '');
+      if (fields.length < 6 || fields.length > 7 || conf.length > 256) {
+        invalid(field, 'must be a Quartz cron expression of 6 or 7 fields (seconds first)');
+      }
+      return fields.join(' ');
+    }
+    case 'FIX_RATE':
+    case 'FIX_DELAY': {
+      const seconds = Number(conf);
+      if (!/^[0-9]+$/.test(conf) || seconds < 1 || seconds > MAX_FIX_SECONDS) {
+        invalid(field, `must be a whole number of seconds from 1 to ${MAX_FIX_SECONDS} for SCHEDULE_TYPE_${type}`);
+      }
+      return String(seconds);
+    }
+  }
+}
+
+function parseTimeZone(field: string, value: string): string {
+  if (value === '') return '';
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+  } catch {
+    invalid(field, `"${value.slice(0, 64)}" is not an IANA time zone`);
+  }
+  return value;
+}
+
+function parseChildJobIds(field: string, ids: readonly string[]): string[] {
+  if (ids.length > MAX_CHILD_JOBS) invalid(field, `lists more than ${MAX_CHILD_JOBS} jobs`);
+  const unique = [...new Set(ids.map((id, index) => requireId(`${field}[${index}]`, id)))];
+  return unique;
+}
+
+/**
+ * Checks what needs the database: the group exists, child jobs exist, and the child
+ * graph stays acyclic once this job (`jobId`, undefined when new) has these children.
+ */
+export async function checkJobReferences(
+  db: Db,
+  field: string,
+  spec: domain.JobSpec,
+  jobId: string | undefined,
+): Promise<void> {
+  if (!(await findGroupById(db, spec.groupId))) {
+    throw new ServerError(Status.NOT_FOUND, `${field}.group_id: executor group ${spec.groupId} does not exist`);
+  }
+  if (spec.childJobIds.length === 0) return;
+  if (jobId !== undefined && spec.childJobIds.includes(jobId)) {
+    invalid(`${field}.child_job_ids`, 'a job cannot be its own child');
+  }
+  const existing = await existingJobIds(db, spec.childJobIds);
+  const missing = spec.childJobIds.filter(id => !existing.has(id));
+  if (missing.length > 0) {
+    throw new ServerError(Status.NOT_FOUND, `${field}.child_job_ids: job ${missing.join(', ')} does not exist`);
+  }
+  if (jobId === undefined) return; // a new job has no parents yet, so it cannot close a cycle
+  // Walk down from the new children; reaching this job again means a cycle.
+  const seen = new Set<string>();
+  let frontier = [...spec.childJobIds];
+  while (frontier.length > 0) {
+    const children = await childJobIdsOf(db, frontier);
+    const next: string[] = [];
+    for (const ids of children.values()) {
+      for (const id of ids) {
+        if (id === jobId) invalid(`${field}.child_job_ids`, 'would create a cycle of child jobs');
+        if (!seen.has(id)) {
+          seen.add(id);
+          next.push(id);
+        }
+      }
+    }
+    frontier = next;
+  }
+}

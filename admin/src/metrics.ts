@@ -1,0 +1,51 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The admin's Prometheus metrics, on a registry of its own (no global default registry). */
+export class AdminMetrics {
+  readonly registry = new Registry();
+  readonly triggers = new Counter({
+    name: 'jobstream_triggers_total',
+    help: 'Runs dispatched, by trigger type and dispatch outcome',
+    labelNames: ['trigger_type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly dispatchSeconds = new Histogram({
+    name: 'jobstream_dispatch_seconds',
+    help: 'Time from trigger to the executor accepting or refusing the run',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3],
+    registers: [this.registry],
+  });
+  readonly results = new Counter({
+    name: 'jobstream_run_results_total',
+    help: 'Run results received, by outcome and whether they were new or duplicates',
+    labelNames: ['outcome', 'applied'] as const,
+    registers: [this.registry],
+  });
+  readonly triggersInFlight = new Gauge({
+    name: 'jobstream_triggers_in_flight',
+    help: 'Run requests sent and not yet answered',
+    registers: [this.registry],
+  });
+  readonly executorsOnline = new Gauge({
+    name: 'jobstream_executors_online',
+    help: 'Executor streams connected to this admin, by group',
+    labelNames: ['app_name'] as const,
+    registers: [this.registry],
+  });
+  readonly streamRegistrations = new Counter({
+    name: 'jobstream_stream_registrations_total',
+    help: 'Executor streams registered (first connections and reconnects)',
+    labelNames: ['app_name'] as const,
+    registers: [this.registry],
+  });
+  readonly streamsRefused = new Counter({
+    name: 'jobstream_streams_refused_total',
+    help: 'Executor streams refused, by gRPC status',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'jobstream_admin_' });
+  }
+}

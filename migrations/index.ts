@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as initial from './2026-11-22T0001-initial.js';
+
+/**
+ * Every migration, in order. An explicit list instead of a folder scan: the set that
+ * runs is what the code was reviewed with, and bundlers cannot drop a file silently.
+ */
+export const migrations: Readonly<Record<string, Migration>> = {
+  '2026-11-22T0001-initial': initial,
+};
