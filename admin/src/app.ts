@@ -217,7 +217,7 @@ export class AdminApp {
     await Promise.allSettled(
       sessions.map(session => session.send({ kind: { $case: 'drain', value: { reason: 'admin shutting down' } } })),
     );
-    for (const session of sessions) session.close();
+    for (const session of sessions) session.close('admin shutting down');
     let timer: NodeJS.Timeout | undefined;
     const forced = new Promise<'timeout'>(resolve => {
       timer = setTimeout(() => resolve('timeout'), SHUTDOWN_GRACE_MS);

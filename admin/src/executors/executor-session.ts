@@ -65,6 +65,7 @@ export class ExecutorSession {
   readonly #runPermits: Semaphore;
   readonly #closed = new AbortController();
   #nextRequestId = 1n;
+  #endedByAdmin: string | undefined;
 
   constructor(sessionId: string, register: Register, connectedAt: Date) {
     this.sessionId = sessionId;
@@ -157,9 +158,18 @@ export class ExecutorSession {
     return true;
   }
 
-  /** Ends the session: queued messages are dropped, waiting requests fail. */
-  close(): void {
+  /** Why the admin ended the session, if it did (as opposed to the executor leaving). */
+  get endedByAdmin(): string | undefined {
+    return this.#endedByAdmin;
+  }
+
+  /**
+   * Ends the session: queued messages are dropped, waiting requests fail. With a
+   * reason, the admin is the one ending it and the executor is told why.
+   */
+  close(reason?: string): void {
     if (this.#closed.signal.aborted) return;
+    this.#endedByAdmin = reason;
     this.#closed.abort(new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`));
     this.#outbound.close();
     for (const pending of this.#pending.values()) {

@@ -82,7 +82,7 @@ export class PresenceTracker {
         { app: session.appName, instance: session.instanceName, sessionId: session.sessionId },
         'presence row replaced by a newer session; closing this stream',
       );
-      session.close();
+      session.close('presence row taken over by a newer session of the same instance name');
     }
   }
 

@@ -104,7 +104,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       const log = logger.child({ app: session.appName, instance: session.instanceName, sessionId: session.sessionId });
 
       await options.presence.online(session);
-      options.sessions.add(session)?.close();
+      options.sessions.add(session)?.close('replaced by a newer stream of the same instance name');
       await adoptRunningLogs(
         options.db,
         session.instanceName,
@@ -135,6 +135,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       yield* session.outboundMessages();
       const protocolError = await inboundDone;
       if (protocolError) throw protocolError;
+      if (session.endedByAdmin !== undefined) throw new ServerError(Status.ABORTED, session.endedByAdmin);
     } catch (error) {
       if (error instanceof ServerError) metrics.streamsRefused.inc({ code: Status[error.code] });
       throw error;
@@ -150,9 +151,14 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     log: Logger,
   ): Promise<ServerError | undefined> {
     const resultsInFlight = new Set<Promise<void>>();
+    // The admin may end the session itself (replaced, shutting down): stop reading then,
+    // instead of waiting for an executor that has no reason to end its side.
+    const closed = new Promise<IteratorReturnResult<undefined>>(resolve => {
+      session.closedSignal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true });
+    });
     try {
       for (;;) {
-        const next = await inbound.next();
+        const next = await Promise.race([inbound.next(), closed]);
         if (next.done) return undefined;
         const kind = next.value.kind;
         switch (kind?.$case) {

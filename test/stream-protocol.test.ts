@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
+import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
+import { createTestDatabase } from './support/database.js';
+import { createGroup, createJob } from './support/fixtures.js';
+import { RawExecutor } from './support/raw-executor.js';
+
+const DEADLINE_MS = 400;
+
+describe('the executor stream protocol, admin side', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let admin: TestAdmin;
+  let client: AdminClient;
+  let groupId: string;
+  let token: string;
+  const raws: RawExecutor[] = [];
+
+  function connect(instanceName: string, capacity = 4): RawExecutor {
+    const raw = new RawExecutor(admin.address, token);
+    raws.push(raw);
+    raw.register({ appName: 'stream', instanceName, capacity });
+    return raw;
+  }
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    admin = await startTestAdmin(database.url, { requestDeadlineMs: DEADLINE_MS });
+    client = admin.client;
+    ({ groupId, token } = await createGroup(client, 'stream'));
+  });
+
+  afterAll(async () => {
+    await Promise.all(raws.map(raw => raw.close()));
+    await admin?.stop();
+    await database?.drop();
+  });
+
+  it('welcomes a registered executor with a session id and the beat interval', async () => {
+    const raw = connect('welcome-1');
+    const welcome = await raw.next('welcome');
+    expect(welcome.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(welcome.beatInterval).toEqual({ seconds: '0', nanos: 500_000_000 });
+    expect(welcome.serverTime).toBeInstanceOf(Date);
+    await raw.close();
+    await waitFor(async () => ((await client.listExecutors({ appName: 'stream' })).executors.length === 0 ? true : undefined));
+  });
+
+  it('records a trigger as failed when the executor does not answer within the deadline', async () => {
+    const raw = connect('silent-1');
+    await raw.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo');
+    const { logIds } = await client.triggerJob({ jobId });
+    const request = await raw.next('runRequest');
+    expect(request.logId).toBe(logIds[0]);
+    const { log } = await client.getLog({ id: logIds[0]! });
+    expect(log).toMatchObject({ status: LogStatus.LOG_STATUS_FAILED, dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_FAILED });
+    expect(log!.triggerMessage).toContain(`did not answer within ${DEADLINE_MS} ms`);
+    await raw.close();
+  });
+
+  it('never has more unanswered run requests in flight than the executor capacity', async () => {
+    const raw = connect('narrow-1', 1);
+    await raw.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo');
+    const first = client.triggerJob({ jobId });
+    const second = client.triggerJob({ jobId });
+    const request = await raw.next('runRequest');
+    await new Promise(resolve => setTimeout(resolve, 150));
+    expect(raw.count('runRequest')).toBe(1);
+    raw.send({ kind: { $case: 'reply', value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' } } });
+    const secondRequest = await raw.next('runRequest', 2);
+    raw.send({
+      kind: { $case: 'reply', value: { requestId: secondRequest.requestId, accepted: true, rejectReason: 0, message: '' } },
+    });
+    const logs = await Promise.all([first, second]);
+    for (const { logIds } of logs) {
+      const { log } = await client.getLog({ id: logIds[0]! });
+      expect(log!.dispatchOutcome).toBe(DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED);
+    }
+    await raw.close();
+  });
+
+  it('applies a result once per (log, attempt) and acknowledges duplicates too', async () => {
+    const raw = connect('results-1');
+    await raw.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo');
+    const triggered = client.triggerJob({ jobId });
+    const request = await raw.next('runRequest');
+    raw.send({ kind: { $case: 'reply', value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' } } });
+    await triggered;
+    const result = (message: string) => ({
+      kind: {
+        $case: 'runResult' as const,
+        value: {
+          logId: request.logId,
+          attempt: request.attempt,
+          outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+          message,
+          startedAt: new Date(Date.now() - 10),
+          finishedAt: new Date(),
+        },
+      },
+    });
+    raw.send(result('first delivery'));
+    const ack = await raw.next('resultAck');
+    expect(ack.results).toEqual([{ logId: request.logId, attempt: request.attempt }]);
+    raw.send(result('duplicate delivery'));
+    await raw.next('resultAck', 2);
+    const { log } = await client.getLog({ id: request.logId });
+    expect(log!.handleMessage).toBe('first delivery');
+    expect(log!.outcome).toBe(RunOutcome.RUN_OUTCOME_SUCCEEDED);
+    await raw.close();
+  });
+
+  it('fences presence by session: a replaced stream closing never removes the newer session', async () => {
+    const older = connect('twin-1');
+    const olderWelcome = await older.next('welcome');
+    const newer = connect('twin-1');
+    const newerWelcome = await newer.next('welcome');
+    expect(newerWelcome.sessionId).not.toBe(olderWelcome.sessionId);
+    await older.done; // the admin ends the replaced stream
+    await new Promise(resolve => setTimeout(resolve, 200));
+    const { executors } = await client.listExecutors({ appName: 'stream' });
+    const twins = executors.filter(executor => executor.instanceName === 'twin-1');
+    expect(twins).toHaveLength(1);
+    expect(twins[0]!.sessionId).toBe(newerWelcome.sessionId);
+    await newer.close();
+  });
+
+  it('removes presence as soon as a stream ends', async () => {
+    const raw = connect('leaver-1');
+    await raw.next('welcome');
+    expect((await client.listExecutors({ appName: 'stream' })).executors.map(e => e.instanceName)).toContain('leaver-1');
+    raw.end();
+    await raw.done;
+    await waitFor(
+      async () => {
+        const { executors } = await client.listExecutors({ appName: 'stream' });
+        return executors.some(executor => executor.instanceName === 'leaver-1') ? undefined : true;
+      },
+      { timeoutMs: 1_000, what: 'presence removal' },
+    );
+  });
+});

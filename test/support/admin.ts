@@ -1,0 +1,65 @@
+import { createChannel, createClient, Metadata, type Channel, type Client } from 'nice-grpc';
+import { AdminApp } from '../../admin/src/app.js';
+import { loadConfig, type AdminConfig } from '../../admin/src/config.js';
+import { AdminServiceDefinition } from '../../admin/src/gen/jobstream/v1/admin.js';
+import { createLogger } from '../../admin/src/logger.js';
+
+export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+export type AdminClient = Client<typeof AdminServiceDefinition>;
+
+export interface TestAdmin {
+  app: AdminApp;
+  address: string;
+  client: AdminClient;
+  stop(): Promise<void>;
+}
+
+/** An admin in this process on a free port, against the given database. */
+export async function startTestAdmin(databaseUrl: string, overrides: Partial<AdminConfig> = {}): Promise<TestAdmin> {
+  const config = loadConfig(
+    {
+      DATABASE_URL: databaseUrl,
+      JOBSTREAM_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+      JOBSTREAM_GRPC_PORT: '0',
+      JOBSTREAM_METRICS_PORT: 'off',
+      JOBSTREAM_BEAT_INTERVAL_MS: '500',
+      JOBSTREAM_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    },
+    { overrides },
+  );
+  const app = new AdminApp(config, createLogger({ level: config.logLevel }));
+  await app.start();
+  const { client, channel } = adminClient(app.grpcAddress);
+  return {
+    app,
+    address: app.grpcAddress,
+    client,
+    async stop() {
+      channel.close();
+      await app.stop();
+    },
+  };
+}
+
+export function adminClient(address: string, token = TEST_ADMIN_TOKEN): { client: AdminClient; channel: Channel } {
+  const channel = createChannel(address);
+  const client = createClient(AdminServiceDefinition, channel, {
+    '*': { metadata: Metadata({ authorization: `Bearer ${token}` }) },
+  });
+  return { client, channel };
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  { timeoutMs = 10_000, intervalMs = 25, what = 'condition' } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise(resolve => setTimeout(resolve, intervalMs));
+  }
+}

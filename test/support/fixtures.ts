@@ -1,0 +1,50 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { JobSpec } from '../../admin/src/gen/jobstream/v1/admin.js';
+import { BlockStrategy, RouteStrategy, ScheduleType } from '../../admin/src/gen/jobstream/v1/types.js';
+import type { AdminClient } from './admin.js';
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), `jobstream-${prefix}-`));
+}
+
+/** Creates an AUTO executor group; returns its id and access token. */
+export async function createGroup(client: AdminClient, appName: string): Promise<{ groupId: string; token: string }> {
+  const created = await client.createExecutorGroup({ spec: { appName, title: `${appName} executors` } });
+  return { groupId: created.group!.id, token: created.accessToken };
+}
+
+export function jobSpec(groupId: string, handler: string, overrides: Partial<JobSpec> = {}): JobSpec {
+  return {
+    groupId,
+    description: `runs ${handler}`,
+    author: 'test',
+    alarmEmail: '',
+    scheduleType: ScheduleType.SCHEDULE_TYPE_NONE,
+    scheduleConf: '',
+    timeZone: '',
+    misfireStrategy: 0,
+    routeStrategy: RouteStrategy.ROUTE_STRATEGY_FIRST,
+    handler,
+    param: '',
+    blockStrategy: BlockStrategy.BLOCK_STRATEGY_SERIAL_EXECUTION,
+    timeoutSeconds: 0,
+    failRetryCount: 0,
+    glueType: 0,
+    glueSource: '',
+    glueRemark: '',
+    childJobIds: [],
+    ...overrides,
+  };
+}
+
+export async function createJob(
+  client: AdminClient,
+  groupId: string,
+  handler: string,
+  overrides: Partial<JobSpec> = {},
+): Promise<string> {
+  const { job } = await client.createJob({ spec: jobSpec(groupId, handler, overrides) });
+  return job!.id;
+}

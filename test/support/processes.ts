@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** A child process running a TypeScript entry point, with its stdout read as lines. */
+export class ChildTs {
+  readonly process: ChildProcess;
+  readonly lines: string[] = [];
+  readonly #waiters = new Set<() => void>();
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(script: string, args: readonly string[], env: Record<string, string>) {
+    this.process = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', process.env.TEST_CHILD_STDERR === '1' ? 'inherit' : 'ignore'],
+    });
+    createInterface({ input: this.process.stdout! }).on('line', line => {
+      this.lines.push(line);
+      for (const wake of this.#waiters) wake();
+    });
+    this.exited = new Promise(resolve => {
+      this.process.once('exit', (code, signal) => {
+        resolve({ code, signal });
+        for (const wake of this.#waiters) wake();
+      });
+    });
+  }
+
+  /** Waits for a stdout line that parses as JSON and matches, returning the parsed object. */
+  async waitForJson(
+    match: (record: Record<string, unknown>) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    let scanned = 0;
+    for (;;) {
+      for (; scanned < this.lines.length; scanned += 1) {
+        const record = parseJson(this.lines[scanned]!);
+        if (record && match(record)) return record;
+      }
+      if (this.process.exitCode !== null || this.process.signalCode !== null) {
+        throw new Error(`process exited (${this.process.exitCode ?? this.process.signalCode}) before the expected line`);
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`timed out waiting for a line; got:\n${this.lines.slice(-20).join('\n')}`);
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(done, remaining);
+        const waiters = this.#waiters;
+        function done() {
+          clearTimeout(timer);
+          waiters.delete(done);
+          resolve();
+        }
+        waiters.add(done);
+      });
+    }
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill(signal);
+    await this.exited;
+  }
+}
+
+function parseJson(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface AdminProcessOptions {
+  databaseUrl: string;
+  adminToken: string;
+  port?: number;
+  beatIntervalMs?: number;
+  instanceId?: string;
+}
+
+/** A real admin process (`jobstream-admin serve`); resolves once it listens. */
+export async function startAdminProcess(options: AdminProcessOptions): Promise<{ child: ChildTs; address: string }> {
+  const child = new ChildTs('admin/src/cli.ts', ['serve'], {
+    DATABASE_URL: options.databaseUrl,
+    JOBSTREAM_ADMIN_TOKEN: options.adminToken,
+    JOBSTREAM_GRPC_PORT: String(options.port ?? 0),
+    JOBSTREAM_METRICS_PORT: 'off',
+    JOBSTREAM_BEAT_INTERVAL_MS: String(options.beatIntervalMs ?? 500),
+    JOBSTREAM_LOG_LEVEL: 'info',
+    ...(options.instanceId ? { JOBSTREAM_ADMIN_INSTANCE_ID: options.instanceId } : {}),
+  });
+  const started = await child.waitForJson(record => record.msg === 'admin started');
+  return { child, address: String(started.grpc) };
+}
+
+export interface ExecutorProcessOptions {
+  adminAddresses: string[];
+  appName: string;
+  accessToken: string;
+  instanceName: string;
+  dataDir: string;
+}
+
+/** A real executor process running test/fixtures/executor-process.ts; resolves once it is registered. */
+export async function startExecutorProcess(options: ExecutorProcessOptions, waitReady = true): Promise<ChildTs> {
+  const child = new ChildTs('test/fixtures/executor-process.ts', [], {
+    FIXTURE_ADMIN_ADDRESSES: options.adminAddresses.join(','),
+    FIXTURE_APP_NAME: options.appName,
+    FIXTURE_ACCESS_TOKEN: options.accessToken,
+    FIXTURE_INSTANCE_NAME: options.instanceName,
+    FIXTURE_DATA_DIR: options.dataDir,
+  });
+  if (waitReady) await child.waitForJson(record => record.event === 'ready');
+  return child;
+}
+
+/** A port that was free a moment ago (for processes that must come back on the same address). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

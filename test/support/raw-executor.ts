@@ -1,0 +1,108 @@
+import { createChannel, createClient, Metadata, type Channel } from 'nice-grpc';
+import {
+  ExecutorServiceDefinition,
+  type AdminMessage,
+  type ExecutorMessage,
+  type Register,
+} from '../../admin/src/gen/jobstream/v1/executor.js';
+import { BoundedQueue } from '../../admin/src/util/bounded-queue.js';
+
+type AdminKind = NonNullable<AdminMessage['kind']>;
+type AdminValues = { [C in AdminKind['$case']]: Extract<AdminKind, { $case: C }>['value'] };
+
+/**
+ * A hand-driven executor stream for protocol tests: the test decides every message
+ * (or lack of one) the "executor" sends.
+ */
+export class RawExecutor {
+  readonly received: AdminMessage[] = [];
+  readonly #outbound = new BoundedQueue<ExecutorMessage>(1024);
+  readonly #channel: Channel;
+  readonly #abort = new AbortController();
+  readonly done: Promise<unknown>;
+  #wake: (() => void) | undefined;
+  error: unknown;
+
+  constructor(address: string, token: string) {
+    this.#channel = createChannel(address);
+    const client = createClient(ExecutorServiceDefinition, this.#channel);
+    const responses = client.connect(this.#outbound.drain(), {
+      metadata: Metadata({ authorization: `Bearer ${token}` }),
+      signal: this.#abort.signal,
+    });
+    this.done = (async () => {
+      try {
+        for await (const message of responses) {
+          this.received.push(message);
+          this.#wake?.();
+        }
+      } catch (error) {
+        this.error = error;
+      } finally {
+        this.#wake?.();
+      }
+    })();
+  }
+
+  send(message: ExecutorMessage): void {
+    if (!this.#outbound.tryPush(message)) throw new Error('raw executor outbound queue full');
+  }
+
+  register(fields: Partial<Register> & Pick<Register, 'appName' | 'instanceName'>): void {
+    this.send({
+      kind: {
+        $case: 'register',
+        value: {
+          hostname: 'test-host',
+          pid: 1,
+          sdkName: 'raw-test',
+          sdkVersion: '0',
+          handlers: ['echo'],
+          capacity: 4,
+          labels: {},
+          running: [],
+          unacknowledgedResults: [],
+          protocolVersion: 1,
+          ...fields,
+        },
+      },
+    });
+  }
+
+  /** Waits for the n-th (1-based) received message of a kind. */
+  async next<K extends keyof AdminValues>(kind: K, nth = 1, timeoutMs = 5_000): Promise<AdminValues[K]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const matches = this.received.filter(message => message.kind?.$case === kind);
+      const match = matches[nth - 1];
+      // The filter above guarantees the case; TypeScript cannot narrow a generic union member.
+      if (match?.kind) return match.kind.value as AdminValues[K];
+      if (this.error !== undefined) throw this.error as Error;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`no ${kind} #${nth} within ${timeoutMs} ms`);
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, remaining);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  count(kind: NonNullable<AdminMessage['kind']>['$case']): number {
+    return this.received.filter(message => message.kind?.$case === kind).length;
+  }
+
+  /** Half-closes the stream, as an executor leaving cleanly would. */
+  end(): void {
+    this.#outbound.close();
+  }
+
+  async close(): Promise<void> {
+    this.#outbound.close();
+    this.#abort.abort();
+    await this.done;
+    this.#channel.close();
+  }
+}
