@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/src/gen/**', '**/dist/**', 'node_modules/**', 'data/**', 'coverage/**'] },
+  { ignores: ['**/src/gen/**', '**/dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

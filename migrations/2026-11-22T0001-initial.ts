@@ -13,7 +13,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('id', 'bigserial', col => col.primaryKey())
     .addColumn('app_name', 'text', col => col.notNull().unique())
     .addColumn('title', 'text', col => col.notNull())
-    .addColumn('address_type', 'text', col => col.notNull().modifyEnd(inList('address_type', ['AUTO', 'MANUAL'])))
+    .addColumn('address_type', 'text', col =>
+      col.notNull().modifyEnd(inList('address_type', ['AUTO', 'MANUAL'])),
+    )
     .addColumn('addresses', sql`text[]`, col => col.notNull().defaultTo(sql`'{}'`))
     // SHA-256 of the access token: tokens are long random strings, so a fast hash is
     // enough, and lookups by hash need no per-row comparison.
@@ -25,7 +27,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('job')
     .addColumn('id', 'bigserial', col => col.primaryKey())
-    .addColumn('group_id', 'bigint', col => col.notNull().references('executor_group.id').onDelete('restrict'))
+    .addColumn('group_id', 'bigint', col =>
+      col.notNull().references('executor_group.id').onDelete('restrict'),
+    )
     .addColumn('description', 'text', col => col.notNull())
     .addColumn('author', 'text', col => col.notNull().defaultTo(''))
     .addColumn('alarm_email', 'text', col => col.notNull().defaultTo(''))
@@ -60,17 +64,32 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('block_strategy', 'text', col =>
       col.notNull().modifyEnd(inList('block_strategy', ['SERIAL_EXECUTION', 'DISCARD_LATER', 'COVER_EARLY'])),
     )
-    .addColumn('timeout_seconds', 'integer', col => col.notNull().defaultTo(0).check(sql`timeout_seconds >= 0`))
-    .addColumn('fail_retry_count', 'integer', col => col.notNull().defaultTo(0).check(sql`fail_retry_count >= 0`))
+    .addColumn('timeout_seconds', 'integer', col =>
+      col
+        .notNull()
+        .defaultTo(0)
+        .check(sql`timeout_seconds >= 0`),
+    )
+    .addColumn('fail_retry_count', 'integer', col =>
+      col
+        .notNull()
+        .defaultTo(0)
+        .check(sql`fail_retry_count >= 0`),
+    )
     .addColumn('glue_type', 'text', col =>
-      col.notNull().modifyEnd(inList('glue_type', ['BEAN', 'SHELL', 'PYTHON', 'NODEJS', 'PHP', 'POWERSHELL'])),
+      col
+        .notNull()
+        .modifyEnd(inList('glue_type', ['BEAN', 'SHELL', 'PYTHON', 'NODEJS', 'PHP', 'POWERSHELL'])),
     )
     .addColumn('glue_source', 'text', col => col.notNull().defaultTo(''))
     .addColumn('glue_remark', 'text', col => col.notNull().defaultTo(''))
     .addColumn('glue_updated_at', 'timestamptz', col => col.notNull().defaultTo(sql`now()`))
     .addColumn('child_job_ids', sql`bigint[]`, col => col.notNull().defaultTo(sql`'{}'`))
     .addColumn('trigger_status', 'text', col =>
-      col.notNull().defaultTo('STOPPED').modifyEnd(inList('trigger_status', ['STOPPED', 'RUNNING'])),
+      col
+        .notNull()
+        .defaultTo('STOPPED')
+        .modifyEnd(inList('trigger_status', ['STOPPED', 'RUNNING'])),
     )
     .addColumn('last_trigger_at', 'timestamptz')
     .addColumn('next_trigger_at', 'timestamptz')
@@ -127,7 +146,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     )
     .execute();
   await sql`create index trigger_log_job_idx on trigger_log (job_id, triggered_at desc, id desc)`.execute(db);
-  await sql`create index trigger_log_group_idx on trigger_log (group_id, triggered_at desc, id desc)`.execute(db);
+  await sql`create index trigger_log_group_idx on trigger_log (group_id, triggered_at desc, id desc)`.execute(
+    db,
+  );
   await sql`create index trigger_log_triggered_idx on trigger_log (triggered_at desc, id desc)`.execute(db);
   // Runs waiting for a result: read by lost-run detection and by reconnect reconciliation.
   await sql`create index trigger_log_running_idx on trigger_log (executor_instance)
@@ -158,7 +179,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('queued_count', 'integer', col => col.notNull().defaultTo(0))
     .addPrimaryKeyConstraint('executor_registry_pk', ['app_name', 'instance_name'])
     .execute();
-  await db.schema.createIndex('executor_registry_expires_idx').on('executor_registry').column('expires_at').execute();
+  await db.schema
+    .createIndex('executor_registry_expires_idx')
+    .on('executor_registry')
+    .column('expires_at')
+    .execute();
 
   await db.schema
     .createTable('log_report')
@@ -185,7 +210,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('id', 'bigserial', col => col.primaryKey())
     .addColumn('username', 'text', col => col.notNull().unique())
     .addColumn('password_hash', 'text', col => col.notNull())
-    .addColumn('role', 'text', col => col.notNull().modifyEnd(inList('role', ['ADMIN', 'OPERATOR', 'VIEWER'])))
+    .addColumn('role', 'text', col =>
+      col.notNull().modifyEnd(inList('role', ['ADMIN', 'OPERATOR', 'VIEWER'])),
+    )
     .addColumn('group_ids', sql`bigint[]`, col => col.notNull().defaultTo(sql`'{}'`))
     .addColumn('created_at', 'timestamptz', col => col.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', col => col.notNull().defaultTo(sql`now()`))

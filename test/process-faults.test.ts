@@ -28,7 +28,10 @@ describe('processes killed and restarted', () => {
     await database?.drop();
   });
 
-  async function admin(port?: number, instanceId?: string): Promise<{ child: ChildTs; address: string; client: AdminClient }> {
+  async function admin(
+    port?: number,
+    instanceId?: string,
+  ): Promise<{ child: ChildTs; address: string; client: AdminClient }> {
     const started = await startAdminProcess({
       databaseUrl: database.url,
       adminToken: TEST_ADMIN_TOKEN,
@@ -42,8 +45,20 @@ describe('processes killed and restarted', () => {
     return { ...started, client };
   }
 
-  async function executor(address: string[], appName: string, token: string, instanceName: string, dataDir: string) {
-    const child = await startExecutorProcess({ adminAddresses: address, appName, accessToken: token, instanceName, dataDir });
+  async function executor(
+    address: string[],
+    appName: string,
+    token: string,
+    instanceName: string,
+    dataDir: string,
+  ) {
+    const child = await startExecutorProcess({
+      adminAddresses: address,
+      appName,
+      accessToken: token,
+      instanceName,
+      dataDir,
+    });
     children.push(child);
     return child;
   }
@@ -52,7 +67,10 @@ describe('processes killed and restarted', () => {
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
-      const { rows } = await client.query<{ count: string }>('select count(*) from trigger_log where job_id = $1', [jobId]);
+      const { rows } = await client.query<{ count: string }>(
+        'select count(*) from trigger_log where job_id = $1',
+        [jobId],
+      );
       return Number(rows[0]!.count);
     } finally {
       await client.end();
@@ -70,7 +88,8 @@ describe('processes killed and restarted', () => {
     const killedAt = Date.now();
     await child.kill('SIGKILL');
     await waitFor(
-      async () => ((await client.listExecutors({ appName: 'presence' })).executors.length === 0 ? true : undefined),
+      async () =>
+        (await client.listExecutors({ appName: 'presence' })).executors.length === 0 ? true : undefined,
       { timeoutMs: 1_000, intervalMs: 10, what: 'the killed executor to leave ListExecutors' },
     );
     expect(Date.now() - killedAt).toBeLessThan(1_000);
@@ -99,9 +118,9 @@ describe('processes killed and restarted', () => {
     );
     expect(log).toMatchObject({ outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED, handleMessage: 'slept' });
     // The executor re-registered with the admin that came back.
-    expect((await second.client.listExecutors({ appName: 'restart' })).executors.map(e => e.instanceName)).toEqual([
-      'restart-1',
-    ]);
+    expect(
+      (await second.client.listExecutors({ appName: 'restart' })).executors.map(e => e.instanceName),
+    ).toEqual(['restart-1']);
     expect(await logCount(jobId)).toBe(1);
   });
 
@@ -149,7 +168,10 @@ describe('processes killed and restarted', () => {
     await dying.child.kill('SIGKILL');
     const killedAt = Date.now();
     await waitFor(
-      async () => ((await survivor.client.listExecutors({ appName: 'orphan' })).executors.length === 0 ? true : undefined),
+      async () =>
+        (await survivor.client.listExecutors({ appName: 'orphan' })).executors.length === 0
+          ? true
+          : undefined,
       { timeoutMs: 5_000, what: 'the orphaned presence row to expire' },
     );
     // Three beats of 300 ms, plus the refresh throttle: well under two seconds.

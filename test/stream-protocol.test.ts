@@ -43,7 +43,9 @@ describe('the executor stream protocol, admin side', () => {
     expect(welcome.beatInterval).toEqual({ seconds: '0', nanos: 500_000_000 });
     expect(welcome.serverTime).toBeInstanceOf(Date);
     await raw.close();
-    await waitFor(async () => ((await client.listExecutors({ appName: 'stream' })).executors.length === 0 ? true : undefined));
+    await waitFor(async () =>
+      (await client.listExecutors({ appName: 'stream' })).executors.length === 0 ? true : undefined,
+    );
   });
 
   it('records a trigger as failed when the executor does not answer within the deadline', async () => {
@@ -54,7 +56,10 @@ describe('the executor stream protocol, admin side', () => {
     const request = await raw.next('runRequest');
     expect(request.logId).toBe(logIds[0]);
     const { log } = await client.getLog({ id: logIds[0]! });
-    expect(log).toMatchObject({ status: LogStatus.LOG_STATUS_FAILED, dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_FAILED });
+    expect(log).toMatchObject({
+      status: LogStatus.LOG_STATUS_FAILED,
+      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_FAILED,
+    });
     expect(log!.triggerMessage).toContain(`did not answer within ${DEADLINE_MS} ms`);
     await raw.close();
   });
@@ -68,10 +73,18 @@ describe('the executor stream protocol, admin side', () => {
     const request = await raw.next('runRequest');
     await new Promise(resolve => setTimeout(resolve, 150));
     expect(raw.count('runRequest')).toBe(1);
-    raw.send({ kind: { $case: 'reply', value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' } } });
+    raw.send({
+      kind: {
+        $case: 'reply',
+        value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' },
+      },
+    });
     const secondRequest = await raw.next('runRequest', 2);
     raw.send({
-      kind: { $case: 'reply', value: { requestId: secondRequest.requestId, accepted: true, rejectReason: 0, message: '' } },
+      kind: {
+        $case: 'reply',
+        value: { requestId: secondRequest.requestId, accepted: true, rejectReason: 0, message: '' },
+      },
     });
     const logs = await Promise.all([first, second]);
     for (const { logIds } of logs) {
@@ -87,7 +100,12 @@ describe('the executor stream protocol, admin side', () => {
     const jobId = await createJob(client, groupId, 'echo');
     const triggered = client.triggerJob({ jobId });
     const request = await raw.next('runRequest');
-    raw.send({ kind: { $case: 'reply', value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' } } });
+    raw.send({
+      kind: {
+        $case: 'reply',
+        value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' },
+      },
+    });
     await triggered;
     const result = (message: string) => ({
       kind: {
@@ -131,7 +149,9 @@ describe('the executor stream protocol, admin side', () => {
   it('removes presence as soon as a stream ends', async () => {
     const raw = connect('leaver-1');
     await raw.next('welcome');
-    expect((await client.listExecutors({ appName: 'stream' })).executors.map(e => e.instanceName)).toContain('leaver-1');
+    expect((await client.listExecutors({ appName: 'stream' })).executors.map(e => e.instanceName)).toContain(
+      'leaver-1',
+    );
     raw.end();
     await raw.done;
     await waitFor(

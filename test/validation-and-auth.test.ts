@@ -100,15 +100,20 @@ describe('authentication and validation', () => {
     ['zero group id', { groupId: '0' }, 'spec.group_id'],
   ];
 
-  it.each(invalidJobs)('refuses a job with %s (INVALID_ARGUMENT naming the field), storing nothing', async (_, fields, field) => {
-    const before = await client.listJobs({});
-    await expect(client.createJob({ spec: { ...jobSpec(groupId, 'echo'), ...fields } })).rejects.toMatchObject({
-      code: Status.INVALID_ARGUMENT,
-      details: expect.stringContaining(field) as unknown,
-    });
-    const after = await client.listJobs({});
-    expect(after.totalCount).toBe(before.totalCount);
-  });
+  it.each(invalidJobs)(
+    'refuses a job with %s (INVALID_ARGUMENT naming the field), storing nothing',
+    async (_, fields, field) => {
+      const before = await client.listJobs({});
+      await expect(
+        client.createJob({ spec: { ...jobSpec(groupId, 'echo'), ...fields } }),
+      ).rejects.toMatchObject({
+        code: Status.INVALID_ARGUMENT,
+        details: expect.stringContaining(field) as unknown,
+      });
+      const after = await client.listJobs({});
+      expect(after.totalCount).toBe(before.totalCount);
+    },
+  );
 
   it('answers NOT_FOUND for missing ids, naming what is missing', async () => {
     await expect(client.getJob({ id: '987654' })).rejects.toMatchObject({ code: Status.NOT_FOUND });
@@ -137,25 +142,34 @@ describe('authentication and validation', () => {
     expect(job!.spec!.handler).toBe('echo');
     await expect(
       client.updateJob({ id: jobId, spec: before!.spec!, updateMask: ['no_such_field'] }),
-    ).rejects.toMatchObject({ code: Status.INVALID_ARGUMENT, details: expect.stringContaining('update_mask') as unknown });
+    ).rejects.toMatchObject({
+      code: Status.INVALID_ARGUMENT,
+      details: expect.stringContaining('update_mask') as unknown,
+    });
   });
 
   it('refuses a cycle of child jobs', async () => {
     const a = await createJob(client, groupId, 'echo');
     const b = await createJob(client, groupId, 'echo', { childJobIds: [a] });
     const { job } = await client.getJob({ id: a });
-    await expect(client.updateJob({ id: a, spec: { ...job!.spec!, childJobIds: [b] } })).rejects.toMatchObject({
+    await expect(
+      client.updateJob({ id: a, spec: { ...job!.spec!, childJobIds: [b] } }),
+    ).rejects.toMatchObject({
       code: Status.INVALID_ARGUMENT,
       details: expect.stringContaining('cycle') as unknown,
     });
-    await expect(client.updateJob({ id: a, spec: { ...job!.spec!, childJobIds: [a] } })).rejects.toMatchObject({
+    await expect(
+      client.updateJob({ id: a, spec: { ...job!.spec!, childJobIds: [a] } }),
+    ).rejects.toMatchObject({
       code: Status.INVALID_ARGUMENT,
     });
     await expect(client.deleteJob({ id: a })).rejects.toMatchObject({ code: Status.FAILED_PRECONDITION });
   });
 
   it('refuses a duplicate app name and never returns token hashes', async () => {
-    await expect(client.createExecutorGroup({ spec: { appName: 'billing', title: 'again' } })).rejects.toMatchObject({
+    await expect(
+      client.createExecutorGroup({ spec: { appName: 'billing', title: 'again' } }),
+    ).rejects.toMatchObject({
       code: Status.ALREADY_EXISTS,
     });
     const { groups } = await client.listExecutorGroups({});

@@ -41,7 +41,6 @@ export class AdminApp {
   /** Resources in acquisition order; released in reverse. */
   readonly #releasers: { name: string; release: () => Promise<void> }[] = [];
   #db: Db | undefined;
-  #grpcServer: Server | undefined;
   #grpcPort: number | undefined;
   #metricsPort: number | undefined;
 
@@ -115,7 +114,11 @@ export class AdminApp {
     presence.start();
     this.#releasers.push({ name: 'presence sweeper', release: () => presence.stop() });
 
-    const results = new ResultRecorder({ db, logger: logger.child({ component: 'results' }), metrics: this.metrics });
+    const results = new ResultRecorder({
+      db,
+      logger: logger.child({ component: 'results' }),
+      metrics: this.metrics,
+    });
     const dispatcher = new Dispatcher({
       db,
       sessions: this.sessions,
@@ -162,7 +165,6 @@ export class AdminApp {
       serviceNames: [AdminServiceDefinition.fullName, ExecutorServiceDefinition.fullName],
     });
     this.#grpcPort = await server.listen(`${config.grpcHost}:${config.grpcPort}`);
-    this.#grpcServer = server;
     this.#releasers.push({ name: 'grpc server', release: () => this.#shutdownGrpc(server) });
     if (!isLoopback(config.grpcHost)) {
       logger.warn(
@@ -215,7 +217,9 @@ export class AdminApp {
   async #shutdownGrpc(server: Server): Promise<void> {
     const sessions = this.sessions.all();
     await Promise.allSettled(
-      sessions.map(session => session.send({ kind: { $case: 'drain', value: { reason: 'admin shutting down' } } })),
+      sessions.map(session =>
+        session.send({ kind: { $case: 'drain', value: { reason: 'admin shutting down' } } }),
+      ),
     );
     for (const session of sessions) session.close('admin shutting down');
     let timer: NodeJS.Timeout | undefined;
@@ -253,7 +257,6 @@ export class AdminApp {
         errors.push(error);
       }
     }
-    this.#grpcServer = undefined;
     this.#db = undefined;
     if (errors.length > 0) throw new AggregateError(errors, 'admin did not stop cleanly');
   }

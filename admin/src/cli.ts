@@ -54,19 +54,24 @@ async function migrate(): Promise<void> {
 
 async function demo(): Promise<void> {
   const dataDir = path.resolve(process.env.JOBSTREAM_DATA_DIR ?? 'data');
-  const adminToken = process.env.JOBSTREAM_ADMIN_TOKEN ?? (await persistentSecret(path.join(dataDir, 'admin-token')));
+  const adminToken =
+    process.env.JOBSTREAM_ADMIN_TOKEN || (await persistentSecret(path.join(dataDir, 'admin-token')));
   const config = loadConfig({ ...process.env, JOBSTREAM_ADMIN_TOKEN: adminToken });
   const logger = createLogger({ level: config.logLevel });
   const app = new AdminApp(config, logger);
-  let executor: ReturnType<typeof spawnDemoExecutor> | undefined;
+  const demoExecutor: { process?: ReturnType<typeof spawnDemoExecutor> } = {};
   onShutdownSignal(async () => {
-    executor?.kill('SIGTERM');
-    if (executor && executor.exitCode === null) await new Promise(resolve => executor?.once('exit', resolve));
+    const child = demoExecutor.process;
+    if (child && child.exitCode === null) {
+      const exited = new Promise(resolve => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
     await app.stop();
   });
   await app.start();
   const { executorToken, jobIds } = await prepareDemo(app);
-  executor = spawnDemoExecutor({
+  demoExecutor.process = spawnDemoExecutor({
     adminAddress: app.grpcAddress,
     accessToken: executorToken,
     dataDir: path.join(config.dataDir, 'demo-executor'),

@@ -61,8 +61,7 @@ export function loadConfig(
   };
 
   const metricsRaw = env.JOBSTREAM_METRICS_PORT;
-  const metricsPort =
-    metricsRaw === 'off' ? undefined : integer('JOBSTREAM_METRICS_PORT', 9464, 0, 65535);
+  const metricsPort = metricsRaw === 'off' ? undefined : integer('JOBSTREAM_METRICS_PORT', 9464, 0, 65535);
 
   const adminTokens = (env.JOBSTREAM_ADMIN_TOKEN ?? '')
     .split(',')
@@ -73,7 +72,8 @@ export function loadConfig(
   }
 
   const logLevel = env.JOBSTREAM_LOG_LEVEL ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`JOBSTREAM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`JOBSTREAM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
   const config: AdminConfig = {
     databaseUrl: env.DATABASE_URL === '' ? undefined : env.DATABASE_URL,
@@ -88,11 +88,14 @@ export function loadConfig(
     registerTimeoutMs: integer('JOBSTREAM_REGISTER_TIMEOUT_MS', 10_000, 100, 120_000),
     maxMessageBytes: integer('JOBSTREAM_MAX_MESSAGE_BYTES', 4 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024),
     logLevel,
-    adminInstanceId: env.JOBSTREAM_ADMIN_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    adminInstanceId:
+      env.JOBSTREAM_ADMIN_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     ...options.overrides,
   };
   if (config.adminTokens.length === 0 && options.requireAdminToken !== false) {
-    problems.push('JOBSTREAM_ADMIN_TOKEN is required (a long random string; comma-separate several to rotate)');
+    problems.push(
+      'JOBSTREAM_ADMIN_TOKEN is required (a long random string; comma-separate several to rotate)',
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -23,7 +23,11 @@ export async function persistentSecret(file: string): Promise<string> {
 const demoJobs = (groupId: string): JobSpec[] =>
   [
     { description: 'Say hello', handler: 'hello', param: 'world' },
-    { description: 'Count down, logging each step (try ReadExecutorLog and KillRun)', handler: 'countdown', param: '10' },
+    {
+      description: 'Count down, logging each step (try ReadExecutorLog and KillRun)',
+      handler: 'countdown',
+      param: '10',
+    },
     { description: 'Fail on purpose', handler: 'flaky', param: '' },
   ].map(job => ({
     groupId,

@@ -38,7 +38,9 @@ executor.register('countdown', async ctx => {
   return `counted down from ${from}`;
 });
 
-executor.register('flaky', () => Promise.reject(new Error('this handler fails on purpose, to show failure logs')));
+executor.register('flaky', () =>
+  Promise.reject(new Error('this handler fails on purpose, to show failure logs')),
+);
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

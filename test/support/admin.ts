@@ -16,7 +16,10 @@ export interface TestAdmin {
 }
 
 /** An admin in this process on a free port, against the given database. */
-export async function startTestAdmin(databaseUrl: string, overrides: Partial<AdminConfig> = {}): Promise<TestAdmin> {
+export async function startTestAdmin(
+  databaseUrl: string,
+  overrides: Partial<AdminConfig> = {},
+): Promise<TestAdmin> {
   const config = loadConfig(
     {
       DATABASE_URL: databaseUrl,
@@ -42,7 +45,10 @@ export async function startTestAdmin(databaseUrl: string, overrides: Partial<Adm
   };
 }
 
-export function adminClient(address: string, token = TEST_ADMIN_TOKEN): { client: AdminClient; channel: Channel } {
+export function adminClient(
+  address: string,
+  token = TEST_ADMIN_TOKEN,
+): { client: AdminClient; channel: Channel } {
   const channel = createChannel(address);
   const client = createClient(AdminServiceDefinition, channel, {
     '*': { metadata: Metadata({ authorization: `Bearer ${token}` }) },

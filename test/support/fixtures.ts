@@ -10,7 +10,10 @@ export async function tempDir(prefix: string): Promise<string> {
 }
 
 /** Creates an AUTO executor group; returns its id and access token. */
-export async function createGroup(client: AdminClient, appName: string): Promise<{ groupId: string; token: string }> {
+export async function createGroup(
+  client: AdminClient,
+  appName: string,
+): Promise<{ groupId: string; token: string }> {
   const created = await client.createExecutorGroup({ spec: { appName, title: `${appName} executors` } });
   return { groupId: created.group!.id, token: created.accessToken };
 }

@@ -42,10 +42,13 @@ export class ChildTs {
         if (record && match(record)) return record;
       }
       if (this.process.exitCode !== null || this.process.signalCode !== null) {
-        throw new Error(`process exited (${this.process.exitCode ?? this.process.signalCode}) before the expected line`);
+        throw new Error(
+          `process exited (${this.process.exitCode ?? this.process.signalCode}) before the expected line`,
+        );
       }
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`timed out waiting for a line; got:\n${this.lines.slice(-20).join('\n')}`);
+      if (remaining <= 0)
+        throw new Error(`timed out waiting for a line; got:\n${this.lines.slice(-20).join('\n')}`);
       await new Promise<void>(resolve => {
         const timer = setTimeout(done, remaining);
         const waiters = this.#waiters;
@@ -83,7 +86,9 @@ export interface AdminProcessOptions {
 }
 
 /** A real admin process (`jobstream-admin serve`); resolves once it listens. */
-export async function startAdminProcess(options: AdminProcessOptions): Promise<{ child: ChildTs; address: string }> {
+export async function startAdminProcess(
+  options: AdminProcessOptions,
+): Promise<{ child: ChildTs; address: string }> {
   const child = new ChildTs('admin/src/cli.ts', ['serve'], {
     DATABASE_URL: options.databaseUrl,
     JOBSTREAM_ADMIN_TOKEN: options.adminToken,
@@ -106,7 +111,10 @@ export interface ExecutorProcessOptions {
 }
 
 /** A real executor process running test/fixtures/executor-process.ts; resolves once it is registered. */
-export async function startExecutorProcess(options: ExecutorProcessOptions, waitReady = true): Promise<ChildTs> {
+export async function startExecutorProcess(
+  options: ExecutorProcessOptions,
+  waitReady = true,
+): Promise<ChildTs> {
   const child = new ChildTs('test/fixtures/executor-process.ts', [], {
     FIXTURE_ADMIN_ADDRESSES: options.adminAddresses.join(','),
     FIXTURE_APP_NAME: options.appName,

@@ -14,9 +14,21 @@ function toGroup(row: Omit<ExecutorGroupRow, 'access_token_hash'>): ExecutorGrou
   };
 }
 
-const publicColumns = ['id', 'app_name', 'title', 'address_type', 'addresses', 'created_at', 'updated_at'] as const;
+const publicColumns = [
+  'id',
+  'app_name',
+  'title',
+  'address_type',
+  'addresses',
+  'created_at',
+  'updated_at',
+] as const;
 
-export async function insertGroup(db: Db, spec: ExecutorGroupSpec, accessTokenHash: string): Promise<ExecutorGroup> {
+export async function insertGroup(
+  db: Db,
+  spec: ExecutorGroupSpec,
+  accessTokenHash: string,
+): Promise<ExecutorGroup> {
   const row = await db
     .insertInto('executor_group')
     .values({
@@ -31,7 +43,11 @@ export async function insertGroup(db: Db, spec: ExecutorGroupSpec, accessTokenHa
   return toGroup(row);
 }
 
-export async function updateGroup(db: Db, id: string, spec: ExecutorGroupSpec): Promise<ExecutorGroup | undefined> {
+export async function updateGroup(
+  db: Db,
+  id: string,
+  spec: ExecutorGroupSpec,
+): Promise<ExecutorGroup | undefined> {
   const row = await db
     .updateTable('executor_group')
     .set({
@@ -62,7 +78,11 @@ export async function deleteGroup(db: Db, id: string): Promise<boolean> {
 }
 
 export async function findGroupById(db: Db, id: string): Promise<ExecutorGroup | undefined> {
-  const row = await db.selectFrom('executor_group').select(publicColumns).where('id', '=', id).executeTakeFirst();
+  const row = await db
+    .selectFrom('executor_group')
+    .select(publicColumns)
+    .where('id', '=', id)
+    .executeTakeFirst();
   return row && toGroup(row);
 }
 
@@ -75,7 +95,10 @@ export async function findGroupByAppName(db: Db, appName: string): Promise<Execu
   return row && toGroup(row);
 }
 
-export async function findGroupByTokenHash(db: Db, accessTokenHash: string): Promise<ExecutorGroup | undefined> {
+export async function findGroupByTokenHash(
+  db: Db,
+  accessTokenHash: string,
+): Promise<ExecutorGroup | undefined> {
   const row = await db
     .selectFrom('executor_group')
     .select(publicColumns)

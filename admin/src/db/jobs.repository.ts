@@ -62,7 +62,12 @@ export async function insertJob(db: Db, spec: JobSpec): Promise<Job> {
 }
 
 /** Replaces a job's spec. A changed script source also moves glue_updated_at. */
-export async function updateJobSpec(db: Db, id: string, spec: JobSpec, glueChanged: boolean): Promise<Job | undefined> {
+export async function updateJobSpec(
+  db: Db,
+  id: string,
+  spec: JobSpec,
+  glueChanged: boolean,
+): Promise<Job | undefined> {
   const now = new Date();
   const row = await db
     .updateTable('job')
@@ -139,7 +144,8 @@ export async function listJobs(
   if (filter.triggerStatus !== undefined) query = query.where('trigger_status', '=', filter.triggerStatus);
   if (filter.descriptionContains)
     query = query.where('description', 'ilike', `%${escapeLike(filter.descriptionContains)}%`);
-  if (filter.handlerContains) query = query.where('handler', 'ilike', `%${escapeLike(filter.handlerContains)}%`);
+  if (filter.handlerContains)
+    query = query.where('handler', 'ilike', `%${escapeLike(filter.handlerContains)}%`);
   if (filter.authorContains) query = query.where('author', 'ilike', `%${escapeLike(filter.authorContains)}%`);
   const [rows, count] = await Promise.all([
     (page.afterId === undefined ? query : query.where('id', '>', page.afterId))

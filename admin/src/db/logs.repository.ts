@@ -177,9 +177,7 @@ export async function listLogs(
   }
   if (page.before) {
     const { triggeredAt, id } = page.before;
-    query = query.where(
-      sql<boolean>`(triggered_at, id) < (${triggeredAt}::timestamptz, ${id}::bigint)`,
-    );
+    query = query.where(sql<boolean>`(triggered_at, id) < (${triggeredAt}::timestamptz, ${id}::bigint)`);
   }
   const rows = await query.orderBy('triggered_at', 'desc').orderBy('id', 'desc').limit(page.limit).execute();
   return rows.map(toLog);

@@ -94,7 +94,11 @@ export async function removePresence(db: Db, sessionId: string): Promise<void> {
 }
 
 /** Live executors: rows of dead admins are ignored once expired, before the sweeper deletes them. */
-export async function listPresence(db: Db, appName: string | undefined, now: Date): Promise<ExecutorPresence[]> {
+export async function listPresence(
+  db: Db,
+  appName: string | undefined,
+  now: Date,
+): Promise<ExecutorPresence[]> {
   let query = db.selectFrom('executor_registry').selectAll().where('expires_at', '>', now);
   if (appName !== undefined) query = query.where('app_name', '=', appName);
   const rows = await query.orderBy('app_name').orderBy('instance_name').execute();

@@ -26,7 +26,8 @@ export type GlueTypeValue = 'BEAN' | 'SHELL' | 'PYTHON' | 'NODEJS' | 'PHP' | 'PO
 export type TriggerStatusValue = 'STOPPED' | 'RUNNING';
 export type TriggerTypeValue = 'SCHEDULE' | 'MANUAL' | 'RETRY' | 'PARENT' | 'MISFIRE';
 export type DispatchOutcomeValue = 'PENDING' | 'ACCEPTED' | 'FAILED';
-export type RunOutcomeValue = 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'KILLED' | 'COVERED' | 'SHUTDOWN' | 'LOST';
+export type RunOutcomeValue =
+  'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'KILLED' | 'COVERED' | 'SHUTDOWN' | 'LOST';
 export type AlarmStatusValue = 'NONE' | 'LOCKED' | 'NOT_NEEDED' | 'SENT' | 'FAILED';
 
 export interface ExecutorGroupTable {

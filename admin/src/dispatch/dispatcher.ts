@@ -45,7 +45,7 @@ export class Dispatcher {
   }
 
   async trigger(job: Job, request: TriggerRequest): Promise<TriggerLog[]> {
-    const { db, sessions, router } = this.#options;
+    const { db, router } = this.#options;
     const group = await findGroupById(db, job.groupId);
     const now = new Date();
     const base: Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'> = {
@@ -68,14 +68,23 @@ export class Dispatcher {
       const failure = decision.failure;
       const [log] = await insertLogs(db, [{ ...base, shardIndex: 0, shardTotal: 1 }]);
       const message = `trigger failed: ${failure}`;
-      await recordDispatch(db, log!.id, { outcome: 'FAILED', executorInstance: null, executorSessionId: null, message });
+      await recordDispatch(db, log!.id, {
+        outcome: 'FAILED',
+        executorInstance: null,
+        executorSessionId: null,
+        message,
+      });
       this.#options.metrics.triggers.inc({ trigger_type: request.triggerType, outcome: 'FAILED' });
       return [{ ...log!, dispatchOutcome: 'FAILED', triggerMessage: message }];
     }
 
     const logs = await insertLogs(
       db,
-      decision.targets.map(target => ({ ...base, shardIndex: target.shardIndex, shardTotal: target.shardTotal })),
+      decision.targets.map(target => ({
+        ...base,
+        shardIndex: target.shardIndex,
+        shardTotal: target.shardTotal,
+      })),
     );
     return Promise.all(
       logs.map((log, index) => this.#dispatchRun(job, log, decision.targets[index]!, decision.trace)),

@@ -52,7 +52,11 @@ export class Router {
       }
       case 'SHARDING_BROADCAST':
         return {
-          targets: candidates.map((session, index) => ({ session, shardIndex: index, shardTotal: candidates.length })),
+          targets: candidates.map((session, index) => ({
+            session,
+            shardIndex: index,
+            shardTotal: candidates.length,
+          })),
           trace: `route SHARDING_BROADCAST: ${candidates.length} shards`,
         };
       default:

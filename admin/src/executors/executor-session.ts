@@ -117,7 +117,10 @@ export class ExecutorSession {
       });
       // The request is registered before it is sent: a fast executor may answer before
       // `push` returns.
-      await this.#outbound.push({ kind: { ...body, value: { ...body.value, requestId } } as AdminMessage['kind'] }, signal);
+      await this.#outbound.push(
+        { kind: { ...body, value: { ...body.value, requestId } } as AdminMessage['kind'] },
+        signal,
+      );
       return await new Promise<Reply>((resolve, reject) => {
         const onAbort = () => reject(signal.reason as Error);
         signal.addEventListener('abort', onAbort, { once: true });
@@ -170,10 +173,14 @@ export class ExecutorSession {
   close(reason?: string): void {
     if (this.#closed.signal.aborted) return;
     this.#endedByAdmin = reason;
-    this.#closed.abort(new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`));
+    this.#closed.abort(
+      new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`),
+    );
     this.#outbound.close();
     for (const pending of this.#pending.values()) {
-      pending.reject(new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`));
+      pending.reject(
+        new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`),
+      );
     }
     this.#pending.clear();
   }

@@ -62,14 +62,19 @@ const MAX_MANUAL_ADDRESSES = 1_000;
 const UNIQUE_VIOLATION = '23505';
 
 function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION;
+  return (
+    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION
+  );
 }
 
 function notFound(what: string, id: string): never {
   throw new ServerError(Status.NOT_FOUND, `${what} ${id} does not exist`);
 }
 
-function parseGroupSpec(field: string, spec: adminPb.ExecutorGroupSpec | undefined): domain.ExecutorGroupSpec {
+function parseGroupSpec(
+  field: string,
+  spec: adminPb.ExecutorGroupSpec | undefined,
+): domain.ExecutorGroupSpec {
   if (!spec) invalid(field, 'is required');
   const addressType = requireEnum(`${field}.address_type`, addressTypes, spec.addressType, 'AUTO');
   if (spec.addresses.length > MAX_MANUAL_ADDRESSES) {
@@ -89,7 +94,12 @@ function parseGroupSpec(field: string, spec: adminPb.ExecutorGroupSpec | undefin
     invalid(`${field}.addresses`, 'must be empty for ADDRESS_TYPE_AUTO (executors register themselves)');
   }
   return {
-    appName: requirePattern(`${field}.app_name`, spec.appName, APP_NAME, "1 to 64 letters, digits, '.', '_' or '-'"),
+    appName: requirePattern(
+      `${field}.app_name`,
+      spec.appName,
+      APP_NAME,
+      "1 to 64 letters, digits, '.', '_' or '-'",
+    ),
     title: requireText(`${field}.title`, spec.title.trim(), { min: 1, max: 64 }),
     addressType,
     addresses,
@@ -141,7 +151,10 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
 
   function executorFailure(error: unknown): never {
     if (error instanceof ExecutorRequestError) {
-      throw new ServerError(error.kind === 'no-answer' ? Status.DEADLINE_EXCEEDED : Status.UNAVAILABLE, error.message);
+      throw new ServerError(
+        error.kind === 'no-answer' ? Status.DEADLINE_EXCEEDED : Status.UNAVAILABLE,
+        error.message,
+      );
     }
     throw error;
   }
@@ -156,7 +169,10 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
         return { group: groupToProto(group), accessToken: token };
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new ServerError(Status.ALREADY_EXISTS, `spec.app_name: "${spec.appName}" is already used by a group`);
+          throw new ServerError(
+            Status.ALREADY_EXISTS,
+            `spec.app_name: "${spec.appName}" is already used by a group`,
+          );
         }
         throw error;
       }
@@ -166,14 +182,22 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       authorize(context);
       const id = requireId('id', request.id);
       const current = (await findGroupById(db, id)) ?? notFound('executor group', id);
-      const merged = applyFieldMask('update_mask', groupSpecToProto(current), request.spec ?? groupSpecToProto(current), request.updateMask);
+      const merged = applyFieldMask(
+        'update_mask',
+        groupSpecToProto(current),
+        request.spec ?? groupSpecToProto(current),
+        request.updateMask,
+      );
       const spec = parseGroupSpec('spec', merged);
       try {
         const group = (await updateGroup(db, id, spec)) ?? notFound('executor group', id);
         return { group: groupToProto(group) };
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new ServerError(Status.ALREADY_EXISTS, `spec.app_name: "${spec.appName}" is already used by a group`);
+          throw new ServerError(
+            Status.ALREADY_EXISTS,
+            `spec.app_name: "${spec.appName}" is already used by a group`,
+          );
         }
         throw error;
       }
@@ -184,7 +208,10 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const id = requireId('id', request.id);
       const jobs = await countJobsOfGroup(db, id);
       if (jobs > 0) {
-        throw new ServerError(Status.FAILED_PRECONDITION, `executor group ${id} still has ${jobs} job(s); delete them first`);
+        throw new ServerError(
+          Status.FAILED_PRECONDITION,
+          `executor group ${id} still has ${jobs} job(s); delete them first`,
+        );
       }
       if (!(await deleteGroup(db, id))) notFound('executor group', id);
       return {};
@@ -264,7 +291,9 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const filter = {
         groupId: optionalId('group_id', request.groupId),
         triggerStatus:
-          request.triggerStatus === 0 ? undefined : requireEnum('trigger_status', triggerStatuses, request.triggerStatus),
+          request.triggerStatus === 0
+            ? undefined
+            : requireEnum('trigger_status', triggerStatuses, request.triggerStatus),
         descriptionContains: requireText('description_contains', request.descriptionContains, { max: 255 }),
         handlerContains: requireText('handler_contains', request.handlerContains, { max: 255 }),
         authorContains: requireText('author_contains', request.authorContains, { max: 64 }),
@@ -302,7 +331,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     async triggerJob(request, context) {
       authorize(context);
       const job = await requireJob('job_id', request.jobId);
-      const param = request.param === undefined ? undefined : requireText('param', request.param, { max: 4096 });
+      const param =
+        request.param === undefined ? undefined : requireText('param', request.param, { max: 4096 });
       if (request.executorInstances.length > MAX_EXPLICIT_EXECUTORS) {
         invalid('executor_instances', `lists more than ${MAX_EXPLICIT_EXECUTORS} instances`);
       }
@@ -334,7 +364,11 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
         if (typeof token?.t !== 'number' || typeof token.i !== 'string') return undefined;
         return { triggeredAt: new Date(token.t), id: requireId('page_token', token.i) };
       });
-      if (request.triggeredAfter && request.triggeredBefore && request.triggeredAfter >= request.triggeredBefore) {
+      if (
+        request.triggeredAfter &&
+        request.triggeredBefore &&
+        request.triggeredAfter >= request.triggeredBefore
+      ) {
         invalid('triggered_before', 'must be later than triggered_after');
       }
       const logs = await listLogs(
@@ -369,10 +403,16 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       if (maxLines > 1000) invalid('max_lines', 'must be from 1 to 1000');
       const session = await sessionOfLog(log);
       const reply = await session
-        .request({ $case: 'logReadRequest', value: { logId: log.id, fromLine, maxLines } }, options.requestDeadlineMs)
+        .request(
+          { $case: 'logReadRequest', value: { logId: log.id, fromLine, maxLines } },
+          options.requestDeadlineMs,
+        )
         .catch(executorFailure);
       if (!reply.accepted || !reply.logChunk) {
-        const status = reply.rejectReason === RejectReason.REJECT_REASON_UNKNOWN_RUN ? Status.NOT_FOUND : Status.UNAVAILABLE;
+        const status =
+          reply.rejectReason === RejectReason.REJECT_REASON_UNKNOWN_RUN
+            ? Status.NOT_FOUND
+            : Status.UNAVAILABLE;
         throw new ServerError(
           status,
           `executor ${session.instanceName} has no log for run ${log.id} (${rejectReasonToJSON(reply.rejectReason)})`,
@@ -390,7 +430,10 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       }
       const session = await sessionOfLog(log);
       const reply = await session
-        .request({ $case: 'killRequest', value: { logId: log.id, reason: 'killed by an operator' } }, options.requestDeadlineMs)
+        .request(
+          { $case: 'killRequest', value: { logId: log.id, reason: 'killed by an operator' } },
+          options.requestDeadlineMs,
+        )
         .catch(executorFailure);
       if (!reply.accepted) {
         throw new ServerError(

@@ -15,10 +15,14 @@ export function hashToken(token: string): string {
 export function bearerToken(context: CallContext): string {
   const header = context.metadata.get('authorization');
   if (typeof header !== 'string' || header === '') {
-    throw new ServerError(Status.UNAUTHENTICATED, 'missing authorization metadata (expected "Bearer <token>")');
+    throw new ServerError(
+      Status.UNAUTHENTICATED,
+      'missing authorization metadata (expected "Bearer <token>")',
+    );
   }
   const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match?.[1]) throw new ServerError(Status.UNAUTHENTICATED, 'authorization metadata must be "Bearer <token>"');
+  if (!match?.[1])
+    throw new ServerError(Status.UNAUTHENTICATED, 'authorization metadata must be "Bearer <token>"');
   return match[1];
 }
 

@@ -6,7 +6,13 @@ import {
   RunOutcome,
   ScheduleType,
 } from '../gen/jobstream/v1/types.js';
-import { AddressType, DispatchOutcome, LogStatus, TriggerStatus, TriggerType } from '../gen/jobstream/v1/admin.js';
+import {
+  AddressType,
+  DispatchOutcome,
+  LogStatus,
+  TriggerStatus,
+  TriggerType,
+} from '../gen/jobstream/v1/admin.js';
 import type * as domain from '../domain.js';
 
 /**
@@ -48,34 +54,37 @@ export const addressTypes = new EnumCodec<domain.AddressType, AddressType>(Addre
   'AUTO',
   'MANUAL',
 ]);
-export const scheduleTypes = new EnumCodec<domain.ScheduleType, ScheduleType>(ScheduleType, 'SCHEDULE_TYPE_', [
-  'NONE',
-  'CRON',
-  'FIX_RATE',
-  'FIX_DELAY',
-]);
+export const scheduleTypes = new EnumCodec<domain.ScheduleType, ScheduleType>(
+  ScheduleType,
+  'SCHEDULE_TYPE_',
+  ['NONE', 'CRON', 'FIX_RATE', 'FIX_DELAY'],
+);
 export const misfireStrategies = new EnumCodec<domain.MisfireStrategy, MisfireStrategy>(
   MisfireStrategy,
   'MISFIRE_STRATEGY_',
   ['DO_NOTHING', 'FIRE_ONCE_NOW'],
 );
-export const routeStrategies = new EnumCodec<domain.RouteStrategy, RouteStrategy>(RouteStrategy, 'ROUTE_STRATEGY_', [
-  'FIRST',
-  'LAST',
-  'ROUND',
-  'RANDOM',
-  'CONSISTENT_HASH',
-  'LEAST_FREQUENTLY_USED',
-  'LEAST_RECENTLY_USED',
-  'FAILOVER',
-  'BUSYOVER',
-  'SHARDING_BROADCAST',
-]);
-export const blockStrategies = new EnumCodec<domain.BlockStrategy, BlockStrategy>(BlockStrategy, 'BLOCK_STRATEGY_', [
-  'SERIAL_EXECUTION',
-  'DISCARD_LATER',
-  'COVER_EARLY',
-]);
+export const routeStrategies = new EnumCodec<domain.RouteStrategy, RouteStrategy>(
+  RouteStrategy,
+  'ROUTE_STRATEGY_',
+  [
+    'FIRST',
+    'LAST',
+    'ROUND',
+    'RANDOM',
+    'CONSISTENT_HASH',
+    'LEAST_FREQUENTLY_USED',
+    'LEAST_RECENTLY_USED',
+    'FAILOVER',
+    'BUSYOVER',
+    'SHARDING_BROADCAST',
+  ],
+);
+export const blockStrategies = new EnumCodec<domain.BlockStrategy, BlockStrategy>(
+  BlockStrategy,
+  'BLOCK_STRATEGY_',
+  ['SERIAL_EXECUTION', 'DISCARD_LATER', 'COVER_EARLY'],
+);
 export const glueTypes = new EnumCodec<domain.GlueType, GlueType>(GlueType, 'GLUE_TYPE_', [
   'BEAN',
   'SHELL',
@@ -84,10 +93,11 @@ export const glueTypes = new EnumCodec<domain.GlueType, GlueType>(GlueType, 'GLU
   'PHP',
   'POWERSHELL',
 ]);
-export const triggerStatuses = new EnumCodec<domain.TriggerStatus, TriggerStatus>(TriggerStatus, 'TRIGGER_STATUS_', [
-  'STOPPED',
-  'RUNNING',
-]);
+export const triggerStatuses = new EnumCodec<domain.TriggerStatus, TriggerStatus>(
+  TriggerStatus,
+  'TRIGGER_STATUS_',
+  ['STOPPED', 'RUNNING'],
+);
 export const triggerTypes = new EnumCodec<domain.TriggerType, TriggerType>(TriggerType, 'TRIGGER_TYPE_', [
   'SCHEDULE',
   'MANUAL',

@@ -4,7 +4,16 @@ import { ServerError, Status, type ServerMiddleware } from 'nice-grpc';
 import type { Logger } from '../logger.js';
 
 /** Node and PostgreSQL error codes that mean the database cannot be reached right now. */
-const DATABASE_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08006', '08001']);
+const DATABASE_UNAVAILABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08006',
+  '08001',
+]);
 
 /**
  * The one error boundary of the gRPC server: expected outcomes are thrown as

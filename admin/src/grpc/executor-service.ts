@@ -57,7 +57,10 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     return group;
   }
 
-  async function readRegister(inbound: AsyncIterator<ExecutorMessage>, group: ExecutorGroup): Promise<Register> {
+  async function readRegister(
+    inbound: AsyncIterator<ExecutorMessage>,
+    group: ExecutorGroup,
+  ): Promise<Register> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -101,7 +104,11 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       const inbound = requests[Symbol.asyncIterator]();
       const register = await readRegister(inbound, group);
       session = new ExecutorSession(randomUUID(), register, new Date());
-      const log = logger.child({ app: session.appName, instance: session.instanceName, sessionId: session.sessionId });
+      const log = logger.child({
+        app: session.appName,
+        instance: session.instanceName,
+        sessionId: session.sessionId,
+      });
 
       await options.presence.online(session);
       options.sessions.add(session)?.close('replaced by a newer stream of the same instance name');
@@ -112,7 +119,10 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         register.running.map(run => run.logId),
       );
       metrics.streamRegistrations.inc({ app_name: session.appName });
-      metrics.executorsOnline.set({ app_name: session.appName }, options.sessions.list(session.appName).length);
+      metrics.executorsOnline.set(
+        { app_name: session.appName },
+        options.sessions.list(session.appName).length,
+      );
       options.onSessionChange?.();
       log.info(
         { handlers: register.handlers, capacity: register.capacity, running: register.running.length },
@@ -154,7 +164,9 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     // The admin may end the session itself (replaced, shutting down): stop reading then,
     // instead of waiting for an executor that has no reason to end its side.
     const closed = new Promise<IteratorReturnResult<undefined>>(resolve => {
-      session.closedSignal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true });
+      session.closedSignal.addEventListener('abort', () => resolve({ done: true, value: undefined }), {
+        once: true,
+      });
     });
     try {
       for (;;) {
@@ -177,7 +189,10 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
           }
           case 'reply':
             if (!session.handleReply(kind.value)) {
-              log.debug({ requestId: kind.value.requestId }, 'reply to a request no longer waiting (late answer)');
+              log.debug(
+                { requestId: kind.value.requestId },
+                'reply to a request no longer waiting (late answer)',
+              );
             }
             break;
           case 'runResult': {
@@ -185,7 +200,9 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
             if (typeof result === 'string') {
               return new ServerError(Status.INVALID_ARGUMENT, result);
             }
-            const storing = storeAndAcknowledge(session, result, log).finally(() => resultsInFlight.delete(storing));
+            const storing = storeAndAcknowledge(session, result, log).finally(() =>
+              resultsInFlight.delete(storing),
+            );
             resultsInFlight.add(storing);
             if (resultsInFlight.size >= MAX_RESULTS_IN_FLIGHT) await Promise.race(resultsInFlight);
             break;
@@ -206,7 +223,11 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     }
   }
 
-  async function storeAndAcknowledge(session: ExecutorSession, result: RunResultInput, log: Logger): Promise<void> {
+  async function storeAndAcknowledge(
+    session: ExecutorSession,
+    result: RunResultInput,
+    log: Logger,
+  ): Promise<void> {
     try {
       await options.results.record(result, session.closedSignal);
       await session.send({
@@ -229,7 +250,10 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       // The row expires on its own after three beat intervals.
       logger.warn({ err: error, sessionId: session.sessionId }, 'could not remove presence row');
     }
-    logger.info({ app: session.appName, instance: session.instanceName, sessionId: session.sessionId }, 'executor left');
+    logger.info(
+      { app: session.appName, instance: session.instanceName, sessionId: session.sessionId },
+      'executor left',
+    );
   }
 
   return { connect };
@@ -243,19 +267,26 @@ function validateRegister(register: Register): void {
     invalid("register.instance_name must be 1 to 128 characters of letters, digits, '.', '_', ':', '-'");
   }
   if (register.protocolVersion !== PROTOCOL_VERSION) {
-    invalid(`register.protocol_version ${register.protocolVersion} is not supported (expected ${PROTOCOL_VERSION})`);
+    invalid(
+      `register.protocol_version ${register.protocolVersion} is not supported (expected ${PROTOCOL_VERSION})`,
+    );
   }
   if (register.capacity < 1 || register.capacity > MAX_CAPACITY) {
     invalid(`register.capacity must be from 1 to ${MAX_CAPACITY}`);
   }
-  if (register.handlers.length > MAX_HANDLERS) invalid(`register.handlers holds more than ${MAX_HANDLERS} names`);
+  if (register.handlers.length > MAX_HANDLERS)
+    invalid(`register.handlers holds more than ${MAX_HANDLERS} names`);
   for (const handler of register.handlers) {
-    if (handler.length === 0 || handler.length > 255) invalid('register.handlers: each name must be 1 to 255 characters');
+    if (handler.length === 0 || handler.length > 255)
+      invalid('register.handlers: each name must be 1 to 255 characters');
   }
   if (register.hostname.length > 255) invalid('register.hostname is longer than 255 characters');
-  if (register.sdkName.length > 128 || register.sdkVersion.length > 64) invalid('register.sdk_name or sdk_version too long');
+  if (register.sdkName.length > 128 || register.sdkVersion.length > 64)
+    invalid('register.sdk_name or sdk_version too long');
   if (register.running.length + register.unacknowledgedResults.length > MAX_RECONCILED_RUNS) {
-    invalid(`register.running and unacknowledged_results together list more than ${MAX_RECONCILED_RUNS} runs`);
+    invalid(
+      `register.running and unacknowledged_results together list more than ${MAX_RECONCILED_RUNS} runs`,
+    );
   }
   for (const run of [...register.running, ...register.unacknowledgedResults]) {
     if (!isPositiveId(run.logId)) invalid(`register.running: log_id "${run.logId}" is not a positive id`);

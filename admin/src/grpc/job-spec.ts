@@ -5,13 +5,7 @@ import { childJobIdsOf, existingJobIds } from '../db/jobs.repository.js';
 import { SUPPORTED_ROUTE_STRATEGIES } from '../dispatch/router.js';
 import type * as domain from '../domain.js';
 import type * as adminPb from '../gen/jobstream/v1/admin.js';
-import {
-  blockStrategies,
-  glueTypes,
-  misfireStrategies,
-  routeStrategies,
-  scheduleTypes,
-} from './enums.js';
+import { blockStrategies, glueTypes, misfireStrategies, routeStrategies, scheduleTypes } from './enums.js';
 import { invalid, requireEnum, requireId, requireInteger, requireText } from './validation.js';
 
 const EMAIL = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
@@ -38,7 +32,12 @@ export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): 
     scheduleType,
     scheduleConf: parseScheduleConf(f('schedule_conf'), scheduleType, spec.scheduleConf.trim()),
     timeZone: parseTimeZone(f('time_zone'), spec.timeZone),
-    misfireStrategy: requireEnum(f('misfire_strategy'), misfireStrategies, spec.misfireStrategy, 'DO_NOTHING'),
+    misfireStrategy: requireEnum(
+      f('misfire_strategy'),
+      misfireStrategies,
+      spec.misfireStrategy,
+      'DO_NOTHING',
+    ),
     routeStrategy,
     handler: requireText(f('handler'), spec.handler.trim(), { min: glueType === 'BEAN' ? 1 : 0, max: 255 }),
     param: requireText(f('param'), spec.param, { max: 4096 }),
@@ -81,7 +80,10 @@ function parseScheduleConf(field: string, type: domain.ScheduleType, conf: strin
     case 'FIX_DELAY': {
       const seconds = Number(conf);
       if (!/^[0-9]+$/.test(conf) || seconds < 1 || seconds > MAX_FIX_SECONDS) {
-        invalid(field, `must be a whole number of seconds from 1 to ${MAX_FIX_SECONDS} for SCHEDULE_TYPE_${type}`);
+        invalid(
+          field,
+          `must be a whole number of seconds from 1 to ${MAX_FIX_SECONDS} for SCHEDULE_TYPE_${type}`,
+        );
       }
       return String(seconds);
     }
@@ -115,7 +117,10 @@ export async function checkJobReferences(
   jobId: string | undefined,
 ): Promise<void> {
   if (!(await findGroupById(db, spec.groupId))) {
-    throw new ServerError(Status.NOT_FOUND, `${field}.group_id: executor group ${spec.groupId} does not exist`);
+    throw new ServerError(
+      Status.NOT_FOUND,
+      `${field}.group_id: executor group ${spec.groupId} does not exist`,
+    );
   }
   if (spec.childJobIds.length === 0) return;
   if (jobId !== undefined && spec.childJobIds.includes(jobId)) {
@@ -124,7 +129,10 @@ export async function checkJobReferences(
   const existing = await existingJobIds(db, spec.childJobIds);
   const missing = spec.childJobIds.filter(id => !existing.has(id));
   if (missing.length > 0) {
-    throw new ServerError(Status.NOT_FOUND, `${field}.child_job_ids: job ${missing.join(', ')} does not exist`);
+    throw new ServerError(
+      Status.NOT_FOUND,
+      `${field}.child_job_ids: job ${missing.join(', ')} does not exist`,
+    );
   }
   if (jobId === undefined) return; // a new job has no parents yet, so it cannot close a cycle
   // Walk down from the new children; reaching this job again means a cycle.

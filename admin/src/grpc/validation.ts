@@ -24,7 +24,10 @@ export function optionalId(field: string, value: string): string | undefined {
 export function requireText(field: string, value: string, options: { min?: number; max: number }): string {
   const min = options.min ?? 0;
   if (value.length < min || value.length > options.max) {
-    invalid(field, min > 0 ? `must be ${min} to ${options.max} characters` : `must be at most ${options.max} characters`);
+    invalid(
+      field,
+      min > 0 ? `must be ${min} to ${options.max} characters` : `must be at most ${options.max} characters`,
+    );
   }
   return value;
 }
@@ -35,7 +38,8 @@ export function requirePattern(field: string, value: string, pattern: RegExp, de
 }
 
 export function requireInteger(field: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) invalid(field, `must be from ${min} to ${max}, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    invalid(field, `must be from ${min} to ${max}, got ${value}`);
   return value;
 }
 
@@ -67,7 +71,11 @@ export function encodePageToken(value: unknown): string {
   return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
 }
 
-export function decodePageToken<T>(field: string, token: string, parse: (value: unknown) => T | undefined): T | undefined {
+export function decodePageToken<T>(
+  field: string,
+  token: string,
+  parse: (value: unknown) => T | undefined,
+): T | undefined {
   if (token === '') return undefined;
   let decoded: unknown;
   try {

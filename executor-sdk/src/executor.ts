@@ -1,0 +1,460 @@
+import os from 'node:os';
+import path from 'node:path';
+import { Connection, ExecutorStoppedError } from './connection.js';
+import type { StreamSession } from './connection.js';
+import { EventLoopLagMonitor } from './event-loop-lag.js';
+import { RejectReason } from './gen/jobstream/v1/executor.js';
+import type {
+  AdminMessage,
+  Beat,
+  KillRequest,
+  LogChunk,
+  LogReadRequest,
+  Register,
+  RunRequest,
+  RunResult,
+  Welcome,
+} from './gen/jobstream/v1/executor.js';
+import type { Handler, HandlerHooks } from './handler.js';
+import { HandlerRegistry } from './handler-registry.js';
+import type { Logger } from './logger.js';
+import type { ExecutorOptions, ResolvedOptions } from './options.js';
+import { resolveOptions } from './options.js';
+import { durationToMs } from './proto-time.js';
+import { ResultSpool } from './result-spool.js';
+import { RunLogStore } from './run-log.js';
+import { RunScheduler } from './run-scheduler.js';
+import { PROTOCOL_VERSION, SDK_NAME, SDK_VERSION } from './version.js';
+
+/**
+ * - `idle`: constructed; handlers can be registered.
+ * - `starting`: start() called, no Welcome yet.
+ * - `running`: welcomed at least once (it stays `running` while reconnecting).
+ * - `stopping`: stop() called; no new runs are accepted.
+ * - `stopped`: final; create a new Executor to start again.
+ */
+export type ExecutorState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+const DEFAULT_BEAT_INTERVAL_MS = 10_000;
+/** An admin asking for faster beats than this is misconfigured; the executor would only burn CPU. */
+const MIN_BEAT_INTERVAL_MS = 50;
+const LOG_RETENTION_SWEEP_INTERVAL_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A jobstream executor: runs registered handlers for one admin group over one
+ * long-lived gRPC stream.
+ *
+ * ```ts
+ * const executor = new Executor({ adminAddresses: ['admin:9090'], appName: 'orders', accessToken });
+ * executor.register('sendInvoices', async ctx => { ctx.log('param', ctx.param); return 'sent 12'; });
+ * await executor.start();
+ * // on SIGTERM (the library installs no signal handlers):
+ * await executor.stop();
+ * ```
+ *
+ * start() resolves on the first Welcome. It rejects with an ExecutorConnectError when
+ * the admin refuses the executor before that (wrong token: UNAUTHENTICATED), and with
+ * an ExecutorStoppedError when stop() comes first. Every other connection failure
+ * (admin down, network) is retried with backoff until stop() — so start() can wait
+ * indefinitely for an admin that is not up yet; race it with a timer if that matters.
+ * Once welcomed, lost streams are re-established in the background, forever.
+ */
+export class Executor {
+  readonly #options: ResolvedOptions;
+  readonly #logger: Logger;
+  readonly #handlers = new HandlerRegistry();
+  readonly #runLogs: RunLogStore;
+  readonly #scheduler: RunScheduler;
+  readonly #lag = new EventLoopLagMonitor();
+  #state: ExecutorState = 'idle';
+  #spool: ResultSpool | undefined;
+  #connection: Connection | undefined;
+  #opened: Promise<void> | undefined;
+  #startPromise: Promise<void> | undefined;
+  #stopPromise: Promise<void> | undefined;
+  #retentionTimer: NodeJS.Timeout | undefined;
+
+  /** @throws TypeError listing every invalid option. */
+  constructor(options: ExecutorOptions) {
+    this.#options = resolveOptions(options);
+    this.#logger = this.#options.logger;
+    this.#runLogs = new RunLogStore(path.join(this.#options.dataDir, 'logs'), this.#logger);
+    this.#scheduler = new RunScheduler({
+      capacity: this.#options.capacity,
+      handlers: this.#handlers,
+      runLogs: this.#runLogs,
+      logger: this.#logger,
+      onResult: result => this.#onRunResult(result),
+    });
+  }
+
+  get state(): ExecutorState {
+    return this.#state;
+  }
+
+  get instanceName(): string {
+    return this.#options.instanceName;
+  }
+
+  get dataDir(): string {
+    return this.#options.dataDir;
+  }
+
+  /** The admin session of the current stream, while connected. */
+  get sessionId(): string | undefined {
+    return this.#connection?.session?.sessionId;
+  }
+
+  /**
+   * Registers a handler under the name jobs refer to. Only before start(): the names
+   * are announced in Register. See {@link HandlerHooks} for when init/destroy run.
+   */
+  register(name: string, handler: Handler, hooks?: HandlerHooks): this {
+    if (this.#state !== 'idle')
+      throw new Error(`handlers must be registered before start() (state: ${this.#state})`);
+    this.#handlers.add(name, handler, hooks);
+    return this;
+  }
+
+  /** Connects and resolves on the first Welcome. Calling it again returns the same promise. */
+  start(): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      return Promise.reject(new Error(`cannot start an executor that is ${this.#state}; create a new one`));
+    }
+    if (this.#startPromise !== undefined) return this.#startPromise;
+    this.#state = 'starting';
+    this.#startPromise = this.#start();
+    return this.#startPromise;
+  }
+
+  /**
+   * Stops taking runs (new ones are rejected SHUTTING_DOWN), drops queued runs, lets
+   * running ones finish for up to `shutdownGracePeriodMs` and aborts the rest (outcome
+   * SHUTDOWN), runs destroy hooks, waits up to `resultFlushTimeoutMs` for the admin to
+   * acknowledge the results, then closes the stream. Results still unacknowledged stay
+   * in the spool for the next process. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopPromise ??= this.#stop();
+    return this.#stopPromise;
+  }
+
+  async #start(): Promise<void> {
+    if (this.#handlers.names().length === 0) this.#logger.warn({}, 'executor started without handlers');
+    this.#opened = this.#openStorage();
+    try {
+      await this.#opened;
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    if (this.#state !== 'starting') throw new ExecutorStoppedError('the executor was stopped while starting');
+
+    this.#sweepOldLogs();
+    if (this.#options.logRetentionDays > 0) {
+      this.#retentionTimer = setInterval(() => this.#sweepOldLogs(), LOG_RETENTION_SWEEP_INTERVAL_MS);
+      this.#retentionTimer.unref();
+    }
+    this.#lag.start();
+    const o = this.#options;
+    this.#connection = new Connection(
+      {
+        addresses: o.adminAddresses,
+        accessToken: o.accessToken,
+        credentials: o.channelCredentials,
+        channelOptions: o.channelOptions,
+        outboundQueueCapacity: o.outboundQueueCapacity,
+        reconnectBaseDelayMs: o.reconnectBaseDelayMs,
+        reconnectMaxDelayMs: o.reconnectMaxDelayMs,
+        logger: this.#logger,
+      },
+      {
+        buildRegister: () => this.#buildRegister(),
+        onWelcome: (session, welcome) => this.#onWelcome(session, welcome),
+        onMessage: (session, message) => this.#onMessage(session, message),
+        onSessionClosed: session =>
+          this.#logger.debug({ sessionId: session.sessionId }, 'executor stream closed'),
+      },
+    );
+    try {
+      await this.#connection.start();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async #openStorage(): Promise<void> {
+    await this.#runLogs.init();
+    this.#spool = await ResultSpool.open(this.#options.dataDir, this.#logger);
+  }
+
+  async #stop(): Promise<void> {
+    const previous = this.#state;
+    this.#state = previous === 'idle' ? 'stopped' : 'stopping';
+    if (previous === 'idle') return;
+    this.#logger.info(
+      { running: this.#scheduler.runningCount, queued: this.#scheduler.queuedCount },
+      'executor stopping',
+    );
+    await this.#opened?.catch(() => {});
+
+    await this.#scheduler.shutdown(this.#options.shutdownGracePeriodMs);
+    await this.#handlers.destroyAll(this.#logger);
+    await this.#flushResults();
+    await this.#connection?.close();
+
+    clearInterval(this.#retentionTimer);
+    this.#lag.stop();
+    const unacked = this.#spool?.size ?? 0;
+    await this.#spool?.close();
+    this.#state = 'stopped';
+    this.#logger.info({ unacknowledgedResults: unacked }, 'executor stopped');
+  }
+
+  /** Waits (bounded) for the admin to acknowledge what is left, if a stream is up to carry it. */
+  async #flushResults(): Promise<void> {
+    const spool = this.#spool;
+    const session = this.#connection?.session;
+    if (spool === undefined || spool.size === 0 || session === undefined) return;
+    const done = new AbortController();
+    const timer = setTimeout(() => done.abort(), this.#options.resultFlushTimeoutMs);
+    const onClosed = (): void => done.abort();
+    session.closedSignal.addEventListener('abort', onClosed, { once: true });
+    try {
+      await spool.whenEmpty(done.signal);
+    } finally {
+      clearTimeout(timer);
+      session.closedSignal.removeEventListener('abort', onClosed);
+    }
+    if (spool.size > 0) {
+      this.#logger.warn(
+        { results: spool.size },
+        'results not acknowledged before stop; they are re-sent on next start',
+      );
+    }
+  }
+
+  #buildRegister(): Register {
+    const o = this.#options;
+    return {
+      appName: o.appName,
+      instanceName: o.instanceName,
+      hostname: os.hostname(),
+      pid: process.pid,
+      sdkName: SDK_NAME,
+      sdkVersion: SDK_VERSION,
+      handlers: this.#handlers.names(),
+      capacity: o.capacity,
+      labels: { ...o.labels },
+      running: this.#scheduler.activeRefs(),
+      unacknowledgedResults: this.#spool?.refs() ?? [],
+      protocolVersion: PROTOCOL_VERSION,
+    };
+  }
+
+  #onWelcome(session: StreamSession, welcome: Welcome): void {
+    if (this.#state === 'starting') this.#state = 'running';
+    const requested = durationToMs(welcome.beatInterval);
+    const intervalMs = requested > 0 ? Math.max(requested, MIN_BEAT_INTERVAL_MS) : DEFAULT_BEAT_INTERVAL_MS;
+    const timer = setInterval(() => session.offerBeat(this.#beat()), intervalMs);
+    session.closedSignal.addEventListener('abort', () => clearInterval(timer), { once: true });
+    void this.#resendResults(session);
+  }
+
+  #beat(): Beat {
+    return {
+      runningCount: this.#scheduler.runningCount,
+      queuedCount: this.#scheduler.queuedCount,
+      eventLoopLagMs: this.#lag.takeMaxLagMs(),
+      sentAt: new Date(),
+    };
+  }
+
+  async #resendResults(session: StreamSession): Promise<void> {
+    const spool = this.#spool;
+    if (spool === undefined) return;
+    const pending = spool.durableResults();
+    if (pending.length > 0)
+      this.#logger.info({ results: pending.length }, 're-sending unacknowledged results');
+    for (const result of pending) {
+      if (!spool.has(result.logId, result.attempt)) continue;
+      if (!(await session.send({ kind: { $case: 'runResult', value: result } }))) return;
+    }
+  }
+
+  #onRunResult(result: RunResult): void {
+    const spool = this.#spool;
+    if (spool === undefined) return;
+    // Sent only once durable; a stream welcomed before that re-sends it from the spool.
+    spool.add(result).then(
+      () => {
+        const session = this.#connection?.session;
+        if (session !== undefined && spool.has(result.logId, result.attempt)) {
+          void session.send({ kind: { $case: 'runResult', value: result } });
+        }
+      },
+      (err: unknown) => this.#logger.error({ err, logId: result.logId }, 'could not record run result'),
+    );
+  }
+
+  async #onMessage(session: StreamSession, message: AdminMessage): Promise<void> {
+    const kind = message.kind;
+    if (kind === undefined) return;
+    try {
+      switch (kind.$case) {
+        case 'runRequest':
+          await this.#onRunRequest(session, kind.value);
+          return;
+        case 'killRequest':
+          await this.#onKillRequest(session, kind.value);
+          return;
+        case 'idleBeatRequest': {
+          const idle = this.#scheduler.isJobIdle(kind.value.jobId);
+          await reply(
+            session,
+            kind.value.requestId,
+            idle,
+            idle ? RejectReason.REJECT_REASON_UNSPECIFIED : RejectReason.REJECT_REASON_BUSY,
+            idle ? '' : `job ${kind.value.jobId} has a run running or queued on this executor`,
+          );
+          return;
+        }
+        case 'beatRequest':
+          await reply(session, kind.value.requestId, true, RejectReason.REJECT_REASON_UNSPECIFIED, '');
+          return;
+        case 'logReadRequest':
+          await this.#onLogReadRequest(session, kind.value);
+          return;
+        case 'resultAck': {
+          const spool = this.#spool;
+          spool
+            ?.ack(kind.value.results)
+            .catch((err: unknown) => this.#logger.warn({ err }, 'result ack failed'));
+          return;
+        }
+        case 'drain':
+          this.#logger.info(
+            { reason: kind.value.reason, address: session.address },
+            'admin asked to drain; reconnecting',
+          );
+          session.close();
+          return;
+        case 'welcome':
+          this.#logger.warn({ sessionId: session.sessionId }, 'unexpected second Welcome ignored');
+          return;
+      }
+    } catch (err) {
+      this.#logger.error({ err, kind: kind.$case }, 'failed to handle admin message');
+      const requestId = 'requestId' in kind.value ? kind.value.requestId : undefined;
+      if (requestId !== undefined) {
+        await reply(
+          session,
+          requestId,
+          false,
+          RejectReason.REJECT_REASON_INVALID,
+          `executor error: ${String(err)}`,
+        );
+      }
+    }
+  }
+
+  async #onRunRequest(session: StreamSession, req: RunRequest): Promise<void> {
+    const { requestId, logId, attempt } = req;
+    // Re-dispatch after a reconnect: the run is already ours; running it again would double it.
+    if (this.#scheduler.has(logId, attempt) || this.#spool?.has(logId, attempt) === true) {
+      await reply(
+        session,
+        requestId,
+        true,
+        RejectReason.REJECT_REASON_UNSPECIFIED,
+        'already accepted (duplicate request)',
+      );
+      return;
+    }
+    if (this.#state !== 'running' || session.closeRequested) {
+      const why =
+        this.#state === 'running' ? 'executor is draining this stream' : 'executor is shutting down';
+      await reply(session, requestId, false, RejectReason.REJECT_REASON_SHUTTING_DOWN, why);
+      return;
+    }
+    const admission = this.#scheduler.admit(req);
+    if (!admission.accepted) {
+      this.#logger.debug({ logId, attempt, reason: admission.rejectReason }, 'run rejected');
+      await reply(session, requestId, false, admission.rejectReason, admission.message);
+      return;
+    }
+    await reply(session, requestId, true, RejectReason.REJECT_REASON_UNSPECIFIED, admission.message);
+    admission.release();
+  }
+
+  async #onKillRequest(session: StreamSession, req: KillRequest): Promise<void> {
+    const killed = this.#scheduler.kill(req.logId, req.reason);
+    if (killed > 0) {
+      await reply(session, req.requestId, true, RejectReason.REJECT_REASON_UNSPECIFIED, '');
+      return;
+    }
+    await reply(
+      session,
+      req.requestId,
+      false,
+      RejectReason.REJECT_REASON_UNKNOWN_RUN,
+      `log ${req.logId} has no running or queued run on this executor`,
+    );
+  }
+
+  async #onLogReadRequest(session: StreamSession, req: LogReadRequest): Promise<void> {
+    const pendingRun = this.#scheduler.hasLog(req.logId);
+    const slice = await this.#runLogs.read(req.logId, req.fromLine, req.maxLines);
+    if (slice === undefined && !pendingRun) {
+      await reply(
+        session,
+        req.requestId,
+        false,
+        RejectReason.REJECT_REASON_UNKNOWN_RUN,
+        `no log for log ${req.logId} on this executor`,
+      );
+      return;
+    }
+    const fromLine = Math.max(1, req.fromLine);
+    const chunk: LogChunk =
+      slice === undefined
+        ? { fromLine, toLine: fromLine - 1, lines: [], end: false }
+        : {
+            fromLine: slice.fromLine,
+            toLine: slice.toLine,
+            lines: slice.lines,
+            end:
+              !slice.more &&
+              !pendingRun &&
+              !this.#runLogs.isActive(req.logId) &&
+              !this.#scheduler.hasLog(req.logId),
+          };
+    await reply(session, req.requestId, true, RejectReason.REJECT_REASON_UNSPECIFIED, '', chunk);
+  }
+
+  #sweepOldLogs(): void {
+    const days = this.#options.logRetentionDays;
+    if (days === 0) return;
+    const cutoff = new Date(Date.now() - days * 24 * 60 * 60 * 1000);
+    this.#runLogs.deleteOlderThan(cutoff).then(
+      deleted => {
+        if (deleted > 0) this.#logger.info({ deleted, olderThanDays: days }, 'deleted old run logs');
+      },
+      (err: unknown) => this.#logger.warn({ err }, 'run log retention sweep failed'),
+    );
+  }
+}
+
+function reply(
+  session: StreamSession,
+  requestId: string,
+  accepted: boolean,
+  rejectReason: RejectReason,
+  message: string,
+  logChunk?: LogChunk,
+): Promise<boolean> {
+  return session.send({
+    kind: { $case: 'reply', value: { requestId, accepted, rejectReason, message, logChunk } },
+  });
+}

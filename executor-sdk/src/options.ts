@@ -1,0 +1,305 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { ChannelCredentials, ChannelOptions } from 'nice-grpc';
+import type { Logger } from './logger.js';
+import { createJsonLogger } from './logger.js';
+
+export interface ExecutorOptions {
+  /**
+   * Admin endpoints as `host:port` (IPv6 as `[addr]:port`), or one comma-separated
+   * string. Each (re)connect uses the next one, starting at a random one.
+   */
+  adminAddresses: readonly string[] | string;
+  /** The executor group (XXL-JOB appname) the access token was issued for. */
+  appName: string;
+  /** The group's access token, sent as `authorization: Bearer <token>`. */
+  accessToken: string;
+  /**
+   * This executor's address within its group: unique in the group and stable across
+   * restarts (routing and manual executor lists refer to it). Letters, digits, '.', '_',
+   * ':', '-'; at most 128. Default: the host name (sanitized), which is right for one
+   * executor per host — set it explicitly when a host runs several.
+   */
+  instanceName?: string;
+  /**
+   * Where run logs and the result spool live. Must survive restarts (undelivered results
+   * are re-sent from here) and must not be shared by two running processes.
+   * Default: `./.jobstream-executor/<appName>/<instanceName>` under the working directory.
+   */
+  dataDir?: string;
+  /** Runs accepted at once (running + queued). Default 16. */
+  capacity?: number;
+  /** Free-form labels sent in Register (informational). */
+  labels?: Readonly<Record<string, string>>;
+  /** Diagnostics sink (pino-compatible). Default: JSON lines on stderr, level info. */
+  logger?: Logger;
+  /** How long stop() lets running runs finish before aborting them. Default 10 000 ms. */
+  shutdownGracePeriodMs?: number;
+  /** How long stop() waits for the admin to acknowledge the last results. Default 2 000 ms. */
+  resultFlushTimeoutMs?: number;
+  /** Run logs older than this many days are deleted (on start, then daily). 0 keeps them. Default 30. */
+  logRetentionDays?: number;
+  /** First reconnect backoff cap; doubles per failed attempt. Default 200 ms. */
+  reconnectBaseDelayMs?: number;
+  /** Largest reconnect backoff. Default 10 000 ms. */
+  reconnectMaxDelayMs?: number;
+  /** Outgoing messages buffered per stream before request handling waits. Default 256. */
+  outboundQueueCapacity?: number;
+  /** Channel credentials, for TLS. Default: insecure (plaintext). */
+  channelCredentials?: ChannelCredentials;
+  /** Extra grpc-js channel options, merged over the keepalive defaults. */
+  channelOptions?: ChannelOptions;
+}
+
+export interface ResolvedOptions {
+  adminAddresses: readonly string[];
+  appName: string;
+  accessToken: string;
+  instanceName: string;
+  dataDir: string;
+  capacity: number;
+  labels: Record<string, string>;
+  logger: Logger;
+  shutdownGracePeriodMs: number;
+  resultFlushTimeoutMs: number;
+  logRetentionDays: number;
+  reconnectBaseDelayMs: number;
+  reconnectMaxDelayMs: number;
+  outboundQueueCapacity: number;
+  channelCredentials: ChannelCredentials | undefined;
+  channelOptions: ChannelOptions;
+}
+
+export const DEFAULT_CAPACITY = 16;
+export const DEFAULT_SHUTDOWN_GRACE_PERIOD_MS = 10_000;
+export const DEFAULT_RESULT_FLUSH_TIMEOUT_MS = 2_000;
+export const DEFAULT_LOG_RETENTION_DAYS = 30;
+
+/** Detects a dead admin (or a silently dropped connection) within ~15 s. */
+export const KEEPALIVE_CHANNEL_OPTIONS: ChannelOptions = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+};
+
+const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const ADDRESS_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
+const KNOWN_KEYS = new Set<string>([
+  'adminAddresses',
+  'appName',
+  'accessToken',
+  'instanceName',
+  'dataDir',
+  'capacity',
+  'labels',
+  'logger',
+  'shutdownGracePeriodMs',
+  'resultFlushTimeoutMs',
+  'logRetentionDays',
+  'reconnectBaseDelayMs',
+  'reconnectMaxDelayMs',
+  'outboundQueueCapacity',
+  'channelCredentials',
+  'channelOptions',
+] satisfies (keyof ExecutorOptions)[]);
+
+/** The default instance name: the host name with characters the admin rejects replaced. */
+export function defaultInstanceName(hostname = os.hostname()): string {
+  const cleaned = hostname.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 128);
+  return cleaned === '' ? 'executor' : cleaned;
+}
+
+/** Checks every option at once and throws one TypeError listing all problems. */
+export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
+  const problems: string[] = [];
+  if (typeof input !== 'object' || input === null) {
+    throw new TypeError('invalid executor options: expected an options object');
+  }
+  const raw = input as unknown as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_KEYS.has(key)) problems.push(`unknown option "${key}"`);
+  }
+
+  const addresses = parseAddresses(raw.adminAddresses, problems);
+
+  const appName = raw.appName;
+  if (typeof appName !== 'string' || !/^\S{1,128}$/.test(appName)) {
+    problems.push('appName must be a non-empty string without whitespace, at most 128 characters');
+  }
+  const accessToken = raw.accessToken;
+  if (typeof accessToken !== 'string' || !/^[\x21-\x7e]+$/.test(accessToken)) {
+    problems.push('accessToken must be a non-empty string of printable ASCII without spaces');
+  }
+
+  let instanceName = defaultInstanceName();
+  if (raw.instanceName !== undefined) {
+    if (typeof raw.instanceName !== 'string' || !INSTANCE_NAME_PATTERN.test(raw.instanceName)) {
+      problems.push("instanceName must be 1-128 characters of letters, digits, '.', '_', ':', '-'");
+    } else {
+      instanceName = raw.instanceName;
+    }
+  }
+
+  let dataDir: string | undefined;
+  if (raw.dataDir !== undefined) {
+    if (typeof raw.dataDir !== 'string' || raw.dataDir === '')
+      problems.push('dataDir must be a non-empty string');
+    else dataDir = path.resolve(raw.dataDir);
+  }
+
+  const capacity = integer(raw.capacity, 'capacity', 1, 100_000, DEFAULT_CAPACITY, problems);
+  const shutdownGracePeriodMs = integer(
+    raw.shutdownGracePeriodMs,
+    'shutdownGracePeriodMs',
+    0,
+    2 ** 31 - 1,
+    DEFAULT_SHUTDOWN_GRACE_PERIOD_MS,
+    problems,
+  );
+  const resultFlushTimeoutMs = integer(
+    raw.resultFlushTimeoutMs,
+    'resultFlushTimeoutMs',
+    0,
+    2 ** 31 - 1,
+    DEFAULT_RESULT_FLUSH_TIMEOUT_MS,
+    problems,
+  );
+  const logRetentionDays = integer(
+    raw.logRetentionDays,
+    'logRetentionDays',
+    0,
+    36_500,
+    DEFAULT_LOG_RETENTION_DAYS,
+    problems,
+  );
+  const reconnectBaseDelayMs = integer(
+    raw.reconnectBaseDelayMs,
+    'reconnectBaseDelayMs',
+    1,
+    60_000,
+    200,
+    problems,
+  );
+  const reconnectMaxDelayMs = integer(
+    raw.reconnectMaxDelayMs,
+    'reconnectMaxDelayMs',
+    1,
+    600_000,
+    10_000,
+    problems,
+  );
+  if (reconnectMaxDelayMs < reconnectBaseDelayMs) {
+    problems.push('reconnectMaxDelayMs must not be smaller than reconnectBaseDelayMs');
+  }
+  const outboundQueueCapacity = integer(
+    raw.outboundQueueCapacity,
+    'outboundQueueCapacity',
+    1,
+    1_000_000,
+    256,
+    problems,
+  );
+
+  const labels: Record<string, string> = {};
+  if (raw.labels !== undefined) {
+    if (typeof raw.labels !== 'object' || raw.labels === null || Array.isArray(raw.labels)) {
+      problems.push('labels must be an object of string values');
+    } else {
+      for (const [key, value] of Object.entries(raw.labels)) {
+        if (key === '' || typeof value !== 'string')
+          problems.push(`labels.${key || '""'} must be a string value with a non-empty key`);
+        else labels[key] = value;
+      }
+    }
+  }
+
+  let logger: Logger | undefined;
+  if (raw.logger !== undefined) {
+    if (isLogger(raw.logger)) logger = raw.logger;
+    else problems.push('logger must have debug, info, warn and error methods');
+  }
+
+  let channelCredentials: ChannelCredentials | undefined;
+  if (raw.channelCredentials !== undefined) {
+    if (typeof raw.channelCredentials !== 'object' || raw.channelCredentials === null) {
+      problems.push('channelCredentials must be a grpc ChannelCredentials object');
+    } else {
+      channelCredentials = raw.channelCredentials as ChannelCredentials;
+    }
+  }
+  let channelOptions: ChannelOptions = {};
+  if (raw.channelOptions !== undefined) {
+    if (typeof raw.channelOptions !== 'object' || raw.channelOptions === null) {
+      problems.push('channelOptions must be an object');
+    } else {
+      channelOptions = raw.channelOptions;
+    }
+  }
+
+  if (problems.length > 0) {
+    throw new TypeError(`invalid executor options:\n  - ${problems.join('\n  - ')}`);
+  }
+  const app = appName as string;
+  return {
+    adminAddresses: addresses,
+    appName: app,
+    accessToken: accessToken as string,
+    instanceName,
+    dataDir: dataDir ?? path.resolve('.jobstream-executor', app, instanceName.replace(/:/g, '_')),
+    capacity,
+    labels,
+    logger: logger ?? createJsonLogger('info'),
+    shutdownGracePeriodMs,
+    resultFlushTimeoutMs,
+    logRetentionDays,
+    reconnectBaseDelayMs,
+    reconnectMaxDelayMs,
+    outboundQueueCapacity,
+    channelCredentials,
+    channelOptions: { ...KEEPALIVE_CHANNEL_OPTIONS, ...channelOptions },
+  };
+}
+
+function parseAddresses(value: unknown, problems: string[]): string[] {
+  let list: unknown[];
+  if (typeof value === 'string') list = value.split(',').map(s => s.trim());
+  else if (Array.isArray(value)) list = value as unknown[];
+  else {
+    problems.push('adminAddresses must be a non-empty list of "host:port" strings');
+    return [];
+  }
+  if (list.length === 0) problems.push('adminAddresses must not be empty');
+  const out: string[] = [];
+  for (const item of list) {
+    const match = typeof item === 'string' ? ADDRESS_PATTERN.exec(item) : null;
+    const port = match?.[2] === undefined ? NaN : Number(match[2]);
+    if (typeof item !== 'string' || match === null || !(port >= 1 && port <= 65_535)) {
+      problems.push(`adminAddresses: ${JSON.stringify(item)} is not a "host:port" address`);
+    } else {
+      out.push(item);
+    }
+  }
+  return out;
+}
+
+function integer(
+  value: unknown,
+  name: string,
+  min: number,
+  max: number,
+  fallback: number,
+  problems: string[],
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name} must be an integer from ${min} to ${max}`);
+    return fallback;
+  }
+  return value;
+}
+
+function isLogger(value: unknown): value is Logger {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Partial<Record<keyof Logger, unknown>>;
+  return (['debug', 'info', 'warn', 'error'] as const).every(m => typeof candidate[m] === 'function');
+}

@@ -1,0 +1,281 @@
+import { open, readFile, rename } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { RunRef, RunResult } from './gen/jobstream/v1/executor.js';
+import { RunOutcome } from './gen/jobstream/v1/types.js';
+import type { Logger } from './logger.js';
+import { refKey, runKey } from './run-ref.js';
+
+export const SPOOL_FILE_NAME = 'results.spool.jsonl';
+
+/** Rewriting the file is not worth it for a handful of acknowledged lines. */
+const MIN_ACK_LINES_BEFORE_COMPACTION = 64;
+
+type SpoolLine =
+  | {
+      t: 'result';
+      logId: string;
+      attempt: number;
+      outcome: number;
+      message: string;
+      startedAt: string | null;
+      finishedAt: string | null;
+    }
+  | { t: 'ack'; logId: string; attempt: number };
+
+interface Entry {
+  result: RunResult;
+  /** Written and fsynced: only durable results are sent, so nothing the admin saw can be lost. */
+  durable: boolean;
+}
+
+/**
+ * The results this executor owes the admin, on disk.
+ *
+ * The file is an append-only log of `result` and `ack` lines. A result is appended and
+ * fsynced before it is sent; an ack is appended without fsync, because losing one only
+ * means the result is sent again, which the admin tolerates (it applies a result at
+ * most once per (log id, attempt)). When acknowledged lines outnumber live ones the
+ * file is rewritten with only the live results (tmp file + fsync + rename), which also
+ * happens once on open so every process starts from a clean file.
+ *
+ * A dataDir belongs to one process at a time.
+ */
+export class ResultSpool {
+  readonly #file: string;
+  readonly #logger: Logger;
+  readonly #entries = new Map<string, Entry>();
+  #handle: FileHandle | undefined;
+  #ackLines = 0;
+  /** File operations run one at a time, in call order. */
+  #chain: Promise<void> = Promise.resolve();
+  readonly #emptyWaiters = new Set<() => void>();
+  #closed = false;
+
+  private constructor(file: string, logger: Logger) {
+    this.#file = file;
+    this.#logger = logger;
+  }
+
+  static async open(dir: string, logger: Logger): Promise<ResultSpool> {
+    const spool = new ResultSpool(path.join(dir, SPOOL_FILE_NAME), logger);
+    await spool.#load();
+    await spool.#rewrite();
+    return spool;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  has(logId: string, attempt: number): boolean {
+    return this.#entries.has(runKey(logId, attempt));
+  }
+
+  /** Results that are safe to send (durable), oldest first. */
+  durableResults(): RunResult[] {
+    const out: RunResult[] = [];
+    for (const entry of this.#entries.values()) if (entry.durable) out.push(entry.result);
+    return out;
+  }
+
+  refs(): RunRef[] {
+    return [...this.#entries.values()].map(e => ({ logId: e.result.logId, attempt: e.result.attempt }));
+  }
+
+  /**
+   * Records a result. It is visible to `has()` at once (so a repeated RunRequest is
+   * recognized while the write is in flight); the promise resolves once it is durable.
+   * If the disk write fails the result stays in memory and is still delivered.
+   */
+  add(result: RunResult): Promise<void> {
+    const key = runKey(result.logId, result.attempt);
+    const entry: Entry = { result, durable: false };
+    this.#entries.set(key, entry);
+    return this.#enqueue(async () => {
+      if (this.#entries.get(key) !== entry) return;
+      try {
+        const handle = this.#requireHandle();
+        await handle.write(JSON.stringify(toLine(result)) + '\n');
+        await handle.sync();
+      } catch (err) {
+        this.#logger.error(
+          { err, logId: result.logId, attempt: result.attempt },
+          'could not spool run result',
+        );
+      }
+      entry.durable = true;
+    });
+  }
+
+  /** Forgets acknowledged results; unknown refs are ignored. Returns how many were removed. */
+  ack(refs: readonly RunRef[]): Promise<number> {
+    const removed: RunRef[] = [];
+    for (const ref of refs) {
+      if (this.#entries.delete(refKey(ref))) removed.push(ref);
+    }
+    if (this.#entries.size === 0) for (const wake of [...this.#emptyWaiters]) wake();
+    if (removed.length === 0) return Promise.resolve(0);
+    return this.#enqueue(async () => {
+      const lines = removed.map(r => JSON.stringify({ t: 'ack', logId: r.logId, attempt: r.attempt }) + '\n');
+      try {
+        await this.#requireHandle().write(lines.join(''));
+        this.#ackLines += removed.length;
+        if (this.#ackLines >= MIN_ACK_LINES_BEFORE_COMPACTION && this.#ackLines > this.#entries.size) {
+          await this.#rewrite();
+        }
+      } catch (err) {
+        this.#logger.warn({ err }, 'could not record result acks in the spool');
+      }
+    }).then(() => removed.length);
+  }
+
+  /** Resolves when nothing is left to deliver, or when `signal` aborts. */
+  whenEmpty(signal?: AbortSignal): Promise<void> {
+    if (this.#entries.size === 0 || signal?.aborted) return Promise.resolve();
+    return new Promise(resolve => {
+      const done = (): void => {
+        this.#emptyWaiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#emptyWaiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#enqueue(async () => {
+      await this.#handle?.close();
+      this.#handle = undefined;
+    });
+  }
+
+  #enqueue(op: () => Promise<void>): Promise<void> {
+    const run = this.#chain.then(op);
+    // The chain must survive a failed operation; each caller still sees its own failure.
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  #requireHandle(): FileHandle {
+    if (this.#handle === undefined) throw new Error('result spool is closed');
+    return this.#handle;
+  }
+
+  async #load(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.#file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    let bad = 0;
+    for (const raw of text.split('\n')) {
+      if (raw.trim() === '') continue;
+      const line = parseLine(raw);
+      if (line === undefined) {
+        // A crash mid-append leaves a torn last line; that result was never sent (no fsync yet).
+        bad++;
+        continue;
+      }
+      const key = runKey(line.logId, line.attempt);
+      if (line.t === 'ack') this.#entries.delete(key);
+      else this.#entries.set(key, { result: fromLine(line), durable: true });
+    }
+    if (bad > 0) this.#logger.warn({ file: this.#file, lines: bad }, 'skipped unreadable result spool lines');
+    if (this.#entries.size > 0) {
+      this.#logger.info({ results: this.#entries.size }, 'loaded unacknowledged run results from the spool');
+    }
+  }
+
+  /** Replaces the file with only the durable live results, atomically. */
+  async #rewrite(): Promise<void> {
+    const tmp = `${this.#file}.tmp`;
+    await this.#handle?.close();
+    this.#handle = undefined;
+    const body = this.durableResults()
+      .map(r => JSON.stringify(toLine(r)) + '\n')
+      .join('');
+    const out = await open(tmp, 'w');
+    try {
+      await out.write(body);
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await rename(tmp, this.#file);
+    await syncDirectory(path.dirname(this.#file));
+    this.#ackLines = 0;
+    this.#handle = await open(this.#file, 'a');
+  }
+}
+
+function toLine(r: RunResult): SpoolLine {
+  return {
+    t: 'result',
+    logId: r.logId,
+    attempt: r.attempt,
+    outcome: r.outcome,
+    message: r.message,
+    startedAt: r.startedAt?.toISOString() ?? null,
+    finishedAt: r.finishedAt?.toISOString() ?? null,
+  };
+}
+
+function fromLine(line: Extract<SpoolLine, { t: 'result' }>): RunResult {
+  return {
+    logId: line.logId,
+    attempt: line.attempt,
+    outcome: toOutcome(line.outcome),
+    message: line.message,
+    startedAt: line.startedAt === null ? undefined : new Date(line.startedAt),
+    finishedAt: line.finishedAt === null ? undefined : new Date(line.finishedAt),
+  };
+}
+
+function toOutcome(n: number): RunOutcome {
+  const known = Object.values(RunOutcome) as number[];
+  return (known.includes(n) ? n : RunOutcome.RUN_OUTCOME_UNSPECIFIED) as RunOutcome;
+}
+
+function parseLine(raw: string): SpoolLine | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v.logId !== 'string' || typeof v.attempt !== 'number') return undefined;
+  if (v.t === 'ack') return { t: 'ack', logId: v.logId, attempt: v.attempt };
+  if (v.t !== 'result' || typeof v.outcome !== 'number' || typeof v.message !== 'string') return undefined;
+  const date = (x: unknown): string | null => (typeof x === 'string' ? x : null);
+  return {
+    t: 'result',
+    logId: v.logId,
+    attempt: v.attempt,
+    outcome: v.outcome,
+    message: v.message,
+    startedAt: date(v.startedAt),
+    finishedAt: date(v.finishedAt),
+  };
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  // Makes the rename durable on POSIX; directories cannot be opened this way on Windows.
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    /* best effort */
+  }
+}

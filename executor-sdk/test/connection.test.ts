@@ -1,0 +1,189 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Status } from 'nice-grpc';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
+import { RunOutcome } from '../src/gen/jobstream/v1/types.js';
+import { ExecutorConnectError, SDK_NAME, SDK_VERSION } from '../src/index.js';
+import { Harness, gate } from './support/harness.js';
+
+const h = new Harness();
+afterEach(() => h.cleanup());
+
+describe('connecting', () => {
+  it('registers with its handler names, capacity and identity, then runs', async () => {
+    const admin = await h.admin();
+    const executor = await h.executor(admin, { capacity: 7, labels: { zone: 'eu-1' } });
+    executor.register('echo', ctx => ctx.param).register('other', () => undefined);
+    expect(executor.state).toBe('idle');
+
+    await executor.start();
+    expect(executor.state).toBe('running');
+    const session = await admin.session(0);
+    expect(session.register).toEqual({
+      appName: 'test-app',
+      instanceName: 'test-executor-1',
+      hostname: expect.any(String) as string,
+      pid: process.pid,
+      sdkName: SDK_NAME,
+      sdkVersion: SDK_VERSION,
+      handlers: ['echo', 'other'],
+      capacity: 7,
+      labels: { zone: 'eu-1' },
+      running: [],
+      unacknowledgedResults: [],
+      protocolVersion: 1,
+    });
+    expect(executor.sessionId).toBe(session.sessionId);
+    expect(() => executor.register('late', () => undefined)).toThrow(/before start/);
+  });
+
+  it('rejects start() with UNAUTHENTICATED when the token is wrong', async () => {
+    const admin = await h.admin({ token: 'right' });
+    const executor = await h.executor(admin, { accessToken: 'wrong' });
+    executor.register('echo', () => 'x');
+
+    const error = await executor.start().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(ExecutorConnectError);
+    expect(error).toMatchObject({
+      code: Status.UNAUTHENTICATED,
+      codeName: 'UNAUTHENTICATED',
+      address: admin.address,
+    });
+    expect(String(error)).toMatch(/accessToken/);
+    expect(executor.state).toBe('stopped');
+    expect(admin.rejectedCalls).toBe(1);
+    expect(admin.sessions).toHaveLength(0);
+  });
+
+  it('keeps retrying until an admin is reachable', async () => {
+    const down = await h.admin();
+    const address = down.address;
+    await down.stop();
+    const up = await h.admin();
+    // The unreachable address fails fast (connection refused) and the next one is tried.
+    const ex = await h.executor(up, { adminAddresses: [address, up.address] });
+    ex.register('echo', () => 'x');
+    await ex.start();
+    expect(ex.state).toBe('running');
+    expect(up.sessions).toHaveLength(1);
+  });
+
+  it('sends beats with the running and queued counts', async () => {
+    const admin = await h.admin({ beatIntervalMs: 50 });
+    const executor = await h.executor(admin);
+    const release = gate();
+    executor.register('hold', () => release.promise);
+    await executor.start();
+    const session = await admin.session(0);
+
+    await session.run({ logId: '1', handler: 'hold' });
+    await session.run({ logId: '2', handler: 'hold' });
+    const beat = await session.waitFor(
+      () => session.ofKind('beat').find(b => b.runningCount === 1 && b.queuedCount === 1),
+      'a beat with 1 running and 1 queued',
+    );
+    expect(beat.sentAt).toBeInstanceOf(Date);
+    expect(beat.eventLoopLagMs).toBeGreaterThanOrEqual(0);
+    release.open();
+  });
+
+  it('answers BeatRequest', async () => {
+    const admin = await h.admin();
+    const executor = await h.executor(admin);
+    executor.register('echo', () => 'x');
+    await executor.start();
+    const session = await admin.session(0);
+    const reply = await session.request({ $case: 'beatRequest', value: {} });
+    expect(reply).toMatchObject({ accepted: true, rejectReason: RejectReason.REJECT_REASON_UNSPECIFIED });
+  });
+});
+
+describe('reconnecting', () => {
+  it('re-sends unacknowledged results after every reconnect until they are acknowledged', async () => {
+    const admin = await h.admin({ autoAck: false });
+    const executor = await h.executor(admin);
+    executor.register('echo', ctx => `echo:${ctx.param}`);
+    await executor.start();
+
+    const s0 = await admin.session(0);
+    await s0.run({ logId: '11', handler: 'echo', param: 'a' });
+    const first = await s0.waitForResult('11');
+    expect(first).toMatchObject({ outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED, message: 'echo:a' });
+
+    s0.end();
+    const s1 = await admin.session(1);
+    expect(s1.register.unacknowledgedResults).toEqual([{ logId: '11', attempt: 1 }]);
+    expect(await s1.waitForResult('11')).toEqual(first);
+
+    s1.send({ kind: { $case: 'resultAck', value: { results: [{ logId: '11', attempt: 1 }] } } });
+    // Admin messages are handled in order, so once this is answered the ack was applied.
+    await s1.request({ $case: 'beatRequest', value: {} });
+    s1.fail(Status.UNAVAILABLE);
+
+    const s2 = await admin.session(2);
+    expect(s2.register.unacknowledgedResults).toEqual([]);
+    await s2.request({ $case: 'beatRequest', value: {} });
+    expect(s2.results()).toEqual([]);
+  });
+
+  it('re-sends spooled results from a new executor process with the same dataDir', async () => {
+    const admin = await h.admin({ autoAck: false });
+    const dataDir = await h.tempDir();
+    const first = await h.executor(admin, { dataDir, resultFlushTimeoutMs: 50 });
+    first.register('fail', () => {
+      throw new Error('boom');
+    });
+    await first.start();
+    const s0 = await admin.session(0);
+    await s0.run({ logId: '21', handler: 'fail' });
+    const original = await s0.waitForResult('21');
+    expect(original).toMatchObject({ outcome: RunOutcome.RUN_OUTCOME_FAILED, message: 'boom' });
+    await first.stop();
+    const spooled = await readFile(path.join(dataDir, 'results.spool.jsonl'), 'utf8');
+    expect(spooled).toContain('"logId":"21"');
+
+    const second = await h.executor(admin, { dataDir });
+    second.register('fail', () => undefined);
+    await second.start();
+    const s1 = await admin.session(1);
+    expect(s1.register.unacknowledgedResults).toEqual([{ logId: '21', attempt: 1 }]);
+    expect(await s1.waitForResult('21')).toEqual(original);
+    s1.send({ kind: { $case: 'resultAck', value: { results: [{ logId: '21', attempt: 1 }] } } });
+    await s1.request({ $case: 'beatRequest', value: {} });
+    await second.stop();
+
+    const third = await h.executor(admin, { dataDir });
+    third.register('fail', () => undefined);
+    await third.start();
+    const s2 = await admin.session(2);
+    expect(s2.register.unacknowledgedResults).toEqual([]);
+  });
+
+  it('on Drain closes the stream and reconnects to the next address, keeping runs', async () => {
+    const a = await h.admin();
+    const b = await h.admin();
+    const executor = await h.executor([a, b]);
+    const release = gate();
+    executor.register('hold', () => release.promise.then(() => 'held'));
+    await executor.start();
+
+    const [first, other] = a.sessions.length === 1 ? [a, b] : [b, a];
+    const s0 = await first.session(0);
+    await s0.run({ logId: '31', handler: 'hold' });
+    s0.send({ kind: { $case: 'drain', value: { reason: 'rolling restart' } } });
+
+    await s0.waitForClose();
+    const s1 = await other.session(0);
+    expect(s1.register.running).toEqual([{ logId: '31', attempt: 1 }]);
+    release.open();
+    expect(await s1.waitForResult('31')).toMatchObject({
+      outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+      message: 'held',
+    });
+    expect(s0.results()).toEqual([]);
+  });
+});

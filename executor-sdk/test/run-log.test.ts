@@ -1,0 +1,160 @@
+import { mkdtemp, rm, utimes, writeFile, readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LogChunk } from '../src/gen/jobstream/v1/executor.js';
+import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
+import { silentLogger } from '../src/index.js';
+import { MAX_LOG_READ_LINES, RunLogStore } from '../src/run-log.js';
+import type { FakeSession } from './support/fake-admin.js';
+import { Harness, gate } from './support/harness.js';
+
+const h = new Harness();
+afterEach(() => h.cleanup());
+
+const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
+
+async function read(
+  session: FakeSession,
+  logId: string,
+  fromLine: number,
+  maxLines: number,
+): Promise<LogChunk> {
+  const reply = await session.request({ $case: 'logReadRequest', value: { logId, fromLine, maxLines } });
+  expect(reply.accepted).toBe(true);
+  return reply.logChunk!;
+}
+
+/** Rolling-reads until `done` holds; the writer flushes asynchronously, so lines appear a moment later. */
+async function readUntil(
+  session: FakeSession,
+  logId: string,
+  fromLine: number,
+  maxLines: number,
+  done: (chunk: LogChunk) => boolean,
+): Promise<LogChunk> {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    const chunk = await read(session, logId, fromLine, maxLines);
+    if (done(chunk) || Date.now() > deadline) return chunk;
+    await new Promise(resolve => setTimeout(resolve, 5));
+  }
+}
+
+describe('run logs over LogReadRequest', () => {
+  it('serves ctx.log lines by rolling reads and marks the end once the run finished', async () => {
+    const admin = await h.admin();
+    const executor = await h.executor(admin);
+    const finish = gate();
+    executor.register('chatty', async ctx => {
+      for (let i = 1; i <= 5; i++) ctx.log('line', i);
+      ctx.log('multi\nline');
+      await finish.promise;
+      ctx.log({ done: true });
+      return 'ok';
+    });
+    await executor.start();
+    const session = await admin.session(0);
+    await session.run({ logId: '42', handler: 'chatty' });
+
+    // 1 start line + 5 + 2 (the multi-line message is two lines).
+    const head = await readUntil(session, '42', 1, 3, c => c.toLine === 3);
+    expect(head).toMatchObject({ fromLine: 1, toLine: 3, end: false });
+    expect(head.lines[0]).toMatch(STAMP);
+    expect(head.lines[0]).toContain('[jobstream] run started: handler=chatty job=1 log=42 attempt=1');
+    expect(head.lines.slice(1).map(l => l.replace(STAMP, ''))).toEqual(['line 1', 'line 2']);
+
+    const rest = await readUntil(session, '42', 4, 100, c => c.toLine >= 8);
+    expect(rest).toMatchObject({ fromLine: 4, toLine: 8, end: false });
+    expect(rest.lines.map(l => l.replace(STAMP, ''))).toEqual([
+      'line 3',
+      'line 4',
+      'line 5',
+      'multi',
+      'line',
+    ]);
+
+    finish.open();
+    await session.waitForResult('42');
+    const tail = await readUntil(session, '42', 9, 100, c => c.end);
+    expect(tail.end).toBe(true);
+    expect(tail.lines.map(l => l.replace(STAMP, ''))).toEqual([
+      '{ done: true }',
+      expect.stringMatching(/^\[jobstream\] run ended: SUCCEEDED after \d+ ms: ok$/) as string,
+    ]);
+
+    expect(await read(session, '42', 100, 10)).toEqual({ fromLine: 100, toLine: 99, lines: [], end: true });
+    // Line numbers start at 1; 0 is read as 1.
+    expect((await read(session, '42', 0, 1)).fromLine).toBe(1);
+
+    const unknown = await session.request({
+      $case: 'logReadRequest',
+      value: { logId: '404', fromLine: 1, maxLines: 10 },
+    });
+    expect(unknown).toMatchObject({ accepted: false, rejectReason: RejectReason.REJECT_REASON_UNKNOWN_RUN });
+  });
+});
+
+describe('RunLogStore', () => {
+  let dir: string;
+  afterEach(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function store(): Promise<RunLogStore> {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'jobstream-runlog-'));
+    const s = new RunLogStore(dir, silentLogger);
+    await s.init();
+    return s;
+  }
+
+  it('reads large logs in capped pages from any line', async () => {
+    const s = await store();
+    const lines = Array.from({ length: 2_500 }, (_, i) => `2024-01-01T00:00:00.000Z line ${i + 1} ü`);
+    await writeFile(path.join(dir, '7.log'), lines.join('\n') + '\n');
+
+    const first = await s.read('7', 1, 5_000);
+    expect(first?.lines).toHaveLength(MAX_LOG_READ_LINES);
+    expect(first).toMatchObject({ fromLine: 1, toLine: 1_000, more: true });
+
+    const middle = await s.read('7', 1_999, 3);
+    expect(middle?.lines).toEqual(lines.slice(1_998, 2_001));
+    // Served again from the index checkpoints.
+    expect((await s.read('7', 1_001, 2))?.lines).toEqual(lines.slice(1_000, 1_002));
+
+    const last = await s.read('7', 2_400, 1_000);
+    expect(last).toMatchObject({ fromLine: 2_400, toLine: 2_500, more: false });
+    expect(last?.lines.at(-1)).toBe(lines.at(-1));
+  });
+
+  it('returns an unterminated last line only once the log is no longer written', async () => {
+    const s = await store();
+    await writeFile(path.join(dir, '8.log'), 'a\nb\npartial');
+    expect((await s.read('8', 1, 10))?.lines).toEqual(['a', 'b', 'partial']);
+
+    const writer = s.open('8');
+    const active = await s.read('8', 3, 10);
+    expect(active).toMatchObject({ lines: [], toLine: 2, more: true });
+    await writer.close();
+  });
+
+  it('never maps a log id that is not an integer to a file', async () => {
+    const s = await store();
+    expect(s.fileOf('../results.spool')).toBeUndefined();
+    expect(s.fileOf('12/../../x')).toBeUndefined();
+    expect(s.fileOf('-12')).toBe(path.join(dir, '-12.log'));
+    expect(await s.read('../x', 1, 10)).toBeUndefined();
+  });
+
+  it('deletes logs older than the cutoff, keeping active ones', async () => {
+    const s = await store();
+    const old = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+    for (const id of ['1', '2', '3']) await writeFile(path.join(dir, `${id}.log`), 'x\n');
+    await utimes(path.join(dir, '1.log'), old, old);
+    await utimes(path.join(dir, '2.log'), old, old);
+    const writer = s.open('2');
+    expect(await s.deleteOlderThan(new Date(Date.now() - 30 * 24 * 3600 * 1000))).toBe(1);
+    await writer.close();
+    expect((await readdir(dir)).sort()).toEqual(['2.log', '3.log']);
+  });
+});

@@ -1,0 +1,14 @@
+import path from 'node:path';
+import { defineConfig } from 'vitest/config';
+
+// The SDK's tests need neither a database nor an admin process, so they can run without
+// the root config's globalSetup:  npx vitest run --config executor-sdk/test/vitest.config.ts
+// (They also run under the root config.) It lives in test/ so the root tsconfig covers it.
+export default defineConfig({
+  root: path.dirname(import.meta.dirname),
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 10_000,
+    hookTimeout: 10_000,
+  },
+});

@@ -1,0 +1,62 @@
+import { chmod, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
+import { adminClient, waitFor } from './support/admin.js';
+import { tempDir } from './support/fixtures.js';
+import { ChildTs } from './support/processes.js';
+
+/**
+ * What `npm start` does on a fresh machine: no DATABASE_URL, so the admin starts an
+ * embedded PostgreSQL, then the demo executor connects and the demo jobs run.
+ */
+describe('the demo (npm start)', () => {
+  const children: ChildTs[] = [];
+
+  afterAll(async () => {
+    await Promise.all(children.map(child => child.kill('SIGKILL')));
+  });
+
+  it('brings up an admin on embedded PostgreSQL with a demo executor that runs a job', async () => {
+    const dataDir = await tempDir('demo');
+    // The embedded server runs as the postgres user when the tests run as root.
+    await chmod(dataDir, 0o755);
+    const demo = new ChildTs('admin/src/cli.ts', ['demo'], {
+      DATABASE_URL: '',
+      JOBSTREAM_ADMIN_TOKEN: '',
+      JOBSTREAM_DATA_DIR: dataDir,
+      JOBSTREAM_GRPC_PORT: '0',
+      JOBSTREAM_METRICS_PORT: '0',
+      JOBSTREAM_LOG_LEVEL: 'info',
+    });
+    children.push(demo);
+    const started = await demo.waitForJson(record => record.msg === 'admin started', 60_000);
+    await demo.waitForJson(record => record.msg === 'executor registered' && record.app === 'demo');
+    expect(demo.lines.join('\n')).toContain('grpcurl -plaintext');
+
+    const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
+    const { client, channel } = adminClient(String(started.grpc), token);
+    try {
+      const { executors } = await client.listExecutors({ appName: 'demo' });
+      expect(executors.map(executor => executor.instanceName)).toEqual(['demo-executor-1']);
+      const { jobs } = await client.listJobs({ handlerContains: 'hello' });
+      const { logIds } = await client.triggerJob({ jobId: jobs[0]!.id, param: 'test' });
+      const log = await waitFor(async () => {
+        const { log } = await client.getLog({ id: logIds[0]! });
+        return log?.status === LogStatus.LOG_STATUS_RUNNING ? undefined : log;
+      });
+      expect(log).toMatchObject({
+        status: LogStatus.LOG_STATUS_SUCCEEDED,
+        handleMessage: 'said hello to test',
+      });
+    } finally {
+      channel.close();
+    }
+
+    // SIGTERM stops the executor, the admin and the embedded database cleanly.
+    await demo.kill('SIGTERM');
+    expect(await demo.exited).toEqual({ code: 0, signal: null });
+    expect(existsSync(path.join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+  }, 120_000);
+});
