@@ -50,6 +50,12 @@ describe('the demo (npm start)', () => {
         status: LogStatus.LOG_STATUS_SUCCEEDED,
         handleMessage: 'said hello to test',
       });
+
+      // Prometheus can scrape what just happened.
+      const metrics = await (await fetch(`http://127.0.0.1:${String(started.metricsPort)}/metrics`)).text();
+      expect(metrics).toMatch(/^jobstream_triggers_total\{trigger_type="MANUAL",outcome="ACCEPTED"\} 1$/m);
+      expect(metrics).toMatch(/^jobstream_executors_online\{app_name="demo"\} 1$/m);
+      expect(metrics).toMatch(/^jobstream_run_results_total\{outcome="SUCCEEDED",applied="new"\} 1$/m);
     } finally {
       channel.close();
     }

@@ -67,6 +67,19 @@ function isUniqueViolation(error: unknown): boolean {
   );
 }
 
+/** Turns the unique violation on executor_group.app_name into ALREADY_EXISTS. */
+function appNameTaken(spec: domain.ExecutorGroupSpec): (error: unknown) => never {
+  return error => {
+    if (isUniqueViolation(error)) {
+      throw new ServerError(
+        Status.ALREADY_EXISTS,
+        `spec.app_name: "${spec.appName}" is already used by a group`,
+      );
+    }
+    throw error;
+  };
+}
+
 function notFound(what: string, id: string): never {
   throw new ServerError(Status.NOT_FOUND, `${what} ${id} does not exist`);
 }
@@ -164,18 +177,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       authorize(context);
       const spec = parseGroupSpec('spec', request.spec);
       const token = generateToken();
-      try {
-        const group = await insertGroup(db, spec, hashToken(token));
-        return { group: groupToProto(group), accessToken: token };
-      } catch (error) {
-        if (isUniqueViolation(error)) {
-          throw new ServerError(
-            Status.ALREADY_EXISTS,
-            `spec.app_name: "${spec.appName}" is already used by a group`,
-          );
-        }
-        throw error;
-      }
+      const group = await insertGroup(db, spec, hashToken(token)).catch(appNameTaken(spec));
+      return { group: groupToProto(group), accessToken: token };
     },
 
     async updateExecutorGroup(request, context) {
@@ -189,18 +192,9 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
         request.updateMask,
       );
       const spec = parseGroupSpec('spec', merged);
-      try {
-        const group = (await updateGroup(db, id, spec)) ?? notFound('executor group', id);
-        return { group: groupToProto(group) };
-      } catch (error) {
-        if (isUniqueViolation(error)) {
-          throw new ServerError(
-            Status.ALREADY_EXISTS,
-            `spec.app_name: "${spec.appName}" is already used by a group`,
-          );
-        }
-        throw error;
-      }
+      const group =
+        (await updateGroup(db, id, spec).catch(appNameTaken(spec))) ?? notFound('executor group', id);
+      return { group: groupToProto(group) };
     },
 
     async deleteExecutorGroup(request, context) {
