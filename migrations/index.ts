@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as initial from './2026-11-22T0001-initial.js';
+import * as scheduler from './2026-11-22T0002-scheduler.js';
 
 /**
  * Every migration, in order. An explicit list instead of a folder scan: the set that
@@ -7,4 +8,5 @@ import * as initial from './2026-11-22T0001-initial.js';
  */
 export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-22T0001-initial': initial,
+  '2026-11-22T0002-scheduler': scheduler,
 };

@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { createServer, type Server } from 'nice-grpc';
 import type { AdminConfig } from './config.js';
@@ -11,6 +12,10 @@ import { Router } from './dispatch/router.js';
 import { PresenceTracker } from './executors/presence-tracker.js';
 import { ResultRecorder } from './executors/result-recorder.js';
 import { SessionRegistry } from './executors/session-registry.js';
+import { ExecutorDirectory } from './executors/executor-directory.js';
+import { AdminPeerServiceDefinition } from './gen/jobstream/v1/peer.js';
+import { createPeerService } from './grpc/peer-service.js';
+import { Scheduler } from './scheduler/scheduler.js';
 import { AdminServiceDefinition } from './gen/jobstream/v1/admin.js';
 import { ExecutorServiceDefinition } from './gen/jobstream/v1/executor.js';
 import { createAdminService } from './grpc/admin-service.js';
@@ -119,9 +124,16 @@ export class AdminApp {
       logger: logger.child({ component: 'results' }),
       metrics: this.metrics,
     });
-    const dispatcher = new Dispatcher({
+    const directory = new ExecutorDirectory({
       db,
       sessions: this.sessions,
+      adminInstanceId: config.adminInstanceId,
+      peerToken: config.adminTokens[0]!,
+    });
+    this.#releasers.push({ name: 'peer channels', release: () => Promise.resolve(directory.close()) });
+    const dispatcher = new Dispatcher({
+      db,
+      directory,
       router: new Router(),
       logger: logger.child({ component: 'dispatcher' }),
       metrics: this.metrics,
@@ -151,21 +163,39 @@ export class AdminApp {
         registerTimeoutMs: config.registerTimeoutMs,
       }),
     );
+    const scheduler = new Scheduler({
+      db,
+      dispatcher,
+      logger: logger.child({ component: 'scheduler' }),
+      metrics: this.metrics,
+      adminInstanceId: config.adminInstanceId,
+      defaultTimeZone: config.defaultTimeZone,
+      misfireThresholdMs: config.misfireThresholdMs,
+      leaseTtlMs: config.adminLeaseMs,
+    });
     server.add(
       AdminServiceDefinition,
       createAdminService({
         db,
-        sessions: this.sessions,
+        directory,
+        scheduler,
+        defaultTimeZone: config.defaultTimeZone,
         dispatcher,
         adminTokens: config.adminTokens,
         requestDeadlineMs: config.requestDeadlineMs,
       }),
+    );
+    server.add(
+      AdminPeerServiceDefinition,
+      createPeerService({ sessions: this.sessions, adminTokens: config.adminTokens }),
     );
     addReflectionAndHealth(server, {
       serviceNames: [AdminServiceDefinition.fullName, ExecutorServiceDefinition.fullName],
     });
     this.#grpcPort = await server.listen(`${config.grpcHost}:${config.grpcPort}`);
     this.#releasers.push({ name: 'grpc server', release: () => this.#shutdownGrpc(server) });
+    await scheduler.start(config.advertiseAddress ?? advertisedAddress(config.grpcHost, this.#grpcPort));
+    this.#releasers.push({ name: 'scheduler', release: () => scheduler.stop() });
     if (!isLoopback(config.grpcHost)) {
       logger.warn(
         { host: config.grpcHost },
@@ -260,6 +290,12 @@ export class AdminApp {
     this.#db = undefined;
     if (errors.length > 0) throw new AggregateError(errors, 'admin did not stop cleanly');
   }
+}
+
+/** How peers reach this admin when no address is configured: a wildcard bind means "this host". */
+function advertisedAddress(host: string, port: number): string {
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '[::]';
+  return `${wildcard ? hostname() : host}:${port}`;
 }
 
 function isLoopback(host: string): boolean {

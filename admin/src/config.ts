@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { isTimeZone } from './schedule/schedule.js';
 
 /** The admin's settings, compiled once at startup: every field present, durations in ms. */
 export interface AdminConfig {
@@ -25,6 +26,14 @@ export interface AdminConfig {
   readonly logLevel: string;
   /** Names this admin process in presence rows and Welcome messages. */
   readonly adminInstanceId: string;
+  /** Where peer admins reach this one; undefined derives it from the listening address. */
+  readonly advertiseAddress: string | undefined;
+  /** IANA zone for jobs that name none. */
+  readonly defaultTimeZone: string;
+  /** A scheduled fire later than this follows the job's misfire strategy. */
+  readonly misfireThresholdMs: number;
+  /** Lease of this admin in the cluster; peers take over its claimed fires when it lapses. */
+  readonly adminLeaseMs: number;
 }
 
 export class ConfigError extends Error {
@@ -75,7 +84,12 @@ export function loadConfig(
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`JOBSTREAM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
-  const config: AdminConfig = {
+  const defaultTimeZone = env.JOBSTREAM_DEFAULT_TIME_ZONE || Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!isTimeZone(defaultTimeZone)) {
+    problems.push(`JOBSTREAM_DEFAULT_TIME_ZONE "${defaultTimeZone}" is not an IANA time zone`);
+  }
+
+  const compiled: AdminConfig = {
     databaseUrl: env.DATABASE_URL === '' ? undefined : env.DATABASE_URL,
     dataDir: path.resolve(env.JOBSTREAM_DATA_DIR ?? 'data'),
     grpcHost: env.JOBSTREAM_GRPC_HOST ?? '127.0.0.1',
@@ -90,8 +104,12 @@ export function loadConfig(
     logLevel,
     adminInstanceId:
       env.JOBSTREAM_ADMIN_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-    ...options.overrides,
+    advertiseAddress: env.JOBSTREAM_ADVERTISE_ADDRESS || undefined,
+    defaultTimeZone,
+    misfireThresholdMs: integer('JOBSTREAM_MISFIRE_THRESHOLD_MS', 5_000, 100, 3_600_000),
+    adminLeaseMs: integer('JOBSTREAM_ADMIN_LEASE_MS', 1_500, 300, 60_000),
   };
+  const config: AdminConfig = Object.assign(compiled, options.overrides);
   if (config.adminTokens.length === 0 && options.requireAdminToken !== false) {
     problems.push(
       'JOBSTREAM_ADMIN_TOKEN is required (a long random string; comma-separate several to rotate)',

@@ -93,9 +93,10 @@ export interface TriggerLog {
   handleMessage: string;
 }
 
-export type LogStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+export type LogStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
 
 export function logStatus(log: Pick<TriggerLog, 'dispatchOutcome' | 'outcome'>): LogStatus {
+  if (log.dispatchOutcome === 'SKIPPED') return 'SKIPPED';
   if (log.outcome === 'SUCCEEDED') return 'SUCCEEDED';
   if (log.outcome !== null || log.dispatchOutcome === 'FAILED') return 'FAILED';
   return 'RUNNING';

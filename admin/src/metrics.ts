@@ -45,6 +45,18 @@ export class AdminMetrics {
     registers: [this.registry],
   });
 
+  readonly fireLateness = new Histogram({
+    name: 'jobstream_fire_lateness_seconds',
+    help: "From a fire's scheduled time to the admin sending its run request",
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly misfires = new Counter({
+    name: 'jobstream_misfires_total',
+    help: 'Scheduled fires found later than the misfire threshold',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'jobstream_admin_' });
   }

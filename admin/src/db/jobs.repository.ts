@@ -3,7 +3,7 @@ import type { JobRow } from './schema.js';
 import { escapeLike } from './groups.repository.js';
 import type { Job, JobSpec, TriggerStatus } from '../domain.js';
 
-function toJob(row: JobRow): Job {
+export function toJob(row: JobRow): Job {
   return {
     id: row.id,
     groupId: row.group_id,

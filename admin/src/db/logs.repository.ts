@@ -71,7 +71,8 @@ export async function insertLogs(db: Db, logs: readonly NewTriggerLog[]): Promis
 }
 
 export interface DispatchRecord {
-  outcome: Exclude<DispatchOutcomeValue, 'PENDING'>;
+  outcome: Exclude<DispatchOutcomeValue, 'PENDING' | 'SKIPPED'>;
+  triggeredAt: Date;
   executorInstance: string | null;
   executorSessionId: string | null;
   message: string;
@@ -82,6 +83,8 @@ export async function recordDispatch(db: Db, logId: string, dispatch: DispatchRe
     .updateTable('trigger_log')
     .set({
       dispatch_outcome: dispatch.outcome,
+      triggered_at: dispatch.triggeredAt,
+      claimed_by: null,
       executor_instance: dispatch.executorInstance,
       executor_session_id: dispatch.executorSessionId,
       trigger_message: dispatch.message,
@@ -97,20 +100,36 @@ export async function recordDispatch(db: Db, logId: string, dispatch: DispatchRe
  * jobs, alarms) is done exactly once by whoever stored the result.
  */
 export async function applyRunResult(db: Db, result: RunResultInput, receivedAt: Date): Promise<boolean> {
-  const updated = await db
-    .updateTable('trigger_log')
-    .set({
-      outcome: result.outcome,
-      handle_message: result.message,
-      started_at: result.startedAt,
-      finished_at: result.finishedAt,
-      result_received_at: receivedAt,
-    })
-    .where('id', '=', result.logId)
-    .where('attempt', '=', result.attempt)
-    .where('outcome', 'is', null)
-    .executeTakeFirst();
-  return updated.numUpdatedRows > 0n;
+  // FIX_DELAY schedules its next fire N seconds after a scheduled run finished. Doing it
+  // in the statement that stores the result makes it atomic with it and costs no extra
+  // round trip; a duplicate result updates nothing, so it advances nothing either.
+  const { rows } = await sql<{ applied: string }>`
+    with applied as (
+      update trigger_log
+         set outcome = ${result.outcome},
+             -- A result proves the executor took the run, even if the admin that sent it
+             -- died before recording the executor's answer.
+             dispatch_outcome = case when dispatch_outcome = 'PENDING' then 'ACCEPTED' else dispatch_outcome end,
+             claimed_by = null,
+             handle_message = ${result.message},
+             started_at = ${result.startedAt}::timestamptz,
+             finished_at = ${result.finishedAt}::timestamptz,
+             result_received_at = ${receivedAt}::timestamptz
+       where id = ${result.logId} and attempt = ${result.attempt} and outcome is null
+       returning job_id, trigger_type, coalesce(finished_at, result_received_at) as ended_at
+    ), fix_delay as (
+      update job j
+         set next_trigger_at = applied.ended_at + (j.schedule_conf || ' seconds')::interval
+        from applied
+       where j.id = applied.job_id
+         and applied.trigger_type in ('SCHEDULE', 'MISFIRE')
+         and j.schedule_type = 'FIX_DELAY'
+         and j.trigger_status = 'RUNNING'
+         and j.next_trigger_at is null
+      returning j.id
+    )
+    select count(*) as applied from applied`.execute(db);
+  return Number(rows[0]?.applied ?? 0) > 0;
 }
 
 /**
@@ -170,7 +189,10 @@ export async function listLogs(
       );
       break;
     case 'RUNNING':
-      query = query.where('outcome', 'is', null).where('dispatch_outcome', '!=', 'FAILED');
+      query = query.where('outcome', 'is', null).where('dispatch_outcome', 'in', ['PENDING', 'ACCEPTED']);
+      break;
+    case 'SKIPPED':
+      query = query.where('dispatch_outcome', '=', 'SKIPPED');
       break;
     case undefined:
       break;

@@ -25,7 +25,7 @@ export type BlockStrategyValue = 'SERIAL_EXECUTION' | 'DISCARD_LATER' | 'COVER_E
 export type GlueTypeValue = 'BEAN' | 'SHELL' | 'PYTHON' | 'NODEJS' | 'PHP' | 'POWERSHELL';
 export type TriggerStatusValue = 'STOPPED' | 'RUNNING';
 export type TriggerTypeValue = 'SCHEDULE' | 'MANUAL' | 'RETRY' | 'PARENT' | 'MISFIRE';
-export type DispatchOutcomeValue = 'PENDING' | 'ACCEPTED' | 'FAILED';
+export type DispatchOutcomeValue = 'PENDING' | 'ACCEPTED' | 'FAILED' | 'SKIPPED';
 export type RunOutcomeValue =
   'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'KILLED' | 'COVERED' | 'SHUTDOWN' | 'LOST';
 export type AlarmStatusValue = 'NONE' | 'LOCKED' | 'NOT_NEEDED' | 'SENT' | 'FAILED';
@@ -92,6 +92,7 @@ export interface TriggerLogTable {
   handle_message: Generated<string>;
   result_received_at: Date | null;
   alarm_status: Generated<AlarmStatusValue>;
+  claimed_by: string | null;
 }
 
 export interface ExecutorRegistryTable {
@@ -146,7 +147,15 @@ export interface AdminLockTable {
   expires_at: Date | null;
 }
 
+export interface AdminInstanceTable {
+  id: string;
+  grpc_address: string;
+  started_at: ColumnType<Date, Date | undefined, never>;
+  expires_at: Date;
+}
+
 export interface Database {
+  admin_instance: AdminInstanceTable;
   executor_group: ExecutorGroupTable;
   job: JobTable;
   trigger_log: TriggerLogTable;

@@ -1,9 +1,10 @@
 import type { Db } from '../db/database.js';
 import { findGroupById } from '../db/groups.repository.js';
 import { insertLogs, recordDispatch, type NewTriggerLog } from '../db/logs.repository.js';
+import type { ClaimedFire } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
-import { ExecutorRequestError, type ExecutorSession } from '../executors/executor-session.js';
-import type { SessionRegistry } from '../executors/session-registry.js';
+import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
+import { ExecutorRequestError } from '../executors/executor-session.js';
 import { rejectReasonToJSON } from '../gen/jobstream/v1/executor.js';
 import { blockStrategies, glueTypes } from '../grpc/enums.js';
 import { durationFromMs } from '../grpc/time.js';
@@ -24,29 +25,32 @@ export interface TriggerRequest {
 
 export interface DispatcherOptions {
   db: Db;
-  sessions: SessionRegistry;
+  directory: ExecutorDirectory;
   router: Router;
   logger: Logger;
   metrics: AdminMetrics;
   requestDeadlineMs: number;
 }
 
+/** Groups change rarely and every fire needs one: a short cache saves a query per fire. */
+const GROUP_CACHE_MS = 1_000;
+
 /**
  * Turns a trigger into runs: records a log row per run before anything is sent (so a
  * crash mid-dispatch leaves a trace), routes, sends RunRequests over the executors'
- * streams and records each executor's answer. A failure to dispatch is recorded in
- * the log, never thrown: the caller always gets log ids.
+ * streams (through a peer admin when another admin holds the stream) and records each
+ * executor's answer. A failure to dispatch is recorded in the log, never thrown.
  */
 export class Dispatcher {
   readonly #options: DispatcherOptions;
+  readonly #groups = new Map<string, { at: number; group: ExecutorGroup | undefined }>();
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
   }
 
+  /** A trigger from the API (manual, and later parent and retry triggers). */
   async trigger(job: Job, request: TriggerRequest): Promise<TriggerLog[]> {
-    const { db, router } = this.#options;
-    const group = await findGroupById(db, job.groupId);
     const now = new Date();
     const base: Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'> = {
       jobId: job.id,
@@ -58,60 +62,116 @@ export class Dispatcher {
       scheduledAt: request.scheduledAt ?? now,
       triggeredAt: now,
     };
+    const decision = await this.#route(job, request.executorInstances);
+    const shards = 'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
+    const logs = await insertLogs(
+      this.#options.db,
+      shards.map(({ shardIndex, shardTotal }) => ({ ...base, shardIndex, shardTotal })),
+    );
+    return this.#dispatchAll(job, logs, decision);
+  }
 
-    const candidates = group ? this.#candidates(group, request.executorInstances) : [];
-    const decision = group
-      ? router.route(job.id, job.routeStrategy, candidates)
-      : { targets: [] as [], failure: `executor group ${job.groupId} does not exist` };
+  /** A scheduled fire whose log row the scheduler already recorded. */
+  async fire(job: Job, fire: ClaimedFire): Promise<TriggerLog[]> {
+    const now = new Date();
+    const base: Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'> = {
+      jobId: job.id,
+      groupId: job.groupId,
+      triggerType: fire.triggerType,
+      handler: job.handler,
+      param: job.param,
+      retryOfLogId: null,
+      scheduledAt: fire.scheduledAt,
+      triggeredAt: now,
+    };
+    const first: TriggerLog = {
+      ...base,
+      id: fire.logId,
+      shardIndex: 0,
+      shardTotal: 1,
+      attempt: 1,
+      executorInstance: null,
+      executorSessionId: null,
+      dispatchOutcome: 'PENDING',
+      triggerMessage: '',
+      startedAt: null,
+      finishedAt: null,
+      outcome: null,
+      handleMessage: '',
+    };
+    const decision = await this.#route(job, undefined);
+    if ('failure' in decision || decision.targets.length === 1)
+      return this.#dispatchAll(job, [first], decision);
+    // A broadcast: the recorded row is shard 0, the other shards get rows of their own.
+    const extra = await insertLogs(
+      this.#options.db,
+      decision.targets
+        .slice(1)
+        .map(target => ({ ...base, shardIndex: target.shardIndex, shardTotal: target.shardTotal })),
+    );
+    return this.#dispatchAll(job, [{ ...first, shardTotal: decision.targets.length }, ...extra], decision);
+  }
 
+  async #group(id: string): Promise<ExecutorGroup | undefined> {
+    const cached = this.#groups.get(id);
+    if (cached && Date.now() - cached.at < GROUP_CACHE_MS) return cached.group;
+    const group = await findGroupById(this.#options.db, id);
+    this.#groups.set(id, { at: Date.now(), group });
+    return group;
+  }
+
+  async #route(
+    job: Job,
+    explicit: readonly string[] | undefined,
+  ): Promise<{ targets: RouteTarget[]; trace: string } | { failure: string }> {
+    const group = await this.#group(job.groupId);
+    if (!group) return { failure: `executor group ${job.groupId} does not exist` };
+    let candidates = await this.#options.directory.candidates(group.appName);
+    if (group.addressType === 'MANUAL') {
+      const byName = new Map(candidates.map(handle => [handle.instanceName, handle]));
+      candidates = group.addresses.flatMap(name => byName.get(name) ?? []);
+    }
+    if (explicit && explicit.length > 0) {
+      const wanted = new Set(explicit);
+      candidates = candidates.filter(handle => wanted.has(handle.instanceName));
+    }
+    const decision = this.#options.router.route(job.id, job.routeStrategy, candidates);
+    return 'failure' in decision ? { failure: decision.failure } : decision;
+  }
+
+  async #dispatchAll(
+    job: Job,
+    logs: TriggerLog[],
+    decision: { targets: RouteTarget[]; trace: string } | { failure: string },
+  ): Promise<TriggerLog[]> {
     if ('failure' in decision) {
-      const failure = decision.failure;
-      const [log] = await insertLogs(db, [{ ...base, shardIndex: 0, shardTotal: 1 }]);
-      const message = `trigger failed: ${failure}`;
-      await recordDispatch(db, log!.id, {
+      const log = logs[0]!;
+      const message = `trigger failed: ${decision.failure}`;
+      const triggeredAt = new Date();
+      await recordDispatch(this.#options.db, log.id, {
         outcome: 'FAILED',
+        triggeredAt,
         executorInstance: null,
         executorSessionId: null,
         message,
       });
-      this.#options.metrics.triggers.inc({ trigger_type: request.triggerType, outcome: 'FAILED' });
-      return [{ ...log!, dispatchOutcome: 'FAILED', triggerMessage: message }];
+      this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome: 'FAILED' });
+      return [{ ...log, triggeredAt, dispatchOutcome: 'FAILED', triggerMessage: message }];
     }
-
-    const logs = await insertLogs(
-      db,
-      decision.targets.map(target => ({
-        ...base,
-        shardIndex: target.shardIndex,
-        shardTotal: target.shardTotal,
-      })),
-    );
     return Promise.all(
       logs.map((log, index) => this.#dispatchRun(job, log, decision.targets[index]!, decision.trace)),
     );
   }
 
-  #candidates(group: ExecutorGroup, explicit: readonly string[] | undefined): ExecutorSession[] {
-    let candidates = this.#options.sessions.list(group.appName);
-    if (group.addressType === 'MANUAL') {
-      const byName = new Map(candidates.map(session => [session.instanceName, session]));
-      candidates = group.addresses.flatMap(name => byName.get(name) ?? []);
-    }
-    if (explicit && explicit.length > 0) {
-      const wanted = new Set(explicit);
-      candidates = candidates.filter(session => wanted.has(session.instanceName));
-    }
-    return candidates;
-  }
-
   async #dispatchRun(job: Job, log: TriggerLog, target: RouteTarget, trace: string): Promise<TriggerLog> {
-    const { session } = target;
+    const handle: ExecutorHandle = target.session;
+    const triggeredAt = new Date();
     const started = performance.now();
     this.#options.metrics.triggersInFlight.inc();
     let accepted = false;
     let answer: string;
     try {
-      const reply = await session.request(
+      const reply = await handle.request(
         {
           $case: 'runRequest',
           value: {
@@ -134,8 +194,8 @@ export class Dispatcher {
       );
       accepted = reply.accepted;
       answer = reply.accepted
-        ? `accepted by ${session.instanceName}`
-        : `rejected by ${session.instanceName} (${rejectReasonToJSON(reply.rejectReason)})${
+        ? `accepted by ${handle.instanceName}`
+        : `rejected by ${handle.instanceName} (${rejectReasonToJSON(reply.rejectReason)})${
             reply.message ? `: ${reply.message}` : ''
           }`;
     } catch (error) {
@@ -150,15 +210,17 @@ export class Dispatcher {
     const message = `${trace}; ${answer}`;
     await recordDispatch(this.#options.db, log.id, {
       outcome,
-      executorInstance: session.instanceName,
-      executorSessionId: session.sessionId,
+      triggeredAt,
+      executorInstance: handle.instanceName,
+      executorSessionId: handle.sessionId,
       message,
     });
     return {
       ...log,
+      triggeredAt,
       dispatchOutcome: outcome,
-      executorInstance: session.instanceName,
-      executorSessionId: session.sessionId,
+      executorInstance: handle.instanceName,
+      executorSessionId: handle.sessionId,
       triggerMessage: message,
     };
   }

@@ -1,9 +1,9 @@
 import type { RouteStrategy } from '../domain.js';
-import type { ExecutorSession } from '../executors/executor-session.js';
+import type { ExecutorHandle } from '../executors/executor-directory.js';
 
 /** One run to dispatch: the executor and its shard position. */
 export interface RouteTarget {
-  session: ExecutorSession;
+  session: ExecutorHandle;
   shardIndex: number;
   shardTotal: number;
 }
@@ -31,9 +31,9 @@ export class Router {
     this.#random = random;
   }
 
-  route(jobId: string, strategy: RouteStrategy, candidates: readonly ExecutorSession[]): RouteDecision {
+  route(jobId: string, strategy: RouteStrategy, candidates: readonly ExecutorHandle[]): RouteDecision {
     if (candidates.length === 0) return { targets: [], failure: 'no executor of the group is online' };
-    const one = (session: ExecutorSession, how: string): RouteDecision => ({
+    const one = (session: ExecutorHandle, how: string): RouteDecision => ({
       targets: [{ session, shardIndex: 0, shardTotal: 1 }],
       trace: `route ${how}: ${session.instanceName}`,
     });

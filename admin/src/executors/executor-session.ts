@@ -30,7 +30,7 @@ export interface ExecutorLoad {
   lastBeatAt: Date;
 }
 
-type RequestBody =
+export type RequestBody =
   | { $case: 'runRequest'; value: Omit<RunRequest, 'requestId'> }
   | { $case: 'killRequest'; value: Omit<KillRequest, 'requestId'> }
   | { $case: 'idleBeatRequest'; value: Omit<IdleBeatRequest, 'requestId'> }

@@ -23,13 +23,16 @@ import { listPresence } from '../db/registry.repository.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type * as domain from '../domain.js';
 import { logStatus } from '../domain.js';
-import { ExecutorRequestError, type ExecutorSession } from '../executors/executor-session.js';
-import type { SessionRegistry } from '../executors/session-registry.js';
+import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
+import { ExecutorRequestError } from '../executors/executor-session.js';
+import { cancelPendingFires } from '../db/scheduler.repository.js';
+import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
 import type * as adminPb from '../gen/jobstream/v1/admin.js';
 import type { AdminServiceImplementation } from '../gen/jobstream/v1/admin.js';
 import { RejectReason, rejectReasonToJSON } from '../gen/jobstream/v1/executor.js';
 import { bearerToken, generateToken, hashToken, isAcceptedToken } from './auth.js';
-import { addressTypes, logStatuses, triggerStatuses } from './enums.js';
+import { addressTypes, logStatuses, scheduleTypes, triggerStatuses } from './enums.js';
 import { checkJobReferences, parseJobSpec } from './job-spec.js';
 import { executorToProto, groupToProto, jobSpecToProto, jobToProto, logToProto } from './mappers.js';
 import {
@@ -43,11 +46,15 @@ import {
   requireId,
   requirePattern,
   requireText,
+  requireInteger,
+  truncate,
 } from './validation.js';
 
 export interface AdminServiceOptions {
   db: Db;
-  sessions: SessionRegistry;
+  directory: ExecutorDirectory;
+  scheduler: Scheduler;
+  defaultTimeZone: string;
   dispatcher: Dispatcher;
   adminTokens: readonly string[];
   requestDeadlineMs: number;
@@ -146,20 +153,41 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     return (await findLogById(db, requireId(field, id))) ?? notFound('log', id);
   }
 
-  /** The live stream of the executor a log's run was sent to. */
-  async function sessionOfLog(log: domain.TriggerLog): Promise<ExecutorSession> {
+  /** The executor a log's run was sent to, through whichever admin holds its stream. */
+  async function sessionOfLog(log: domain.TriggerLog): Promise<ExecutorHandle> {
     if (log.executorInstance === null) {
       throw new ServerError(Status.FAILED_PRECONDITION, `log ${log.id} was not dispatched to any executor`);
     }
     const group = await findGroupById(db, log.groupId);
-    const session = group && options.sessions.get(group.appName, log.executorInstance);
-    if (!session) {
+    const handle = group && (await options.directory.find(group.appName, log.executorInstance));
+    if (!handle) {
       throw new ServerError(
         Status.UNAVAILABLE,
-        `executor ${log.executorInstance} of log ${log.id} is not connected to this admin`,
+        `executor ${log.executorInstance} of log ${log.id} is not connected to any admin`,
       );
     }
-    return session;
+    return handle;
+  }
+
+  /** The first fire of a job started now, or FAILED_PRECONDITION when it never fires. */
+  function firstFire(job: domain.Job): Date {
+    let schedule;
+    try {
+      schedule = options.scheduler.scheduleOf(job);
+    } catch (error) {
+      if (error instanceof ScheduleError) {
+        throw new ServerError(
+          Status.FAILED_PRECONDITION,
+          `job ${job.id} has an invalid schedule: ${error.message}`,
+        );
+      }
+      throw error;
+    }
+    const first = schedule.nextAfter(new Date());
+    if (first === null) {
+      throw new ServerError(Status.FAILED_PRECONDITION, `job ${job.id}'s schedule never fires again`);
+    }
+    return first;
   }
 
   function executorFailure(error: unknown): never {
@@ -251,7 +279,20 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const spec = parseJobSpec('spec', merged);
       await checkJobReferences(db, 'spec', spec, current.id);
       const glueChanged = spec.glueSource !== current.glueSource || spec.glueType !== current.glueType;
-      const job = (await updateJobSpec(db, current.id, spec, glueChanged)) ?? notFound('job', current.id);
+      let job = (await updateJobSpec(db, current.id, spec, glueChanged)) ?? notFound('job', current.id);
+      const scheduleChanged =
+        spec.scheduleType !== current.scheduleType ||
+        spec.scheduleConf !== current.scheduleConf ||
+        spec.timeZone !== current.timeZone;
+      if (job.triggerStatus === 'RUNNING' && scheduleChanged) {
+        // Fires planned on the old schedule are withdrawn; the new one starts from now.
+        await cancelPendingFires(db, job.id);
+        const next =
+          job.scheduleType === 'NONE' ? null : options.scheduler.scheduleOf(job).nextAfter(new Date());
+        job =
+          (await setJobTriggerStatus(db, job.id, next === null ? 'STOPPED' : 'RUNNING', next)) ??
+          notFound('job', job.id);
+      }
       return { job: jobToProto(job) };
     },
 
@@ -310,8 +351,9 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
           `job ${job.id} has SCHEDULE_TYPE_NONE and fires only when triggered; set a schedule first`,
         );
       }
-      // The next fire time is computed by the scheduler when it claims the job.
-      const started = (await setJobTriggerStatus(db, job.id, 'RUNNING', null)) ?? notFound('job', job.id);
+      if (job.triggerStatus === 'RUNNING') return { job: jobToProto(job) };
+      const started =
+        (await setJobTriggerStatus(db, job.id, 'RUNNING', firstFire(job))) ?? notFound('job', job.id);
       return { job: jobToProto(started) };
     },
 
@@ -319,7 +361,35 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       authorize(context);
       const job = await requireJob('id', request.id);
       const stopped = (await setJobTriggerStatus(db, job.id, 'STOPPED', null)) ?? notFound('job', job.id);
+      // After the status change: a claim that held the job's row lock has committed its
+      // fires by now, and they are withdrawn here unless already being sent.
+      await cancelPendingFires(db, job.id);
       return { job: jobToProto(stopped) };
+    },
+
+    nextTriggerTimes(request, context) {
+      authorize(context);
+      const type = requireEnum('schedule_type', scheduleTypes, request.scheduleType);
+      const timeZone = request.timeZone || options.defaultTimeZone;
+      if (!isTimeZone(timeZone)) invalid('time_zone', `"${truncate(timeZone)}" is not an IANA time zone`);
+      const count = request.count === 0 ? 5 : requireInteger('count', request.count, 1, 100);
+      let schedule;
+      try {
+        schedule = compileSchedule(type, request.scheduleConf.trim(), timeZone);
+      } catch (error) {
+        if (error instanceof ScheduleError) invalid('schedule_conf', error.message);
+        throw error;
+      }
+      const times: Date[] = [];
+      let after = request.from ?? new Date();
+      const anchor = after;
+      while (times.length < count) {
+        const next = schedule.nextAfter(after, anchor);
+        if (next === null) break;
+        times.push(next);
+        after = next;
+      }
+      return Promise.resolve({ times, timeZone });
     },
 
     async triggerJob(request, context) {

@@ -108,12 +108,13 @@ export const triggerTypes = new EnumCodec<domain.TriggerType, TriggerType>(Trigg
 export const dispatchOutcomes = new EnumCodec<domain.DispatchOutcome, DispatchOutcome>(
   DispatchOutcome,
   'DISPATCH_OUTCOME_',
-  ['PENDING', 'ACCEPTED', 'FAILED'],
+  ['PENDING', 'ACCEPTED', 'FAILED', 'SKIPPED'],
 );
 export const logStatuses = new EnumCodec<domain.LogStatus, LogStatus>(LogStatus, 'LOG_STATUS_', [
   'RUNNING',
   'SUCCEEDED',
   'FAILED',
+  'SKIPPED',
 ]);
 export const runOutcomes = new EnumCodec<domain.RunOutcome, RunOutcome>(RunOutcome, 'RUN_OUTCOME_', [
   'SUCCEEDED',

@@ -3,6 +3,7 @@ import type { Db } from '../db/database.js';
 import { findGroupById } from '../db/groups.repository.js';
 import { childJobIdsOf, existingJobIds } from '../db/jobs.repository.js';
 import { SUPPORTED_ROUTE_STRATEGIES } from '../dispatch/router.js';
+import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import type * as domain from '../domain.js';
 import type * as adminPb from '../gen/jobstream/v1/admin.js';
 import { blockStrategies, glueTypes, misfireStrategies, routeStrategies, scheduleTypes } from './enums.js';
@@ -10,7 +11,6 @@ import { invalid, requireEnum, requireId, requireInteger, requireText } from './
 
 const EMAIL = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
 const MAX_CHILD_JOBS = 100;
-const MAX_FIX_SECONDS = 366 * 24 * 3600;
 
 /** Reads a wire JobSpec into a domain spec, refusing any invalid field (checks that need no database). */
 export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): domain.JobSpec {
@@ -30,7 +30,12 @@ export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): 
     author: requireText(f('author'), spec.author, { max: 64 }),
     alarmEmail: parseAlarmEmail(f('alarm_email'), spec.alarmEmail),
     scheduleType,
-    scheduleConf: parseScheduleConf(f('schedule_conf'), scheduleType, spec.scheduleConf.trim()),
+    scheduleConf: parseScheduleConf(
+      f('schedule_conf'),
+      scheduleType,
+      spec.scheduleConf.trim(),
+      parseTimeZone(f('time_zone'), spec.timeZone),
+    ),
     timeZone: parseTimeZone(f('time_zone'), spec.timeZone),
     misfireStrategy: requireEnum(
       f('misfire_strategy'),
@@ -64,39 +69,26 @@ function parseAlarmEmail(field: string, value: string): string {
   return addresses.join(',');
 }
 
-function parseScheduleConf(field: string, type: domain.ScheduleType, conf: string): string {
-  switch (type) {
-    case 'NONE':
-      if (conf !== '') invalid(field, 'must be empty for SCHEDULE_TYPE_NONE');
-      return '';
-    case 'CRON': {
-      const fields = conf.split(/\s+/).filter(part => part !== '');
-      if (fields.length < 6 || fields.length > 7 || conf.length > 256) {
-        invalid(field, 'must be a Quartz cron expression of 6 or 7 fields (seconds first)');
-      }
-      return fields.join(' ');
-    }
-    case 'FIX_RATE':
-    case 'FIX_DELAY': {
-      const seconds = Number(conf);
-      if (!/^[0-9]+$/.test(conf) || seconds < 1 || seconds > MAX_FIX_SECONDS) {
-        invalid(
-          field,
-          `must be a whole number of seconds from 1 to ${MAX_FIX_SECONDS} for SCHEDULE_TYPE_${type}`,
-        );
-      }
-      return String(seconds);
-    }
+function parseScheduleConf(field: string, type: domain.ScheduleType, conf: string, timeZone: string): string {
+  if (type === 'NONE') {
+    if (conf !== '') invalid(field, 'must be empty for SCHEDULE_TYPE_NONE');
+    return '';
   }
+  if (conf.length > 256) invalid(field, 'must be at most 256 characters');
+  const normalised = type === 'CRON' ? conf.split(/\s+/).join(' ') : conf;
+  try {
+    // The zone does not change whether an expression is valid; the job's zone (or UTC
+    // when it uses the admin's default) only keeps the check self-contained.
+    compileSchedule(type, normalised, timeZone || 'UTC');
+  } catch (error) {
+    if (error instanceof ScheduleError) invalid(field, error.message);
+    throw error;
+  }
+  return normalised;
 }
 
 function parseTimeZone(field: string, value: string): string {
-  if (value === '') return '';
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: value });
-  } catch {
-    invalid(field, `"${value.slice(0, 64)}" is not an IANA time zone`);
-  }
+  if (value !== '' && !isTimeZone(value)) invalid(field, `"${value.slice(0, 64)}" is not an IANA time zone`);
   return value;
 }
 

@@ -220,6 +220,8 @@ export const LogStatus = {
   LOG_STATUS_SUCCEEDED: 2,
   /** LOG_STATUS_FAILED - The trigger failed or the run did not succeed. */
   LOG_STATUS_FAILED: 3,
+  /** LOG_STATUS_SKIPPED - A scheduled fire found too late and skipped by MISFIRE_STRATEGY_DO_NOTHING. */
+  LOG_STATUS_SKIPPED: 4,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -230,6 +232,7 @@ export namespace LogStatus {
   export type LOG_STATUS_RUNNING = typeof LogStatus.LOG_STATUS_RUNNING;
   export type LOG_STATUS_SUCCEEDED = typeof LogStatus.LOG_STATUS_SUCCEEDED;
   export type LOG_STATUS_FAILED = typeof LogStatus.LOG_STATUS_FAILED;
+  export type LOG_STATUS_SKIPPED = typeof LogStatus.LOG_STATUS_SKIPPED;
   export type UNRECOGNIZED = typeof LogStatus.UNRECOGNIZED;
 }
 
@@ -247,6 +250,9 @@ export function logStatusFromJSON(object: any): LogStatus {
     case 3:
     case "LOG_STATUS_FAILED":
       return LogStatus.LOG_STATUS_FAILED;
+    case 4:
+    case "LOG_STATUS_SKIPPED":
+      return LogStatus.LOG_STATUS_SKIPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -264,6 +270,8 @@ export function logStatusToJSON(object: LogStatus): string {
       return "LOG_STATUS_SUCCEEDED";
     case LogStatus.LOG_STATUS_FAILED:
       return "LOG_STATUS_FAILED";
+    case LogStatus.LOG_STATUS_SKIPPED:
+      return "LOG_STATUS_SKIPPED";
     case LogStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -279,6 +287,11 @@ export const DispatchOutcome = {
   DISPATCH_OUTCOME_ACCEPTED: 2,
   /** DISPATCH_OUTCOME_FAILED - No executor took the run (none online, rejected, no answer). */
   DISPATCH_OUTCOME_FAILED: 3,
+  /**
+   * DISPATCH_OUTCOME_SKIPPED - Not dispatched: the fire was found too late and the job's misfire strategy
+   * is DO_NOTHING.
+   */
+  DISPATCH_OUTCOME_SKIPPED: 4,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -289,6 +302,7 @@ export namespace DispatchOutcome {
   export type DISPATCH_OUTCOME_PENDING = typeof DispatchOutcome.DISPATCH_OUTCOME_PENDING;
   export type DISPATCH_OUTCOME_ACCEPTED = typeof DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED;
   export type DISPATCH_OUTCOME_FAILED = typeof DispatchOutcome.DISPATCH_OUTCOME_FAILED;
+  export type DISPATCH_OUTCOME_SKIPPED = typeof DispatchOutcome.DISPATCH_OUTCOME_SKIPPED;
   export type UNRECOGNIZED = typeof DispatchOutcome.UNRECOGNIZED;
 }
 
@@ -306,6 +320,9 @@ export function dispatchOutcomeFromJSON(object: any): DispatchOutcome {
     case 3:
     case "DISPATCH_OUTCOME_FAILED":
       return DispatchOutcome.DISPATCH_OUTCOME_FAILED;
+    case 4:
+    case "DISPATCH_OUTCOME_SKIPPED":
+      return DispatchOutcome.DISPATCH_OUTCOME_SKIPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -323,6 +340,8 @@ export function dispatchOutcomeToJSON(object: DispatchOutcome): string {
       return "DISPATCH_OUTCOME_ACCEPTED";
     case DispatchOutcome.DISPATCH_OUTCOME_FAILED:
       return "DISPATCH_OUTCOME_FAILED";
+    case DispatchOutcome.DISPATCH_OUTCOME_SKIPPED:
+      return "DISPATCH_OUTCOME_SKIPPED";
     case DispatchOutcome.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -650,6 +669,34 @@ export interface TriggerJobResponse {
    * returned as an error.
    */
   logIds: string[];
+}
+
+/** NextTriggerTimesRequest is the input of NextTriggerTimes. */
+export interface NextTriggerTimesRequest {
+  /** The schedule type; NONE never fires. */
+  scheduleType: ScheduleType;
+  /** The cron expression or the interval in seconds, as in JobSpec.schedule_conf. */
+  scheduleConf: string;
+  /** IANA time zone for CRON; empty uses the admin's default. */
+  timeZone: string;
+  /** Fire times strictly after this instant; unset means now. */
+  from?:
+    | Date
+    | undefined;
+  /** How many fire times, 1 to 100; 0 selects 5. */
+  count: number;
+}
+
+/** NextTriggerTimesResponse is the output of NextTriggerTimes. */
+export interface NextTriggerTimesResponse {
+  /**
+   * The fire times, earliest first; fewer than asked when the schedule ends
+   * (a cron expression with a year). For FIX_DELAY the times assume runs that
+   * finish at once: real fires come N seconds after each run finished.
+   */
+  times: Date[];
+  /** The time zone the schedule was read in. */
+  timeZone: string;
 }
 
 /** Executor is one connected executor. */
@@ -3995,6 +4042,240 @@ export const TriggerJobResponse: MessageFns<TriggerJobResponse> = {
   },
 };
 
+function createBaseNextTriggerTimesRequest(): NextTriggerTimesRequest {
+  return { scheduleType: 0, scheduleConf: "", timeZone: "", from: undefined, count: 0 };
+}
+
+export const NextTriggerTimesRequest: MessageFns<NextTriggerTimesRequest> = {
+  encode(message: NextTriggerTimesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.scheduleType !== 0) {
+      writer.uint32(8).int32(message.scheduleType);
+    }
+    if (message.scheduleConf !== "") {
+      writer.uint32(18).string(message.scheduleConf);
+    }
+    if (message.timeZone !== "") {
+      writer.uint32(26).string(message.timeZone);
+    }
+    if (message.from !== undefined) {
+      Timestamp.encode(toTimestamp(message.from), writer.uint32(34).fork()).join();
+    }
+    if (message.count !== 0) {
+      writer.uint32(40).int32(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NextTriggerTimesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNextTriggerTimesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.scheduleType = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scheduleConf = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.timeZone = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.from = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.count = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NextTriggerTimesRequest {
+    return {
+      scheduleType: isSet(object.scheduleType)
+        ? scheduleTypeFromJSON(object.scheduleType)
+        : isSet(object.schedule_type)
+        ? scheduleTypeFromJSON(object.schedule_type)
+        : 0,
+      scheduleConf: isSet(object.scheduleConf)
+        ? globalThis.String(object.scheduleConf)
+        : isSet(object.schedule_conf)
+        ? globalThis.String(object.schedule_conf)
+        : "",
+      timeZone: isSet(object.timeZone)
+        ? globalThis.String(object.timeZone)
+        : isSet(object.time_zone)
+        ? globalThis.String(object.time_zone)
+        : "",
+      from: isSet(object.from) ? fromJsonTimestamp(object.from) : undefined,
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+    };
+  },
+
+  toJSON(message: NextTriggerTimesRequest): unknown {
+    const obj: any = {};
+    if (message.scheduleType !== 0) {
+      obj.scheduleType = scheduleTypeToJSON(message.scheduleType);
+    }
+    if (message.scheduleConf !== "") {
+      obj.scheduleConf = message.scheduleConf;
+    }
+    if (message.timeZone !== "") {
+      obj.timeZone = message.timeZone;
+    }
+    if (message.from !== undefined) {
+      obj.from = message.from.toISOString();
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NextTriggerTimesRequest>): NextTriggerTimesRequest {
+    return NextTriggerTimesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NextTriggerTimesRequest>): NextTriggerTimesRequest {
+    const message = createBaseNextTriggerTimesRequest();
+    message.scheduleType = object.scheduleType ?? 0;
+    message.scheduleConf = object.scheduleConf ?? "";
+    message.timeZone = object.timeZone ?? "";
+    message.from = object.from ?? undefined;
+    message.count = object.count ?? 0;
+    return message;
+  },
+};
+
+function createBaseNextTriggerTimesResponse(): NextTriggerTimesResponse {
+  return { times: [], timeZone: "" };
+}
+
+export const NextTriggerTimesResponse: MessageFns<NextTriggerTimesResponse> = {
+  encode(message: NextTriggerTimesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.times) {
+      Timestamp.encode(toTimestamp(v!), writer.uint32(10).fork()).join();
+    }
+    if (message.timeZone !== "") {
+      writer.uint32(18).string(message.timeZone);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NextTriggerTimesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNextTriggerTimesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.times.push(fromTimestamp(Timestamp.decode(reader, reader.uint32())));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.timeZone = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NextTriggerTimesResponse {
+    return {
+      times: globalThis.Array.isArray(object?.times) ? object.times.map((e: any) => fromJsonTimestamp(e)) : [],
+      timeZone: isSet(object.timeZone)
+        ? globalThis.String(object.timeZone)
+        : isSet(object.time_zone)
+        ? globalThis.String(object.time_zone)
+        : "",
+    };
+  },
+
+  toJSON(message: NextTriggerTimesResponse): unknown {
+    const obj: any = {};
+    if (message.times?.length) {
+      obj.times = message.times.map((e) => e.toISOString());
+    }
+    if (message.timeZone !== "") {
+      obj.timeZone = message.timeZone;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NextTriggerTimesResponse>): NextTriggerTimesResponse {
+    return NextTriggerTimesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NextTriggerTimesResponse>): NextTriggerTimesResponse {
+    const message = createBaseNextTriggerTimesResponse();
+    message.times = object.times?.map((e) => e) || [];
+    message.timeZone = object.timeZone ?? "";
+    return message;
+  },
+};
+
 function createBaseExecutor(): Executor {
   return {
     appName: "",
@@ -5995,6 +6276,15 @@ export const AdminServiceDefinition = {
       responseStream: false,
       options: {},
     },
+    /** Previews when a schedule fires, without storing anything. */
+    nextTriggerTimes: {
+      name: "NextTriggerTimes",
+      requestType: NextTriggerTimesRequest as typeof NextTriggerTimesRequest,
+      requestStream: false,
+      responseType: NextTriggerTimesResponse as typeof NextTriggerTimesResponse,
+      responseStream: false,
+      options: {},
+    },
     /** Lists the executors connected now. */
     listExecutors: {
       name: "ListExecutors",
@@ -6096,6 +6386,11 @@ export interface AdminServiceImplementation<CallContextExt = {}> {
     request: TriggerJobRequest,
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<TriggerJobResponse>>;
+  /** Previews when a schedule fires, without storing anything. */
+  nextTriggerTimes(
+    request: NextTriggerTimesRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<NextTriggerTimesResponse>>;
   /** Lists the executors connected now. */
   listExecutors(
     request: ListExecutorsRequest,
@@ -6167,6 +6462,11 @@ export interface AdminServiceClient<CallOptionsExt = {}> {
     request: DeepPartial<TriggerJobRequest>,
     options?: CallOptions & CallOptionsExt,
   ): Promise<TriggerJobResponse>;
+  /** Previews when a schedule fires, without storing anything. */
+  nextTriggerTimes(
+    request: DeepPartial<NextTriggerTimesRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<NextTriggerTimesResponse>;
   /** Lists the executors connected now. */
   listExecutors(
     request: DeepPartial<ListExecutorsRequest>,

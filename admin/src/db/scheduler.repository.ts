@@ -1,0 +1,256 @@
+import { sql, type Transaction } from 'kysely';
+import type { Db } from './database.js';
+import type { Database, JobRow } from './schema.js';
+import { toJob } from './jobs.repository.js';
+import type { Job, TriggerType } from '../domain.js';
+
+/** The queries of the scheduler's hot path, with the reasoning behind their locking. */
+
+export interface PlannedFire {
+  jobId: string;
+  groupId: string;
+  handler: string;
+  param: string;
+  scheduledAt: Date;
+  triggerType: Extract<TriggerType, 'SCHEDULE' | 'MISFIRE'>;
+  /** A missed fire recorded as skipped (DO_NOTHING) instead of claimed. */
+  skipped: boolean;
+}
+
+export interface JobAdvance {
+  jobId: string;
+  nextTriggerAt: Date | null;
+  lastTriggerAt: Date | null;
+  /** STOPPED when the schedule never fires again (a cron expression whose years are over). */
+  status: 'RUNNING' | 'STOPPED';
+}
+
+export interface ClaimedFire {
+  logId: string;
+  jobId: string;
+  scheduledAt: Date;
+  triggerType: 'SCHEDULE' | 'MISFIRE';
+}
+
+/**
+ * Claims the due jobs of one batch and records their fires, in one transaction.
+ *
+ * `FOR UPDATE SKIP LOCKED` spreads the work over all admins: each locks a disjoint set
+ * of due jobs, nobody waits for another admin's batch, and there is no global lock
+ * row to serialise on (XXL-JOB's schedule_lock). The fires are inserted and the jobs'
+ * next fire times advanced in the same transaction, so a crash either keeps both or
+ * neither: a fire is never lost between "planned" and "recorded". The unique index
+ * on (job, scheduled time, shard) makes a second recording of the same fire a no-op
+ * even if two admins somehow planned it.
+ */
+export async function claimDueJobs(
+  db: Db,
+  options: { horizon: Date; limit: number; adminInstanceId: string },
+  plan: (jobs: Job[]) => { fires: PlannedFire[]; advances: JobAdvance[] },
+): Promise<{ claimed: ClaimedFire[]; jobs: Job[]; skipped: PlannedFire[]; advances: JobAdvance[] }> {
+  return db.transaction().execute(async trx => {
+    const rows: JobRow[] = await trx
+      .selectFrom('job')
+      .selectAll()
+      .where('trigger_status', '=', 'RUNNING')
+      .where('next_trigger_at', '<=', options.horizon)
+      .orderBy('next_trigger_at')
+      .limit(options.limit)
+      .forUpdate()
+      .skipLocked()
+      .execute();
+    if (rows.length === 0) return { claimed: [], jobs: [], skipped: [], advances: [] };
+    const jobs = rows.map(toJob);
+    const { fires, advances } = plan(jobs);
+    const claimed = await insertFires(trx, fires, options.adminInstanceId);
+    await advanceJobs(trx, advances);
+    return { claimed, jobs, skipped: fires.filter(fire => fire.skipped), advances };
+  });
+}
+
+async function insertFires(
+  trx: Transaction<Database>,
+  fires: readonly PlannedFire[],
+  adminInstanceId: string,
+): Promise<ClaimedFire[]> {
+  if (fires.length === 0) return [];
+  const rows = await trx
+    .insertInto('trigger_log')
+    .values(
+      fires.map(fire => ({
+        job_id: fire.jobId,
+        group_id: fire.groupId,
+        trigger_type: fire.triggerType,
+        handler: fire.handler,
+        param: fire.param,
+        shard_index: 0,
+        shard_total: 1,
+        retry_of_log_id: null,
+        scheduled_at: fire.scheduledAt,
+        // Replaced by the dispatch time when the fire is sent.
+        triggered_at: fire.scheduledAt,
+        dispatch_outcome: fire.skipped ? ('SKIPPED' as const) : ('PENDING' as const),
+        trigger_message: fire.skipped ? 'misfire: found too late, skipped (MISFIRE_STRATEGY_DO_NOTHING)' : '',
+        claimed_by: fire.skipped ? null : adminInstanceId,
+        executor_instance: null,
+        executor_session_id: null,
+        started_at: null,
+        finished_at: null,
+        outcome: null,
+        result_received_at: null,
+      })),
+    )
+    .onConflict(oc => oc.doNothing())
+    .returning(['id', 'job_id', 'scheduled_at', 'trigger_type', 'dispatch_outcome'])
+    .execute();
+  return rows
+    .filter(row => row.dispatch_outcome === 'PENDING')
+    .map(row => ({
+      logId: row.id,
+      jobId: row.job_id,
+      scheduledAt: row.scheduled_at,
+      triggerType: row.trigger_type as ClaimedFire['triggerType'],
+    }));
+}
+
+async function advanceJobs(trx: Transaction<Database>, advances: readonly JobAdvance[]): Promise<void> {
+  if (advances.length === 0) return;
+  const values = sql.join(
+    advances.map(
+      advance =>
+        sql`(${advance.jobId}::bigint, ${advance.nextTriggerAt}::timestamptz, ${advance.lastTriggerAt}::timestamptz, ${advance.status}::text)`,
+    ),
+  );
+  await sql`
+    update job as j
+       set next_trigger_at = v.next_at,
+           last_trigger_at = coalesce(v.last_at, j.last_trigger_at),
+           trigger_status = v.status
+      from (values ${values}) as v(id, next_at, last_at, status)
+     where j.id = v.id`.execute(trx);
+}
+
+/**
+ * Checks claimed fires just before their time. Only fires still pending and still held
+ * by this admin come back: a fire withdrawn by StopJob (row deleted) or taken over by a
+ * peer (claimed_by changed) is not sent. The claim itself is kept until the dispatch is
+ * recorded, so if this admin dies while sending, a peer sends the fire again; the
+ * executor answers a repeated RunRequest for the same (log, attempt) without running it
+ * twice, and a fire whose result is already stored is never taken over.
+ */
+export async function takeFires(
+  db: Db,
+  logIds: readonly string[],
+  adminInstanceId: string,
+): Promise<Set<string>> {
+  if (logIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('trigger_log')
+    .select('id')
+    .where('id', 'in', logIds)
+    .where('claimed_by', '=', adminInstanceId)
+    .where('dispatch_outcome', '=', 'PENDING')
+    .execute();
+  return new Set(rows.map(row => row.id));
+}
+
+/**
+ * Takes over fires claimed by admins whose lease expired (they died before sending
+ * them). SKIP LOCKED again: two surviving admins split the orphans between them.
+ */
+export async function reclaimOrphanedFires(
+  db: Db,
+  adminInstanceId: string,
+  limit: number,
+): Promise<ClaimedFire[]> {
+  const { rows } = await sql<{ id: string; job_id: string; scheduled_at: Date; trigger_type: string }>`
+    update trigger_log set claimed_by = ${adminInstanceId}
+     where id in (
+       select l.id from trigger_log l
+        where l.dispatch_outcome = 'PENDING'
+          and l.outcome is null
+          and l.claimed_by is not null
+          and l.claimed_by <> ${adminInstanceId}
+          and not exists (select 1 from admin_instance a where a.id = l.claimed_by and a.expires_at > now())
+        order by l.scheduled_at
+        limit ${limit}
+        for update skip locked)
+    returning id, job_id, scheduled_at, trigger_type`.execute(db);
+  return rows.map(row => ({
+    logId: row.id,
+    jobId: row.job_id,
+    scheduledAt: row.scheduled_at,
+    triggerType: row.trigger_type as ClaimedFire['triggerType'],
+  }));
+}
+
+export async function markFiresSkipped(db: Db, logIds: readonly string[], message: string): Promise<void> {
+  if (logIds.length === 0) return;
+  await db
+    .updateTable('trigger_log')
+    .set({ dispatch_outcome: 'SKIPPED', claimed_by: null, trigger_message: message })
+    .where('id', 'in', logIds)
+    .where('dispatch_outcome', '=', 'PENDING')
+    .execute();
+}
+
+/** Fires claimed but not yet sent, for StopJob and schedule changes. */
+export async function cancelPendingFires(db: Db, jobId: string): Promise<number> {
+  const result = await db
+    .deleteFrom('trigger_log')
+    .where('job_id', '=', jobId)
+    .where('dispatch_outcome', '=', 'PENDING')
+    .where('claimed_by', 'is not', null)
+    // Fires due now are already being sent.
+    .where('scheduled_at', '>', sql<Date>`now()`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/**
+ * FIX_DELAY: the next fire comes N seconds after the run finished. Only the admin that
+ * stored the result calls this, and only a RUNNING job waiting for its run (next fire
+ * unset) is advanced, so a duplicate call changes nothing.
+ */
+export async function scheduleFixDelayAfterRun(db: Db, logId: string, finishedAt: Date): Promise<void> {
+  await sql`
+    update job j
+       set next_trigger_at = ${finishedAt}::timestamptz + (j.schedule_conf || ' seconds')::interval
+      from trigger_log l
+     where l.id = ${logId}
+       and j.id = l.job_id
+       and l.trigger_type in ('SCHEDULE', 'MISFIRE')
+       and j.schedule_type = 'FIX_DELAY'
+       and j.trigger_status = 'RUNNING'
+       and j.next_trigger_at is null`.execute(db);
+}
+
+export async function findJobsByIds(db: Db, ids: readonly string[]): Promise<Map<string, Job>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('job').selectAll().where('id', 'in', ids).execute();
+  return new Map(rows.map(row => [row.id, toJob(row)]));
+}
+
+/** Renews (or creates) this admin's lease; other admins treat it as dead once it expires. */
+export async function renewAdminLease(db: Db, id: string, grpcAddress: string, ttlMs: number): Promise<void> {
+  await sql`
+    insert into admin_instance (id, grpc_address, expires_at)
+    values (${id}, ${grpcAddress}, now() + ${ttlMs} * interval '1 millisecond')
+    on conflict (id) do update set grpc_address = excluded.grpc_address, expires_at = excluded.expires_at`.execute(
+    db,
+  );
+}
+
+/** Ends this admin's lease at once, so peers take over its claimed fires without waiting. */
+export async function releaseAdminLease(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('admin_instance').where('id', '=', id).execute();
+}
+
+export async function listLiveAdmins(db: Db): Promise<{ id: string; grpcAddress: string }[]> {
+  const rows = await db
+    .selectFrom('admin_instance')
+    .select(['id', 'grpc_address'])
+    .where('expires_at', '>', sql<Date>`now()`)
+    .execute();
+  return rows.map(row => ({ id: row.id, grpcAddress: row.grpc_address }));
+}

@@ -1,0 +1,174 @@
+import { isAbortError } from 'abort-controller-x';
+import {
+  ClientError,
+  createChannel,
+  createClient,
+  Metadata,
+  Status,
+  type Channel,
+  type Client,
+} from 'nice-grpc';
+import type { Db } from '../db/database.js';
+import { listPresence } from '../db/registry.repository.js';
+import { listLiveAdmins } from '../db/scheduler.repository.js';
+import type { ExecutorPresence } from '../domain.js';
+import type { Reply } from '../gen/jobstream/v1/executor.js';
+import { AdminPeerServiceDefinition } from '../gen/jobstream/v1/peer.js';
+import { ExecutorRequestError, type RequestBody } from './executor-session.js';
+import type { SessionRegistry } from './session-registry.js';
+
+/** An executor the admin can send requests to, whichever admin holds its stream. */
+export interface ExecutorHandle {
+  readonly appName: string;
+  readonly instanceName: string;
+  readonly sessionId: string;
+  /** Resolves with the executor's Reply; rejects with ExecutorRequestError. */
+  request(body: RequestBody, deadlineMs: number): Promise<Reply>;
+}
+
+export interface ExecutorDirectoryOptions {
+  db: Db;
+  sessions: SessionRegistry;
+  adminInstanceId: string;
+  /** The bearer token peers accept (the cluster shares its admin token). */
+  peerToken: string;
+  /** How stale the view of other admins' executors may be. */
+  cacheTtlMs?: number;
+}
+
+/**
+ * The cluster-wide view of executors. Streams held by this admin are used directly;
+ * executors connected to another admin are reached through that admin's
+ * AdminPeerService (its address comes from the admin_instance table). The view of
+ * other admins' executors is read from the shared registry and cached briefly, so a
+ * burst of fires costs one query per cache period, not one per fire.
+ */
+export class ExecutorDirectory {
+  readonly #options: ExecutorDirectoryOptions;
+  readonly #peers = new Map<
+    string,
+    { address: string; channel: Channel; client: Client<typeof AdminPeerServiceDefinition> }
+  >();
+  #cache: { at: number; presence: ExecutorPresence[]; admins: Map<string, string> } | undefined;
+  #refreshing: Promise<void> | undefined;
+
+  constructor(options: ExecutorDirectoryOptions) {
+    this.#options = options;
+  }
+
+  /** The group's executors, local and remote, in a stable order (by instance name). */
+  async candidates(appName: string): Promise<ExecutorHandle[]> {
+    const local = this.#options.sessions.list(appName);
+    const remote = await this.#remote(appName);
+    const localNames = new Set(local.map(session => session.instanceName));
+    const handles: ExecutorHandle[] = [
+      ...local,
+      ...remote.filter(handle => !localNames.has(handle.instanceName)),
+    ];
+    return handles.sort((a, b) =>
+      a.instanceName < b.instanceName ? -1 : a.instanceName > b.instanceName ? 1 : 0,
+    );
+  }
+
+  /** One executor by name, wherever its stream is; undefined when it is not connected. */
+  async find(appName: string, instanceName: string): Promise<ExecutorHandle | undefined> {
+    const local = this.#options.sessions.get(appName, instanceName);
+    if (local && !local.isClosed) return local;
+    // A kill or log read must not miss an executor that connected a moment ago.
+    this.#cache = undefined;
+    return (await this.#remote(appName)).find(handle => handle.instanceName === instanceName);
+  }
+
+  close(): void {
+    for (const peer of this.#peers.values()) peer.channel.close();
+    this.#peers.clear();
+  }
+
+  async #remote(appName: string): Promise<ExecutorHandle[]> {
+    const ttl = this.#options.cacheTtlMs ?? 250;
+    if (!this.#cache || Date.now() - this.#cache.at > ttl) {
+      this.#refreshing ??= this.#refresh().finally(() => {
+        this.#refreshing = undefined;
+      });
+      await this.#refreshing;
+    }
+    const cache = this.#cache!;
+    return cache.presence
+      .filter(row => row.appName === appName && row.adminInstanceId !== this.#options.adminInstanceId)
+      .flatMap(row => {
+        const address = cache.admins.get(row.adminInstanceId);
+        return address === undefined ? [] : [this.#remoteHandle(row, address)];
+      });
+  }
+
+  async #refresh(): Promise<void> {
+    const [presence, admins] = await Promise.all([
+      listPresence(this.#options.db, undefined, new Date()),
+      listLiveAdmins(this.#options.db),
+    ]);
+    this.#cache = {
+      at: Date.now(),
+      presence,
+      admins: new Map(admins.map(admin => [admin.id, admin.grpcAddress])),
+    };
+  }
+
+  #remoteHandle(row: ExecutorPresence, address: string): ExecutorHandle {
+    const peer = this.#peer(row.adminInstanceId, address);
+    const token = this.#options.peerToken;
+    return {
+      appName: row.appName,
+      instanceName: row.instanceName,
+      sessionId: row.sessionId,
+      async request(body, deadlineMs) {
+        const { $case, value } = body;
+        try {
+          const response = await peer.client.forwardExecutorRequest(
+            {
+              appName: row.appName,
+              instanceName: row.instanceName,
+              sessionId: row.sessionId,
+              deadlineMs,
+              body: { $case, value: { ...value, requestId: '0' } },
+            },
+            {
+              metadata: Metadata({ authorization: `Bearer ${token}` }),
+              // A little longer than the executor's deadline, so its own answer wins.
+              signal: AbortSignal.timeout(deadlineMs + 500),
+            },
+          );
+          if (!response.reply)
+            throw new ExecutorRequestError('no-answer', `admin ${row.adminInstanceId} sent no reply`);
+          return response.reply;
+        } catch (error) {
+          if (isAbortError(error)) {
+            throw new ExecutorRequestError(
+              'no-answer',
+              `executor ${row.instanceName} did not answer within ${deadlineMs} ms (via admin ${row.adminInstanceId})`,
+            );
+          }
+          if (error instanceof ClientError) {
+            const kind = error.code === Status.DEADLINE_EXCEEDED ? 'no-answer' : 'session-closed';
+            throw new ExecutorRequestError(
+              kind,
+              kind === 'no-answer'
+                ? `executor ${row.instanceName} did not answer within ${deadlineMs} ms (via admin ${row.adminInstanceId})`
+                : `executor ${row.instanceName} not reachable via admin ${row.adminInstanceId}: ${error.details}`,
+            );
+          }
+          throw error;
+        }
+      },
+    };
+  }
+
+  #peer(adminInstanceId: string, address: string) {
+    const existing = this.#peers.get(adminInstanceId);
+    if (existing?.address === address) return existing;
+    existing?.channel.close();
+    const channel = createChannel(address);
+    const peer = { address, channel, client: createClient(AdminPeerServiceDefinition, channel) };
+    this.#peers.set(adminInstanceId, peer);
+    return peer;
+  }
+}

@@ -1,0 +1,52 @@
+import { ServerError, Status, type CallContext } from 'nice-grpc';
+import { ExecutorRequestError } from '../executors/executor-session.js';
+import type { SessionRegistry } from '../executors/session-registry.js';
+import type { AdminPeerServiceImplementation } from '../gen/jobstream/v1/peer.js';
+import { bearerToken, isAcceptedToken } from './auth.js';
+import { invalid } from './validation.js';
+
+export interface PeerServiceOptions {
+  sessions: SessionRegistry;
+  adminTokens: readonly string[];
+}
+
+const MAX_FORWARD_DEADLINE_MS = 60_000;
+
+/** AdminPeerService: other admins of the cluster reach the executors whose streams this admin holds. */
+export function createPeerService(options: PeerServiceOptions): AdminPeerServiceImplementation {
+  function authorize(context: CallContext): void {
+    if (!isAcceptedToken(bearerToken(context), options.adminTokens)) {
+      throw new ServerError(Status.UNAUTHENTICATED, 'peer token not accepted');
+    }
+  }
+
+  return {
+    async forwardExecutorRequest(request, context) {
+      authorize(context);
+      if (!request.body) invalid('body', 'is required');
+      if (request.deadlineMs < 1 || request.deadlineMs > MAX_FORWARD_DEADLINE_MS) {
+        invalid('deadline_ms', `must be from 1 to ${MAX_FORWARD_DEADLINE_MS}`);
+      }
+      // The executor may have reconnected (new session) to this same admin: use its current stream.
+      const session = options.sessions.get(request.appName, request.instanceName);
+      if (!session || session.isClosed) {
+        throw new ServerError(
+          Status.NOT_FOUND,
+          `executor ${request.instanceName} of ${request.appName} is not connected to this admin`,
+        );
+      }
+      try {
+        const reply = await session.request(request.body, request.deadlineMs);
+        return { reply };
+      } catch (error) {
+        if (error instanceof ExecutorRequestError) {
+          throw new ServerError(
+            error.kind === 'no-answer' ? Status.DEADLINE_EXCEEDED : Status.NOT_FOUND,
+            error.message,
+          );
+        }
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,311 @@
+import type { Db } from '../db/database.js';
+import {
+  claimDueJobs,
+  findJobsByIds,
+  markFiresSkipped,
+  reclaimOrphanedFires,
+  releaseAdminLease,
+  renewAdminLease,
+  scheduleFixDelayAfterRun,
+  takeFires,
+  type ClaimedFire,
+} from '../db/scheduler.repository.js';
+import type { Dispatcher } from '../dispatch/dispatcher.js';
+import type { Job } from '../domain.js';
+import type { Logger } from '../logger.js';
+import type { AdminMetrics } from '../metrics.js';
+import { compileSchedule, type Schedule } from '../schedule/schedule.js';
+import { sleep } from '../util/sleep.js';
+import { FireTimer } from './fire-timer.js';
+import { planJobFires } from './plan-fires.js';
+
+export interface SchedulerOptions {
+  db: Db;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  metrics: AdminMetrics;
+  adminInstanceId: string;
+  defaultTimeZone: string;
+  misfireThresholdMs: number;
+  /** How far ahead due fires are claimed. */
+  lookaheadMs?: number;
+  /** How often due jobs are claimed (again at once while batches come back full). */
+  pollIntervalMs?: number;
+  /** Lease of this admin: peers take over its claimed fires once it lapses. */
+  leaseTtlMs?: number;
+  claimBatchSize?: number;
+}
+
+interface HeldFire {
+  fire: ClaimedFire;
+  job: Job;
+}
+
+/** How long before its time a fire is taken (marked as being sent), so the send itself is on time. */
+const TAKE_LEAD_MS = 15;
+
+/**
+ * Fires scheduled jobs, in cooperation with every other admin on the same database.
+ *
+ * - A claim loop locks due jobs with SKIP LOCKED, records their fires up to `lookaheadMs`
+ *   ahead and advances next fire times in one transaction (see claimDueJobs). Next fire
+ *   times are computed there, off the hot path.
+ * - The recorded fires wait in one in-memory timer (a heap) and are sent at their
+ *   scheduled millisecond; each send is an independent task, so a job whose executors
+ *   are slow to answer never delays another job's fire.
+ * - Each admin renews a lease; fires claimed by an admin whose lease lapsed are taken
+ *   over by the others (late, with the misfire policy when past the threshold).
+ */
+export class Scheduler {
+  readonly #options: Required<SchedulerOptions>;
+  readonly #schedules = new Map<string, { key: string; schedule: Schedule }>();
+  readonly #takeTimer: FireTimer<HeldFire>;
+  readonly #sendTimer: FireTimer<HeldFire>;
+  #loops: { stop: AbortController; done: Promise<void>[] } | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(options: SchedulerOptions) {
+    this.#options = {
+      lookaheadMs: 2_000,
+      pollIntervalMs: 500,
+      leaseTtlMs: 1_500,
+      claimBatchSize: 1_000,
+      ...options,
+    };
+    this.#takeTimer = new FireTimer(held => this.#take(held));
+    this.#sendTimer = new FireTimer(held => {
+      for (const fire of held) this.#send(fire);
+    });
+  }
+
+  /** The compiled schedule of a job, cached until its schedule fields change. */
+  scheduleOf(job: Pick<Job, 'id' | 'scheduleType' | 'scheduleConf' | 'timeZone'>): Schedule {
+    const timeZone = job.timeZone || this.#options.defaultTimeZone;
+    const key = `${job.scheduleType}|${job.scheduleConf}|${timeZone}`;
+    const cached = this.#schedules.get(job.id);
+    if (cached?.key === key) return cached.schedule;
+    const schedule = compileSchedule(job.scheduleType, job.scheduleConf, timeZone);
+    this.#schedules.set(job.id, { key, schedule });
+    return schedule;
+  }
+
+  /** Starts claiming and firing; `advertisedAddress` is where peers reach this admin (AdminPeerService). */
+  async start(advertisedAddress: string): Promise<void> {
+    if (this.#loops) return;
+    const { db, adminInstanceId, leaseTtlMs } = this.#options;
+    await renewAdminLease(db, adminInstanceId, advertisedAddress, leaseTtlMs);
+    const stop = new AbortController();
+    this.#loops = {
+      stop,
+      done: [
+        this.#loop('lease', leaseTtlMs / 3, stop.signal, () =>
+          renewAdminLease(db, adminInstanceId, advertisedAddress, leaseTtlMs),
+        ),
+        this.#loop('claim', this.#options.pollIntervalMs, stop.signal, () => this.#claim()),
+        this.#loop('reclaim', this.#options.pollIntervalMs, stop.signal, () => this.#reclaim()),
+      ],
+    };
+  }
+
+  /**
+   * Stops claiming and sending. Fires claimed but not sent are left to the peers: the
+   * lease is released at once, so another admin takes them over on its next pass.
+   */
+  async stop(): Promise<void> {
+    const loops = this.#loops;
+    if (!loops) return;
+    this.#loops = undefined;
+    loops.stop.abort();
+    await Promise.allSettled(loops.done);
+    this.#takeTimer.stop();
+    this.#sendTimer.stop();
+    await Promise.allSettled(this.#inFlight);
+    try {
+      await releaseAdminLease(this.#options.db, this.#options.adminInstanceId);
+    } catch (error) {
+      this.#options.logger.warn({ err: error }, 'could not release the admin lease; it lapses on its own');
+    }
+  }
+
+  /** FIX_DELAY: schedules the next fire once a scheduled run has finished (or failed to start). */
+  async onRunFinished(logId: string, finishedAt: Date): Promise<void> {
+    await scheduleFixDelayAfterRun(this.#options.db, logId, finishedAt);
+  }
+
+  async #loop(
+    name: string,
+    intervalMs: number,
+    signal: AbortSignal,
+    pass: () => Promise<unknown>,
+  ): Promise<void> {
+    while (!signal.aborted) {
+      let again = false;
+      try {
+        again = (await pass()) === true;
+      } catch (error) {
+        this.#options.logger.warn({ err: error, loop: name }, 'scheduler pass failed; retrying');
+      }
+      if (!again) await sleep(intervalMs, signal);
+    }
+  }
+
+  /** One claim pass; returns true when the batch was full and more jobs may be due. */
+  async #claim(): Promise<boolean> {
+    const { db, adminInstanceId, claimBatchSize, lookaheadMs, misfireThresholdMs, logger, metrics } =
+      this.#options;
+    const now = new Date();
+    const horizon = new Date(now.getTime() + lookaheadMs);
+    let missed = 0;
+    const { claimed, jobs, skipped } = await claimDueJobs(
+      db,
+      { horizon, limit: claimBatchSize, adminInstanceId },
+      dueJobs => {
+        const plans = dueJobs.flatMap(job => {
+          try {
+            return [
+              planJobFires(job, this.scheduleOf(job), {
+                now,
+                horizon,
+                misfireThresholdMs,
+                maxFiresPerJob: 100,
+              }),
+            ];
+          } catch (error) {
+            // A schedule that no longer compiles (edited in the database by hand) must not
+            // block every other job: stop this one, loudly.
+            logger.error({ err: error, jobId: job.id }, 'job schedule is invalid; stopping the job');
+            return [
+              {
+                fires: [],
+                missed: 0,
+                advance: {
+                  jobId: job.id,
+                  nextTriggerAt: null,
+                  lastTriggerAt: null,
+                  status: 'STOPPED' as const,
+                },
+              },
+            ];
+          }
+        });
+        missed = plans.reduce((sum, plan) => sum + plan.missed, 0);
+        return { fires: plans.flatMap(plan => plan.fires), advances: plans.map(plan => plan.advance) };
+      },
+    );
+    if (missed > 0) {
+      metrics.misfires.inc(missed);
+      logger.warn(
+        { missed, skipped: skipped.map(fire => ({ jobId: fire.jobId, scheduledAt: fire.scheduledAt })) },
+        'misfired schedules found (later than the misfire threshold)',
+      );
+    }
+    const byId = new Map(jobs.map(job => [job.id, job]));
+    for (const fire of claimed) this.#hold(fire, byId.get(fire.jobId)!, now);
+    return jobs.length >= claimBatchSize;
+  }
+
+  /** Takes over fires of admins that died; returns true when there may be more. */
+  async #reclaim(): Promise<boolean> {
+    const { db, adminInstanceId, misfireThresholdMs, logger, metrics } = this.#options;
+    const orphans = await reclaimOrphanedFires(db, adminInstanceId, 1_000);
+    if (orphans.length === 0) return false;
+    const jobs = await findJobsByIds(
+      db,
+      orphans.map(fire => fire.jobId),
+    );
+    const now = new Date();
+    const skip: ClaimedFire[] = [];
+    const fireOnceNow = new Map<string, ClaimedFire>();
+    for (const fire of orphans) {
+      const job = jobs.get(fire.jobId);
+      if (!job) continue;
+      const late = now.getTime() - fire.scheduledAt.getTime() > misfireThresholdMs;
+      if (!late) {
+        this.#hold(fire, job, now);
+      } else if (job.misfireStrategy === 'FIRE_ONCE_NOW') {
+        // Several missed fires of one job collapse into one fire now.
+        const kept = fireOnceNow.get(job.id);
+        if (kept) skip.push(kept.scheduledAt < fire.scheduledAt ? kept : fire);
+        if (!kept || kept.scheduledAt < fire.scheduledAt) fireOnceNow.set(job.id, fire);
+      } else {
+        skip.push(fire);
+      }
+    }
+    const lateBoundary = now.getTime() - misfireThresholdMs;
+    for (const fire of fireOnceNow.values()) {
+      const job = jobs.get(fire.jobId)!;
+      // Fire the missed fire once now, unless the job has fired since (a later fire is
+      // recorded) or its own schedule is late too, in which case the claim path fires
+      // it once (a MISFIRE fire): either way the outage yields one catch-up fire.
+      const firedSince = job.lastTriggerAt !== null && job.lastTriggerAt > fire.scheduledAt;
+      const scheduleLateToo = job.nextTriggerAt !== null && job.nextTriggerAt.getTime() < lateBoundary;
+      if (firedSince || scheduleLateToo) skip.push(fire);
+      else this.#hold(fire, job, now);
+    }
+    await markFiresSkipped(
+      db,
+      skip.map(fire => fire.logId),
+      'misfire: taken over from an admin that died, too late; skipped by the misfire strategy',
+    );
+    if (skip.length > 0) metrics.misfires.inc(skip.length);
+    // A FIX_DELAY job waits for its run's result to plan the next fire: a skipped run
+    // has none, so its chain restarts from now.
+    for (const fire of skip) {
+      if (jobs.get(fire.jobId)?.scheduleType === 'FIX_DELAY') await this.onRunFinished(fire.logId, now);
+    }
+    logger.info({ reclaimed: orphans.length, skipped: skip.length }, 'took over fires of an admin that died');
+    return orphans.length >= 1_000;
+  }
+
+  #hold(fire: ClaimedFire, job: Job, now: Date): void {
+    const sendAt = Math.max(fire.scheduledAt.getTime(), now.getTime());
+    this.#takeTimer.add({ fire, job }, sendAt - TAKE_LEAD_MS);
+  }
+
+  #take(held: HeldFire[]): void {
+    const { db, adminInstanceId, logger } = this.#options;
+    const taking = takeFires(
+      db,
+      held.map(entry => entry.fire.logId),
+      adminInstanceId,
+    ).then(
+      taken => {
+        for (const entry of held) {
+          if (taken.has(entry.fire.logId)) this.#sendTimer.add(entry, entry.fire.scheduledAt.getTime());
+        }
+      },
+      (error: unknown) => {
+        // Still claimed by us: the fires stay PENDING and this admin's lease keeps them.
+        // Retry shortly; if this admin dies instead, a peer takes them over.
+        logger.warn({ err: error, fires: held.length }, 'taking fires failed; retrying');
+        for (const entry of held) this.#takeTimer.add(entry, Date.now() + 100);
+      },
+    );
+    this.#track(taking);
+  }
+
+  #send({ fire, job }: HeldFire): void {
+    const lateness = Date.now() - fire.scheduledAt.getTime();
+    this.#options.metrics.fireLateness.observe(Math.max(0, lateness) / 1000);
+    const sending = this.#options.dispatcher.fire(job, fire).then(
+      logs => {
+        if (job.scheduleType === 'FIX_DELAY' && logs.every(log => log.dispatchOutcome === 'FAILED')) {
+          return this.onRunFinished(fire.logId, new Date());
+        }
+      },
+      (error: unknown) => {
+        this.#options.logger.error({ err: error, logId: fire.logId, jobId: job.id }, 'sending a fire failed');
+      },
+    );
+    this.#track(sending);
+  }
+
+  #track(promise: Promise<unknown>): void {
+    const tracked = promise.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+  }
+}
