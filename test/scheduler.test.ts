@@ -9,6 +9,7 @@ import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob, tempDir } from './support/fixtures.js';
 import { registerFixtureHandlers } from './fixtures/handlers.js';
 import { freePort } from './support/processes.js';
+import { RawExecutor } from './support/raw-executor.js';
 
 const FIX_RATE = ScheduleType.SCHEDULE_TYPE_FIX_RATE;
 const FIX_DELAY = ScheduleType.SCHEDULE_TYPE_FIX_DELAY;
@@ -97,6 +98,33 @@ describe('scheduling on one admin', () => {
       const nextPlanned = logs[index + 1]!.scheduledAt!.getTime();
       expect(nextPlanned - finished).toBe(1_000);
       expect(nextPlanned - logs[index]!.scheduledAt!.getTime()).toBeGreaterThanOrEqual(1_600);
+    }
+  });
+
+  it("keeps other jobs on time while one job's executor never answers", async () => {
+    const silentGroup = await createGroup(client, 'silent');
+    const silent = new RawExecutor(admin.address, silentGroup.token);
+    silent.register({ appName: 'silent', instanceName: 'silent-1', capacity: 100 });
+    await silent.next('welcome');
+    try {
+      const stuck = await createJob(client, silentGroup.groupId, 'echo', {
+        scheduleType: FIX_RATE,
+        scheduleConf: '1',
+      });
+      const healthy = await createJob(client, groupId, 'echo', { scheduleType: FIX_RATE, scheduleConf: '1' });
+      await client.startJob({ id: stuck });
+      await client.startJob({ id: healthy });
+      const logs = await finishedLogs(client, healthy, 4);
+      await client.stopJob({ id: stuck });
+      await client.stopJob({ id: healthy });
+      // Each fire of the stuck job waits 3 s for an answer; the healthy job's fires are
+      // sent on time regardless (the bound is generous: this is about isolation, not speed).
+      for (const log of logs) {
+        expect(log.triggeredAt!.getTime() - log.scheduledAt!.getTime()).toBeLessThan(500);
+      }
+      expect(silent.count('runRequest')).toBeGreaterThanOrEqual(3);
+    } finally {
+      await silent.close();
     }
   });
 
