@@ -45,6 +45,8 @@ export class ResultSpool {
   readonly #file: string;
   readonly #logger: Logger;
   readonly #entries = new Map<string, Entry>();
+  readonly #pendingAdds: { key: string; entry: Entry; resolve: () => void }[] = [];
+  #flushQueued = false;
   #handle: FileHandle | undefined;
   #ackLines = 0;
   /** File operations run one at a time, in call order. */
@@ -92,20 +94,36 @@ export class ResultSpool {
     const key = runKey(result.logId, result.attempt);
     const entry: Entry = { result, durable: false };
     this.#entries.set(key, entry);
-    return this.#enqueue(async () => {
-      if (this.#entries.get(key) !== entry) return;
+    return new Promise<void>(resolve => {
+      this.#pendingAdds.push({ key, entry, resolve });
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        void this.#enqueue(() => this.#flushPendingAdds());
+      }
+    });
+  }
+
+  /**
+   * Group commit: every result added while the previous write was in flight goes to disk
+   * in one write and one fsync. An fsync costs about as much as the whole run of a short
+   * handler, so one per result would cap an executor at a few hundred results a second.
+   */
+  async #flushPendingAdds(): Promise<void> {
+    this.#flushQueued = false;
+    const adds = this.#pendingAdds.splice(0);
+    const batch = adds.filter(add => this.#entries.get(add.key) === add.entry);
+    if (batch.length > 0) {
       try {
         const handle = this.#requireHandle();
-        await handle.write(JSON.stringify(toLine(result)) + '\n');
+        await handle.write(batch.map(add => JSON.stringify(toLine(add.entry.result)) + '\n').join(''));
         await handle.sync();
       } catch (err) {
-        this.#logger.error(
-          { err, logId: result.logId, attempt: result.attempt },
-          'could not spool run result',
-        );
+        this.#logger.error({ err, results: batch.length }, 'could not spool run results');
       }
-      entry.durable = true;
-    });
+    }
+    for (const add of batch) add.entry.durable = true;
+    // Adds superseded before the flush (acked or replaced) resolve too.
+    for (const add of adds) add.resolve();
   }
 
   /** Forgets acknowledged results; unknown refs are ignored. Returns how many were removed. */
