@@ -78,45 +78,75 @@ export interface DispatchRecord {
   message: string;
 }
 
-export async function recordDispatch(db: Db, logId: string, dispatch: DispatchRecord): Promise<void> {
-  await db
-    .updateTable('trigger_log')
-    .set({
-      dispatch_outcome: dispatch.outcome,
-      triggered_at: dispatch.triggeredAt,
-      claimed_by: null,
-      executor_instance: dispatch.executorInstance,
-      executor_session_id: dispatch.executorSessionId,
-      trigger_message: dispatch.message,
-    })
-    .where('id', '=', logId)
-    .execute();
+/** Records many dispatches in one statement (one commit). */
+export async function recordDispatches(
+  db: Db,
+  dispatches: readonly (DispatchRecord & { logId: string })[],
+): Promise<void> {
+  if (dispatches.length === 0) return;
+  const values = sql.join(
+    dispatches.map(
+      d =>
+        sql`(${d.logId}::bigint, ${d.outcome}::text, ${d.triggeredAt}::timestamptz, ${d.executorInstance}::text, ${d.executorSessionId}::text, ${d.message}::text)`,
+    ),
+  );
+  await sql`
+    update trigger_log as l
+       set dispatch_outcome = v.outcome,
+           triggered_at = v.triggered_at,
+           claimed_by = null,
+           executor_instance = v.instance,
+           executor_session_id = v.session_id,
+           trigger_message = v.message
+      from (values ${values}) as v(id, outcome, triggered_at, instance, session_id, message)
+     where l.id = v.id`.execute(db);
 }
 
 /**
- * Stores a run's result unless one is already stored for that (log, attempt).
- * Returns whether this call stored it: a duplicate (a re-sent result after a
- * reconnect) changes nothing and reports false, so follow-up work (retries, child
- * jobs, alarms) is done exactly once by whoever stored the result.
+ * Stores run results unless one is already stored for that (log, attempt), many in one
+ * statement (one commit). Returns, per result, whether this call stored it: a duplicate
+ * (a re-sent result after a reconnect, or repeated within the batch) changes nothing and
+ * reports false, so follow-up work (retries, child jobs, alarms) is done exactly once by
+ * whoever stored the result.
  */
-export async function applyRunResult(db: Db, result: RunResultInput, receivedAt: Date): Promise<boolean> {
+export async function applyRunResults(
+  db: Db,
+  results: readonly RunResultInput[],
+  receivedAt: Date,
+): Promise<boolean[]> {
+  if (results.length === 0) return [];
+  const seen = new Set<string>();
+  const unique = results.filter(result => {
+    const key = `${result.logId}/${result.attempt}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  const values = sql.join(
+    unique.map(
+      r =>
+        sql`(${r.logId}::bigint, ${r.attempt}::int, ${r.outcome}::text, ${r.message}::text, ${r.startedAt}::timestamptz, ${r.finishedAt}::timestamptz)`,
+    ),
+  );
   // FIX_DELAY schedules its next fire N seconds after a scheduled run finished. Doing it
   // in the statement that stores the result makes it atomic with it and costs no extra
   // round trip; a duplicate result updates nothing, so it advances nothing either.
-  const { rows } = await sql<{ applied: string }>`
-    with applied as (
-      update trigger_log
-         set outcome = ${result.outcome},
+  const { rows } = await sql<{ id: string; attempt: number }>`
+    with v(log_id, attempt, outcome, message, started_at, finished_at) as (values ${values}),
+    applied as (
+      update trigger_log l
+         set outcome = v.outcome,
+             handle_message = v.message,
+             started_at = v.started_at,
+             finished_at = v.finished_at,
+             result_received_at = ${receivedAt}::timestamptz,
              -- A result proves the executor took the run, even if the admin that sent it
              -- died before recording the executor's answer.
-             dispatch_outcome = case when dispatch_outcome = 'PENDING' then 'ACCEPTED' else dispatch_outcome end,
-             claimed_by = null,
-             handle_message = ${result.message},
-             started_at = ${result.startedAt}::timestamptz,
-             finished_at = ${result.finishedAt}::timestamptz,
-             result_received_at = ${receivedAt}::timestamptz
-       where id = ${result.logId} and attempt = ${result.attempt} and outcome is null
-       returning job_id, trigger_type, coalesce(finished_at, result_received_at) as ended_at
+             dispatch_outcome = case when l.dispatch_outcome = 'PENDING' then 'ACCEPTED' else l.dispatch_outcome end,
+             claimed_by = null
+        from v
+       where l.id = v.log_id and l.attempt = v.attempt and l.outcome is null
+       returning l.id, l.attempt, l.job_id, l.trigger_type, coalesce(l.finished_at, l.result_received_at) as ended_at
     ), fix_delay as (
       update job j
          set next_trigger_at = applied.ended_at + (j.schedule_conf || ' seconds')::interval
@@ -128,8 +158,15 @@ export async function applyRunResult(db: Db, result: RunResultInput, receivedAt:
          and j.next_trigger_at is null
       returning j.id
     )
-    select count(*) as applied from applied`.execute(db);
-  return Number(rows[0]?.applied ?? 0) > 0;
+    select id, attempt from applied`.execute(db);
+  const stored = new Set(rows.map(row => `${row.id}/${row.attempt}`));
+  const claimed = new Set<string>();
+  return results.map(result => {
+    const key = `${result.logId}/${result.attempt}`;
+    if (!stored.has(key) || claimed.has(key)) return false;
+    claimed.add(key);
+    return true;
+  });
 }
 
 /**

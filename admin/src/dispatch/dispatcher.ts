@@ -1,6 +1,12 @@
 import type { Db } from '../db/database.js';
 import { findGroupById } from '../db/groups.repository.js';
-import { insertLogs, recordDispatch, type NewTriggerLog } from '../db/logs.repository.js';
+import {
+  insertLogs,
+  recordDispatches,
+  type DispatchRecord,
+  type NewTriggerLog,
+} from '../db/logs.repository.js';
+import { GroupCommit } from '../util/group-commit.js';
 import type { ClaimedFire } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
@@ -44,9 +50,15 @@ const GROUP_CACHE_MS = 1_000;
 export class Dispatcher {
   readonly #options: DispatcherOptions;
   readonly #groups = new Map<string, { at: number; group: ExecutorGroup | undefined }>();
+  /** Dispatch outcomes of concurrent sends are recorded in one statement and one commit. */
+  readonly #records: GroupCommit<DispatchRecord & { logId: string }, undefined>;
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
+    this.#records = new GroupCommit(async records => {
+      await recordDispatches(options.db, records);
+      return records.map(() => undefined);
+    });
   }
 
   /** A trigger from the API (manual, and later parent and retry triggers). */
@@ -148,7 +160,8 @@ export class Dispatcher {
       const log = logs[0]!;
       const message = `trigger failed: ${decision.failure}`;
       const triggeredAt = new Date();
-      await recordDispatch(this.#options.db, log.id, {
+      await this.#records.add({
+        logId: log.id,
         outcome: 'FAILED',
         triggeredAt,
         executorInstance: null,
@@ -208,7 +221,8 @@ export class Dispatcher {
     const outcome = accepted ? 'ACCEPTED' : 'FAILED';
     this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
     const message = `${trace}; ${answer}`;
-    await recordDispatch(this.#options.db, log.id, {
+    await this.#records.add({
+      logId: log.id,
       outcome,
       triggeredAt,
       executorInstance: handle.instanceName,

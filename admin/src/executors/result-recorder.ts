@@ -1,8 +1,9 @@
 import type { Db } from '../db/database.js';
-import { applyRunResult } from '../db/logs.repository.js';
+import { applyRunResults } from '../db/logs.repository.js';
 import type { RunResultInput } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
+import { GroupCommit } from '../util/group-commit.js';
 import { sleep } from '../util/sleep.js';
 
 export interface ResultRecorderOptions {
@@ -21,16 +22,19 @@ export interface ResultRecorderOptions {
  */
 export class ResultRecorder {
   readonly #options: ResultRecorderOptions;
+  /** Results arriving together (from any stream) are stored in one statement and one commit. */
+  readonly #writes: GroupCommit<RunResultInput, boolean>;
 
   constructor(options: ResultRecorderOptions) {
     this.#options = options;
+    this.#writes = new GroupCommit(results => applyRunResults(options.db, results, new Date()));
   }
 
   /** Returns true when stored now, false for a duplicate. Throws only if `signal` aborts first. */
   async record(result: RunResultInput, signal: AbortSignal): Promise<boolean> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const stored = await applyRunResult(this.#options.db, result, new Date());
+        const stored = await this.#writes.add(result);
         this.#options.metrics.results.inc({ outcome: result.outcome, applied: stored ? 'new' : 'duplicate' });
         if (stored) this.#options.onResultStored?.(result);
         return stored;
