@@ -39,8 +39,13 @@ const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_HANDLERS = 1_000;
 const MAX_CAPACITY = 10_000;
 const MAX_RECONCILED_RUNS = 100_000;
-/** Results being stored concurrently per stream before reading more from it. */
-const MAX_RESULTS_IN_FLIGHT = 256;
+/**
+ * Results waiting to be stored per stream before the admin stops reading the stream.
+ * Generous on purpose: replies to run requests travel on the same stream, so pausing
+ * reads while a commit is slow would stall every dispatch to this executor behind its
+ * results (head-of-line blocking). Still a bound: a result is a few hundred bytes.
+ */
+const MAX_RESULTS_IN_FLIGHT = 10_000;
 const PROTOCOL_VERSION = 1;
 
 /**
