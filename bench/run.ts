@@ -1,0 +1,187 @@
+// The jobstream benchmark: `npm run bench -- [--only ...] [--quick]`. See bench/README.md.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { killAllChildren, killAllChildrenSync, repoRoot } from './lib/children.js';
+import type { BenchContext } from './lib/context.js';
+import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
+import { dropStaleBenchDatabases, resolveDatabaseServer, type DatabaseServer } from './lib/postgres.js';
+import { formatTable, writeJson, type Row, type ScenarioResult } from './lib/report.js';
+import { sampleBackgroundLoad } from './lib/stats.js';
+import { errorMessage, progress, sleep } from './lib/util.js';
+import { runFailover } from './scenarios/failover.js';
+import { runLateness } from './scenarios/lateness.js';
+import { runScale } from './scenarios/scale.js';
+import { runThroughput } from './scenarios/throughput.js';
+
+const RESULTS_DIR = path.join(repoRoot, 'bench', 'results');
+/** After SIGINT, cleanup gets this long before the process exits regardless. */
+const INTERRUPT_GRACE_MS = 30_000;
+/** Busier than this (% of all CPUs) before a scenario, other work would skew its figures. */
+const QUIET_PERCENT = 25;
+
+interface Planned {
+  scenario: string;
+  name: string;
+  run: (context: BenchContext) => Promise<ScenarioResult>;
+}
+
+function plan(options: BenchOptions): Planned[] {
+  const planned: Planned[] = [];
+  if (options.only.has('lateness')) {
+    for (const rate of options.rates) {
+      planned.push({
+        scenario: 'lateness',
+        name: `lateness@${rate}/s`,
+        run: context => runLateness(context, rate),
+      });
+    }
+  }
+  if (options.only.has('throughput')) {
+    planned.push({
+      scenario: 'throughput',
+      name: 'throughput 1 admin',
+      run: context => runThroughput(context, 1),
+    });
+    planned.push({
+      scenario: 'throughput',
+      name: 'throughput 2 admins',
+      run: context => runThroughput(context, 2),
+    });
+  }
+  if (options.only.has('failover'))
+    planned.push({ scenario: 'failover', name: 'failover', run: runFailover });
+  if (options.only.has('scale')) planned.push({ scenario: 'scale', name: 'scale', run: runScale });
+  return planned;
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions | 'help';
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${errorMessage(error)}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const logDir = path.join(RESULTS_DIR, `${stamp}-logs`);
+  await fs.mkdir(logDir, { recursive: true });
+
+  const interrupt = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupts += 1;
+    if (interrupts > 1) {
+      killAllChildrenSync();
+      process.exit(130);
+    }
+    progress('bench', `${signal}: stopping; cleaning up (again to exit at once)`);
+    interrupt.abort();
+    void killAllChildren();
+    setTimeout(() => {
+      killAllChildrenSync();
+      process.exit(130);
+    }, INTERRUPT_GRACE_MS).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', killAllChildrenSync);
+
+  const results: ScenarioResult[] = [];
+  let server: DatabaseServer | undefined;
+  let fatal: string | undefined;
+  try {
+    server = await resolveDatabaseServer();
+    progress('bench', `database server: ${server.description}`);
+    await dropStaleBenchDatabases(server);
+    const context: BenchContext = { options, server, logDir, signal: interrupt.signal };
+    for (const planned of plan(options)) {
+      if (interrupt.signal.aborted) break;
+      let background = await sampleBackgroundLoad();
+      const quietBy = Date.now() + options.waitQuietMs;
+      while (
+        (background.hostBusyPercent ?? 0) > QUIET_PERCENT &&
+        Date.now() < quietBy &&
+        !interrupt.signal.aborted
+      ) {
+        progress(planned.name, 'waiting for the machine to calm down', {
+          'busy %': background.hostBusyPercent ?? NaN,
+          top: background.top.map(p => `${p.command}:${p.cpuPercent}%`).join(',') || '-',
+        });
+        await sleep(2_000, interrupt.signal);
+        background = await sampleBackgroundLoad();
+      }
+      const busy = background.hostBusyPercent ?? 0;
+      progress(planned.name, 'starting', {
+        'machine busy before start %': busy,
+        top: background.top.map(p => `${p.command}:${p.cpuPercent}%`).join(',') || '-',
+      });
+      if (busy > 25)
+        progress(planned.name, 'WARNING: the machine is busy with other work; figures will be skewed');
+      const started = Date.now();
+      try {
+        const result = await planned.run(context);
+        result.details.durationSeconds = (Date.now() - started) / 1000;
+        result.details.backgroundLoad = background;
+        results.push(result);
+      } catch (error) {
+        const message = interrupt.signal.aborted ? 'interrupted' : errorMessage(error);
+        progress(planned.name, `FAILED: ${message}`);
+        results.push({
+          scenario: planned.scenario,
+          name: planned.name,
+          rows: [{ scenario: planned.name, metric: 'error', value: firstLine(message), goal: '', ok: false }],
+          details: { durationSeconds: (Date.now() - started) / 1000, backgroundLoad: background },
+          error: message,
+        });
+      }
+    }
+  } catch (error) {
+    fatal = errorMessage(error);
+    progress('bench', `FAILED: ${fatal}`);
+  } finally {
+    await killAllChildren();
+    await server
+      ?.stop()
+      .catch((error: unknown) => progress('bench', `stopping PostgreSQL: ${errorMessage(error)}`));
+  }
+
+  const rows: Row[] = results.flatMap(result => result.rows);
+  const file = await writeJson(RESULTS_DIR, stamp, {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    interrupted: interrupt.signal.aborted,
+    fatal,
+    options: { ...options, only: [...options.only] },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${os.type()} ${os.release()}`,
+    },
+    databaseServer: server?.description,
+    table: rows,
+    scenarios: results,
+  });
+  if (rows.length > 0) process.stdout.write(`${formatTable(rows)}\n`);
+  progress(
+    'bench',
+    `results written to ${path.relative(process.cwd(), file)}; logs in ${path.relative(process.cwd(), logDir)}`,
+  );
+  if (fatal !== undefined || interrupt.signal.aborted) return fatal !== undefined ? 1 : 130;
+  return results.some(result => result.error !== undefined) ? 1 : 0;
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n')[0] ?? '';
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
+process.exit(await main());
