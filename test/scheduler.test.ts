@@ -379,3 +379,50 @@ describe('two admins, one executor connected to only one of them', () => {
     }
   });
 });
+
+describe('claiming thousands of due jobs at once', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let admin: TestAdmin;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    admin = await startTestAdmin(database.url);
+  });
+
+  afterAll(async () => {
+    await admin?.stop();
+    await database?.drop();
+  });
+
+  it('records every fire of a claim batch larger than one statement can bind', async () => {
+    const { groupId } = await createGroup(admin.client, 'bulk');
+    const db = new pg.Client({ connectionString: database.url });
+    await db.connect();
+    try {
+      // 1,000 jobs (one claim batch) firing every second, found 3 s late (within the
+      // misfire threshold) and claimed 2 s ahead: ~6,000 fires of 17 bind parameters in
+      // one claim, beyond PostgreSQL's 65,535 per statement.
+      await db.query(
+        `insert into job (group_id, description, schedule_type, schedule_conf, misfire_strategy, route_strategy,
+                          handler, block_strategy, glue_type, trigger_status, next_trigger_at)
+         select $1, 'bulk ' || n, 'FIX_RATE', '1', 'DO_NOTHING', 'FIRST', 'echo', 'SERIAL_EXECUTION', 'BEAN',
+                'RUNNING', now() - interval '3 seconds'
+           from generate_series(1, 1000) as n`,
+        [groupId],
+      );
+      const fired = await waitFor(
+        async () => {
+          const { rows } = await db.query<{ jobs: string }>(
+            `select count(distinct job_id) as jobs from trigger_log where trigger_type = 'SCHEDULE'`,
+          );
+          return Number(rows[0]!.jobs) === 1000 ? true : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 200, what: 'a fire of every bulk job' },
+      );
+      expect(fired).toBe(true);
+      await db.query(`update job set trigger_status = 'STOPPED', next_trigger_at = null`);
+    } finally {
+      await db.end();
+    }
+  }, 40_000);
+});

@@ -10,6 +10,8 @@ const NAME_PREFIX = 'jobstream_bench_';
 const NAME_PATTERN = /^jobstream_bench_([0-9a-z]{8})_/;
 /** Databases left by a run that was killed outright are dropped by a later run after this long. */
 const STALE_AFTER_MS = 6 * 60 * 60 * 1000;
+/** Every query of the harness is bounded (a lock wait must not hang a run). */
+const STATEMENT_TIMEOUT_MS = 60_000;
 
 export interface DatabaseServer {
   /** URL of the server's maintenance database (databases are created through it). */
@@ -32,25 +34,29 @@ export function redactUrl(url: string): string {
 
 /**
  * BENCH_DATABASE_URL, else TEST_DATABASE_URL, else the machine's PostgreSQL on
- * 127.0.0.1:5432 when it answers, else an embedded server in a temporary directory.
+ * 127.0.0.1:5432 when it answers, else (or with BENCH_EMBEDDED_POSTGRES=1) an embedded
+ * server in a temporary directory.
  */
 export async function resolveDatabaseServer(): Promise<DatabaseServer> {
-  for (const name of ['BENCH_DATABASE_URL', 'TEST_DATABASE_URL'] as const) {
-    const url = process.env[name];
-    if (url) {
-      await withClient(url, client => client.query('select 1'));
-      return { url, description: `${name} (${redactUrl(url)})`, stop: () => Promise.resolve() };
+  // BENCH_EMBEDDED_POSTGRES=1 skips the servers configured or found, e.g. to compare.
+  if (process.env.BENCH_EMBEDDED_POSTGRES !== '1') {
+    for (const name of ['BENCH_DATABASE_URL', 'TEST_DATABASE_URL'] as const) {
+      const url = process.env[name];
+      if (url) {
+        await withClient(url, client => client.query('select 1'));
+        return { url, description: `${name} (${redactUrl(url)})`, stop: () => Promise.resolve() };
+      }
     }
-  }
-  try {
-    await withClient(LOCAL_SERVER, client => client.query('select 1'), 3_000);
-    return {
-      url: LOCAL_SERVER,
-      description: `local server (${LOCAL_SERVER})`,
-      stop: () => Promise.resolve(),
-    };
-  } catch {
-    progress('postgres', 'no server at 127.0.0.1:5432; starting an embedded PostgreSQL');
+    try {
+      await withClient(LOCAL_SERVER, client => client.query('select 1'), 3_000);
+      return {
+        url: LOCAL_SERVER,
+        description: `local server (${LOCAL_SERVER})`,
+        stop: () => Promise.resolve(),
+      };
+    } catch {
+      progress('postgres', 'no server at 127.0.0.1:5432; starting an embedded PostgreSQL');
+    }
   }
   const { startEmbeddedPostgres } = await import('../../admin/src/db/embedded-postgres.js');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jobstream-bench-pg-'));
@@ -87,7 +93,12 @@ export async function createBenchDatabase(server: DatabaseServer, label: string)
   await withClient(server.url, client => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`));
   const url = new URL(server.url);
   url.pathname = `/${name}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 4, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({
+    connectionString: url.toString(),
+    max: 4,
+    connectionTimeoutMillis: 10_000,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+  });
   pool.on('error', () => undefined);
   let dropping: Promise<void> | undefined;
   return {
@@ -127,7 +138,11 @@ async function withClient<T>(
   use: (client: pg.Client) => Promise<T>,
   connectTimeoutMs = 10_000,
 ): Promise<T> {
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs });
+  const client = new pg.Client({
+    connectionString,
+    connectionTimeoutMillis: connectTimeoutMs,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+  });
   client.on('error', () => undefined);
   await client.connect();
   try {

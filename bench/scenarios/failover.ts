@@ -56,14 +56,13 @@ export async function runFailover(context: BenchContext): Promise<ScenarioResult
         : `after the kill (+${((Date.now() - killedMs) / 1000).toFixed(0)} s)`,
     );
     let atKill: Record<string, unknown> | undefined;
-    let killMoment = 'planned';
+    let killMoment = 'the victim held no claimed fires';
     try {
       await sleepUntil(plannedKillMs - 1_000, context.signal);
       // The worst moment: just before fires the victim claimed are due, so they are
       // orphaned and must be taken over. Admins claim whole batches, so at a given moment
       // the victim may hold none: look for up to 4 s.
       let killAtMs = plannedKillMs + 3_000;
-      killMoment = 'the victim held no claimed fires';
       while (Date.now() < plannedKillMs + 3_000) {
         throwIfAborted(context);
         const { rows: due } = await cluster.db.pool.query<{ next: Date | null }>(

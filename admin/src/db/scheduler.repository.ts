@@ -73,6 +73,23 @@ async function insertFires(
   fires: readonly PlannedFire[],
   adminInstanceId: string,
 ): Promise<ClaimedFire[]> {
+  const claimed: ClaimedFire[] = [];
+  // A statement takes at most 65,535 bind parameters; a row here takes 17.
+  for (let start = 0; start < fires.length; start += INSERT_CHUNK_ROWS) {
+    claimed.push(
+      ...(await insertFireChunk(trx, fires.slice(start, start + INSERT_CHUNK_ROWS), adminInstanceId)),
+    );
+  }
+  return claimed;
+}
+
+const INSERT_CHUNK_ROWS = 1_000;
+
+async function insertFireChunk(
+  trx: Transaction<Database>,
+  fires: readonly PlannedFire[],
+  adminInstanceId: string,
+): Promise<ClaimedFire[]> {
   if (fires.length === 0) return [];
   const rows = await trx
     .insertInto('trigger_log')
@@ -143,15 +160,19 @@ export async function takeFires(
   logIds: readonly string[],
   adminInstanceId: string,
 ): Promise<Set<string>> {
-  if (logIds.length === 0) return new Set();
-  const rows = await db
-    .selectFrom('trigger_log')
-    .select('id')
-    .where('id', 'in', logIds)
-    .where('claimed_by', '=', adminInstanceId)
-    .where('dispatch_outcome', '=', 'PENDING')
-    .execute();
-  return new Set(rows.map(row => row.id));
+  const taken = new Set<string>();
+  // Fires of a cron burst share one bucket; stay under the bind-parameter limit.
+  for (let start = 0; start < logIds.length; start += 10_000) {
+    const rows = await db
+      .selectFrom('trigger_log')
+      .select('id')
+      .where('id', 'in', logIds.slice(start, start + 10_000))
+      .where('claimed_by', '=', adminInstanceId)
+      .where('dispatch_outcome', '=', 'PENDING')
+      .execute();
+    for (const row of rows) taken.add(row.id);
+  }
+  return taken;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   type NewTriggerLog,
 } from '../db/logs.repository.js';
 import { GroupCommit } from '../util/group-commit.js';
+import { retryOnDeadlock } from '../db/retry.js';
 import type { ClaimedFire } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
@@ -56,7 +57,7 @@ export class Dispatcher {
   constructor(options: DispatcherOptions) {
     this.#options = options;
     this.#records = new GroupCommit(async records => {
-      await recordDispatches(options.db, records);
+      await retryOnDeadlock(() => recordDispatches(options.db, records));
       return records.map(() => undefined);
     });
   }

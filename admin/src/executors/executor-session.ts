@@ -8,6 +8,7 @@ import type {
   Reply,
   RunRequest,
 } from '../gen/jobstream/v1/executor.js';
+import { setMaxListeners } from 'node:events';
 import { BoundedQueue } from '../util/bounded-queue.js';
 import { Semaphore } from '../util/semaphore.js';
 
@@ -74,6 +75,8 @@ export class ExecutorSession {
     this.instanceName = register.instanceName;
     this.connectedAt = connectedAt;
     this.#runPermits = new Semaphore(register.capacity);
+    // Every request in flight listens for the session's end: thousands at once are normal.
+    setMaxListeners(0, this.#closed.signal);
     this.load = { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0, lastBeatAt: connectedAt };
   }
 

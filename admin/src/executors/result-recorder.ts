@@ -3,6 +3,7 @@ import { applyRunResults } from '../db/logs.repository.js';
 import type { RunResultInput } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
+import { retryOnDeadlock } from '../db/retry.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { sleep } from '../util/sleep.js';
 
@@ -27,7 +28,9 @@ export class ResultRecorder {
 
   constructor(options: ResultRecorderOptions) {
     this.#options = options;
-    this.#writes = new GroupCommit(results => applyRunResults(options.db, results, new Date()));
+    this.#writes = new GroupCommit(results =>
+      retryOnDeadlock(() => applyRunResults(options.db, results, new Date())),
+    );
   }
 
   /** Returns true when stored now, false for a duplicate. Throws only if `signal` aborts first. */
