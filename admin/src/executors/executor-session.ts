@@ -8,7 +8,6 @@ import type {
   Reply,
   RunRequest,
 } from '../gen/jobstream/v1/executor.js';
-import { setMaxListeners } from 'node:events';
 import { BoundedQueue } from '../util/bounded-queue.js';
 import { Semaphore } from '../util/semaphore.js';
 
@@ -65,6 +64,7 @@ export class ExecutorSession {
   readonly #pending = new Map<string, PendingRequest>();
   readonly #runPermits: Semaphore;
   readonly #closed = new AbortController();
+  readonly #inFlight = new Set<AbortController>();
   #nextRequestId = 1n;
   #endedByAdmin: string | undefined;
 
@@ -75,8 +75,6 @@ export class ExecutorSession {
     this.instanceName = register.instanceName;
     this.connectedAt = connectedAt;
     this.#runPermits = new Semaphore(register.capacity);
-    // Every request in flight listens for the session's end: thousands at once are normal.
-    setMaxListeners(0, this.#closed.signal);
     this.load = { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0, lastBeatAt: connectedAt };
   }
 
@@ -114,8 +112,9 @@ export class ExecutorSession {
       timedOut = true;
       abort.abort(new Error('deadline'));
     }, deadlineMs);
-    const onClose = () => abort.abort(new Error('session closed'));
-    this.#closed.signal.addEventListener('abort', onClose, { once: true });
+    // Tracked in a set rather than as listeners on the session's signal: removing one of
+    // thousands of event listeners is linear, a set delete is not.
+    this.#inFlight.add(abort);
     const isRun = body.$case === 'runRequest';
     const requestId = (this.#nextRequestId++).toString();
     let permitHeld = false;
@@ -151,7 +150,7 @@ export class ExecutorSession {
       throw error;
     } finally {
       clearTimeout(timer);
-      this.#closed.signal.removeEventListener('abort', onClose);
+      this.#inFlight.delete(abort);
       this.#pending.delete(requestId);
       if (permitHeld) this.#runPermits.release();
     }
@@ -178,6 +177,7 @@ export class ExecutorSession {
   close(reason?: string): void {
     if (this.#closed.signal.aborted) return;
     this.#endedByAdmin = reason;
+    for (const request of this.#inFlight) request.abort(new Error('session closed'));
     this.#closed.abort(
       new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`),
     );
