@@ -1,13 +1,12 @@
 import { Status } from 'nice-grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Executor } from '../executor-sdk/src/index.js';
+import type { Executor } from '../executor-sdk/src/index.js';
 import type { Log } from '../admin/src/gen/jobstream/v1/admin.js';
 import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
 import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
 import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
-import { createGroup, createJob, tempDir } from './support/fixtures.js';
-import { registerFixtureHandlers } from './fixtures/handlers.js';
+import { createGroup, createJob, startFixtureExecutor } from './support/fixtures.js';
 
 describe('manual triggers end to end (real PostgreSQL, real gRPC on loopback)', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -23,17 +22,15 @@ describe('manual triggers end to end (real PostgreSQL, real gRPC on loopback)', 
     client = admin.client;
     const group = await createGroup(client, 'orders');
     groupId = group.groupId;
-    executor = new Executor({
+    executor = await startFixtureExecutor({
       adminAddresses: [admin.address],
       appName: 'orders',
       accessToken: group.token,
       instanceName: 'orders-1',
-      dataDir: await tempDir('executor'),
+      onEvent: event => {
+        if (event.event === 'run-started') started.push(String(event.logId));
+      },
     });
-    registerFixtureHandlers(executor, event => {
-      if (event.event === 'run-started') started.push(String(event.logId));
-    });
-    await executor.start();
   });
 
   afterAll(async () => {

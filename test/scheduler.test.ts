@@ -1,13 +1,12 @@
 import pg from 'pg';
 import { Status } from 'nice-grpc';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Executor } from '../executor-sdk/src/index.js';
+import type { Executor } from '../executor-sdk/src/index.js';
 import { DispatchOutcome, LogStatus, TriggerStatus, type Log } from '../admin/src/gen/jobstream/v1/admin.js';
 import { MisfireStrategy, RunOutcome, ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
 import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
-import { createGroup, createJob, tempDir } from './support/fixtures.js';
-import { registerFixtureHandlers } from './fixtures/handlers.js';
+import { createGroup, createJob, startFixtureExecutor } from './support/fixtures.js';
 import { freePort } from './support/processes.js';
 import { RawExecutor } from './support/raw-executor.js';
 
@@ -48,15 +47,12 @@ describe('scheduling on one admin', () => {
     client = admin.client;
     const group = await createGroup(client, 'sched');
     groupId = group.groupId;
-    executor = new Executor({
+    executor = await startFixtureExecutor({
       adminAddresses: [admin.address],
       appName: 'sched',
       accessToken: group.token,
       instanceName: 'sched-1',
-      dataDir: await tempDir('sched'),
     });
-    registerFixtureHandlers(executor, () => undefined);
-    await executor.start();
   });
 
   afterAll(async () => {
@@ -228,15 +224,12 @@ describe('every admin down for longer than the misfire threshold', () => {
     const first = await startTestAdmin(database.url, overrides);
     admins.push(first);
     const { groupId, token } = await createGroup(first.client, 'misfire');
-    executor = new Executor({
+    executor = await startFixtureExecutor({
       adminAddresses: [first.address],
       appName: 'misfire',
       accessToken: token,
       instanceName: 'misfire-1',
-      dataDir: await tempDir('misfire'),
     });
-    registerFixtureHandlers(executor, () => undefined);
-    await executor.start();
     const schedule = { scheduleType: FIX_RATE, scheduleConf: '1' };
     const skipper = await createJob(first.client, groupId, 'echo', {
       ...schedule,
@@ -304,15 +297,12 @@ describe('two admins, one executor connected to only one of them', () => {
     adminB = await startTestAdmin(database.url);
     const group = await createGroup(adminA.client, 'remote');
     groupId = group.groupId;
-    executor = new Executor({
+    executor = await startFixtureExecutor({
       adminAddresses: [adminB.address],
       appName: 'remote',
       accessToken: group.token,
       instanceName: 'remote-1',
-      dataDir: await tempDir('remote'),
     });
-    registerFixtureHandlers(executor, () => undefined);
-    await executor.start();
   });
 
   afterAll(async () => {

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { JobSpec } from '../../admin/src/gen/jobstream/v1/admin.js';
 import { BlockStrategy, RouteStrategy, ScheduleType } from '../../admin/src/gen/jobstream/v1/types.js';
+import { Executor } from '../../executor-sdk/src/index.js';
+import { registerFixtureHandlers } from '../fixtures/handlers.js';
 import type { AdminClient } from './admin.js';
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -50,4 +52,24 @@ export async function createJob(
 ): Promise<string> {
   const { job } = await client.createJob({ spec: jobSpec(groupId, handler, overrides) });
   return job!.id;
+}
+
+/** An executor in this process with the fixture handlers, started (welcomed by an admin). */
+export async function startFixtureExecutor(options: {
+  adminAddresses: string[];
+  appName: string;
+  accessToken: string;
+  instanceName: string;
+  onEvent?: (event: Record<string, unknown>) => void;
+}): Promise<Executor> {
+  const executor = new Executor({
+    adminAddresses: options.adminAddresses,
+    appName: options.appName,
+    accessToken: options.accessToken,
+    instanceName: options.instanceName,
+    dataDir: await tempDir(options.instanceName),
+  });
+  registerFixtureHandlers(executor, options.onEvent ?? (() => undefined));
+  await executor.start();
+  return executor;
 }

@@ -39,6 +39,13 @@ export interface DispatcherOptions {
   requestDeadlineMs: number;
 }
 
+type LogBase = Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'>;
+
+/** The fields every log of one trigger shares, whatever its shard. */
+function baseLog(job: Job, trigger: Omit<LogBase, 'jobId' | 'groupId' | 'handler'>): LogBase {
+  return { jobId: job.id, groupId: job.groupId, handler: job.handler, ...trigger };
+}
+
 /** Groups change rarely and every fire needs one: a short cache saves a query per fire. */
 const GROUP_CACHE_MS = 1_000;
 
@@ -65,16 +72,13 @@ export class Dispatcher {
   /** A trigger from the API (manual, and later parent and retry triggers). */
   async trigger(job: Job, request: TriggerRequest): Promise<TriggerLog[]> {
     const now = new Date();
-    const base: Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'> = {
-      jobId: job.id,
-      groupId: job.groupId,
+    const base = baseLog(job, {
       triggerType: request.triggerType,
-      handler: job.handler,
       param: request.paramOverride ?? job.param,
       retryOfLogId: request.retryOfLogId ?? null,
       scheduledAt: request.scheduledAt ?? now,
       triggeredAt: now,
-    };
+    });
     const decision = await this.#route(job, request.executorInstances);
     const shards = 'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
     const logs = await insertLogs(
@@ -86,17 +90,13 @@ export class Dispatcher {
 
   /** A scheduled fire whose log row the scheduler already recorded. */
   async fire(job: Job, fire: ClaimedFire): Promise<TriggerLog[]> {
-    const now = new Date();
-    const base: Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'> = {
-      jobId: job.id,
-      groupId: job.groupId,
+    const base = baseLog(job, {
       triggerType: fire.triggerType,
-      handler: job.handler,
       param: job.param,
       retryOfLogId: null,
       scheduledAt: fire.scheduledAt,
-      triggeredAt: now,
-    };
+      triggeredAt: new Date(),
+    });
     const first: TriggerLog = {
       ...base,
       id: fire.logId,
