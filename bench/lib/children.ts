@@ -50,11 +50,15 @@ export class Child {
     this.name = options.name;
     this.#log = createWriteStream(options.logFile, { flags: 'a' });
     this.#log.on('error', () => undefined);
-    this.process = spawn(process.execPath, ['--import', 'tsx', options.script, ...(options.args ?? [])], {
-      cwd: repoRoot,
-      env: { ...process.env, ...options.env },
-      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-    });
+    this.process = spawn(
+      process.execPath,
+      [...profilerArgs(), '--import', 'tsx', options.script, ...(options.args ?? [])],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, ...options.env },
+        stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      },
+    );
     living.add(this);
     this.process.stdin?.on('error', () => undefined);
     const skip = options.skipLogging ?? (() => false);
@@ -220,4 +224,10 @@ function parseJson(line: string): JsonRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `BENCH_CPU_PROFILE_DIR` makes every child write a V8 CPU profile there when it exits. */
+function profilerArgs(): string[] {
+  const directory = process.env['BENCH_CPU_PROFILE_DIR'];
+  return directory ? ['--cpu-prof', `--cpu-prof-dir=${directory}`] : [];
 }

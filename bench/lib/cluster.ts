@@ -314,7 +314,9 @@ export class Cluster {
     this.#closed = true;
     const problems: string[] = [];
     // Executors first (their admins would otherwise see runs lost), then admins gracefully.
-    await Promise.all(this.executors.map(executor => executor.child.stop('SIGKILL')));
+    // A profiled executor writes its profile only when it exits on its own.
+    const executorSignal = process.env['BENCH_CPU_PROFILE_DIR'] ? 'SIGTERM' : 'SIGKILL';
+    await Promise.all(this.executors.map(executor => executor.child.stop(executorSignal)));
     await Promise.all(
       this.admins.map(async admin => {
         admin.channel.close();

@@ -201,6 +201,7 @@ export class Executor {
 
     await this.#scheduler.shutdown(this.#options.shutdownGracePeriodMs);
     await this.#handlers.destroyAll(this.#logger);
+    this.#runLogs.close();
     await this.#flushResults();
     await this.#connection?.close();
 

@@ -1,6 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import type { WriteStream } from 'node:fs';
-import { appendFile, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from './logger.js';
@@ -36,10 +35,26 @@ interface LineIndex {
   offset: number;
 }
 
+/** Buffered lines reach their files at least this often (reads flush first, so they see everything). */
+const FLUSH_INTERVAL_MS = 50;
+/** A flush yields to the event loop after this long, so writing many logs never stalls runs. */
+const FLUSH_SLICE_MS = 2;
+/** A log with this much unwritten text is flushed at once rather than at the next interval. */
+const MAX_BUFFERED_BYTES = 256 * 1024;
+
 /**
  * Run logs: one file per log id at `<dir>/<logId>.log`, one line per `ctx.log` line,
  * each prefixed with an ISO-8601 timestamp. Retries of a log (attempts) append to the
  * same file.
+ *
+ * Lines are buffered and written in batches with synchronous calls, in slices of at
+ * most FLUSH_SLICE_MS. A file opened, written and closed through the thread pool
+ * (fs streams or fs/promises) costs three cross-thread hand-offs, several times the
+ * CPU of the same three system calls made directly (measured: about 120-220 µs
+ * against 35 µs per short log on the benchmark machine), and a busy executor writes
+ * one log per run. Writes land in the page cache, so a slice is short; an executor
+ * that dies loses at most the last FLUSH_INTERVAL_MS of lines, as with any buffered
+ * logger.
  */
 export class RunLogStore {
   readonly dir: string;
@@ -47,6 +62,10 @@ export class RunLogStore {
   /** Open writers per log id; a log is "active" while any is open. */
   readonly #active = new Map<string, number>();
   readonly #indexes = new Map<string, LineIndex>();
+  /** Writers with unwritten lines or an unclosed file, in the order they became dirty. */
+  readonly #dirty = new Set<RunLogWriter>();
+  #flushTimer: NodeJS.Timeout | undefined;
+  #flushing = false;
 
   constructor(dir: string, logger: Logger) {
     this.dir = dir;
@@ -67,24 +86,66 @@ export class RunLogStore {
 
   /** Opens the log of a run that is starting. Close it when the run's result is known. */
   open(logId: string): RunLogWriter {
-    const file = this.fileOf(logId);
     this.#active.set(logId, (this.#active.get(logId) ?? 0) + 1);
-    return new RunLogWriter(file, this.#logger, () => {
-      const n = (this.#active.get(logId) ?? 1) - 1;
-      if (n <= 0) this.#active.delete(logId);
-      else this.#active.set(logId, n);
+    return new RunLogWriter(logId, this.fileOf(logId), this.#logger, {
+      dirty: writer => this.#markDirty(writer),
+      closed: () => {
+        const n = (this.#active.get(logId) ?? 1) - 1;
+        if (n <= 0) this.#active.delete(logId);
+        else this.#active.set(logId, n);
+      },
     });
   }
 
   /** Appends lines to a log that has no open writer (runs dropped before they started). */
-  async append(logId: string, lines: readonly string[]): Promise<void> {
-    const file = this.fileOf(logId);
-    if (file === undefined) return;
-    try {
-      await appendFile(file, formatLines(lines));
-    } catch (err) {
-      this.#logger.warn({ err, logId }, 'could not write run log');
+  append(logId: string, lines: readonly string[]): Promise<void> {
+    if (this.fileOf(logId) === undefined) return Promise.resolve();
+    const writer = this.open(logId);
+    for (const line of lines) writer.line(line);
+    return writer.close();
+  }
+
+  /** Writes every buffered line and closes finished logs' files, at once. */
+  flush(): void {
+    for (const writer of [...this.#dirty]) this.#flushWriter(writer);
+  }
+
+  /** Flushes and stops the background flushing; writers opened later still work (flushed on close). */
+  close(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    this.flush();
+  }
+
+  #markDirty(writer: RunLogWriter): void {
+    this.#dirty.add(writer);
+    if (writer.bufferedBytes >= MAX_BUFFERED_BYTES) {
+      this.#flushWriter(writer);
+      return;
     }
+    if (this.#flushTimer === undefined && !this.#flushing) {
+      this.#flushTimer = setTimeout(() => this.#flushSlices(), FLUSH_INTERVAL_MS);
+    }
+  }
+
+  #flushWriter(writer: RunLogWriter): void {
+    this.#dirty.delete(writer);
+    writer.writeBuffered();
+  }
+
+  #flushSlices(): void {
+    this.#flushTimer = undefined;
+    this.#flushing = true;
+    const sliceEnds = performance.now() + FLUSH_SLICE_MS;
+    for (const writer of this.#dirty) {
+      this.#flushWriter(writer);
+      if (performance.now() >= sliceEnds) break;
+    }
+    this.#flushing = false;
+    if (this.#dirty.size === 0) return;
+    // More logs than one slice writes: continue after whatever else is waiting to run.
+    this.#flushing = true;
+    setImmediate(() => this.#flushSlices());
   }
 
   /**
@@ -94,6 +155,7 @@ export class RunLogStore {
   async read(logId: string, fromLine: number, maxLines: number): Promise<LogSlice | undefined> {
     const file = this.fileOf(logId);
     if (file === undefined) return undefined;
+    for (const writer of this.#dirty) if (writer.logId === logId) this.#flushWriter(writer);
     let fh: FileHandle;
     try {
       fh = await open(file, 'r');
@@ -191,44 +253,85 @@ export class RunLogStore {
   }
 }
 
-/** The log of one running run. */
-export class RunLogWriter {
-  #stream: WriteStream | undefined;
-  #closed = false;
-  readonly #onClosed: () => void;
+interface WriterHooks {
+  /** The writer has lines to write or a file to close. */
+  dirty(writer: RunLogWriter): void;
+  /** The writer is closed: the log is no longer active. */
+  closed(): void;
+}
 
-  constructor(file: string | undefined, logger: Logger, onClosed: () => void) {
-    this.#onClosed = onClosed;
-    if (file === undefined) return;
-    const stream = createWriteStream(file, { flags: 'a' });
-    stream.on('error', err => {
-      // A log that cannot be written must not fail the run; the lines are lost.
-      logger.warn({ err, file }, 'could not write run log');
-      this.#stream = undefined;
-      stream.destroy();
-    });
-    this.#stream = stream;
+/** The log of one running run: lines are buffered until the store flushes them. */
+export class RunLogWriter {
+  readonly logId: string;
+  readonly #file: string | undefined;
+  readonly #logger: Logger;
+  readonly #hooks: WriterHooks;
+  #buffered = '';
+  #fd: number | undefined;
+  #closing = false;
+  #failed = false;
+  #whenClosed: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  constructor(logId: string, file: string | undefined, logger: Logger, hooks: WriterHooks) {
+    this.logId = logId;
+    this.#file = file;
+    this.#logger = logger;
+    this.#hooks = hooks;
+  }
+
+  get bufferedBytes(): number {
+    return this.#buffered.length;
   }
 
   line(text: string): void {
-    if (this.#closed) return;
-    this.#stream?.write(formatLines([text]));
+    if (this.#closing || this.#file === undefined || this.#failed) return;
+    this.#buffered += formatLines([text]);
+    this.#hooks.dirty(this);
   }
 
-  /** Resolves once everything written is on disk (in the OS) and the log is no longer active. */
+  /** Resolves once everything written is in the file (in the OS) and the log is no longer active. */
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    const stream = this.#stream;
-    this.#stream = undefined;
-    return new Promise<void>(resolve => {
-      if (stream === undefined || stream.destroyed) {
-        resolve();
-        return;
+    if (this.#whenClosed !== undefined) return this.#whenClosed.promise;
+    this.#closing = true;
+    let resolve!: () => void;
+    const promise = new Promise<void>(r => (resolve = r));
+    this.#whenClosed = { promise, resolve };
+    if (this.#buffered === '' && this.#fd === undefined) this.#finishClose();
+    else this.#hooks.dirty(this);
+    return promise;
+  }
+
+  /** Called by the store: writes what is buffered, and closes the file once the log is closed. */
+  writeBuffered(): void {
+    if (this.#buffered !== '' && this.#file !== undefined && !this.#failed) {
+      const text = this.#buffered;
+      this.#buffered = '';
+      try {
+        this.#fd ??= openSync(this.#file, 'a');
+        writeSync(this.#fd, text);
+      } catch (err) {
+        // A log that cannot be written must not fail the run; its lines are lost.
+        this.#failed = true;
+        this.#logger.warn({ err, file: this.#file }, 'could not write run log');
       }
-      stream.once('error', () => resolve());
-      stream.end(() => resolve());
-    }).finally(this.#onClosed);
+    }
+    if (this.#closing) {
+      if (this.#fd !== undefined) {
+        try {
+          closeSync(this.#fd);
+        } catch (err) {
+          this.#logger.warn({ err, file: this.#file }, 'could not close run log');
+        }
+        this.#fd = undefined;
+      }
+      this.#finishClose();
+    }
+  }
+
+  #finishClose(): void {
+    this.#buffered = '';
+    this.#hooks.closed();
+    this.#whenClosed?.resolve();
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, utimes, writeFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -138,6 +138,59 @@ describe('RunLogStore', () => {
     await writer.close();
   });
 
+  it("shows a running log's lines to readers at once and writes them to its file soon after", async () => {
+    const s = await store();
+    const writer = s.open('21');
+    writer.line('first');
+    writer.line('second\nthird');
+    expect((await s.read('21', 1, 10))?.lines.map(stripStamp)).toEqual(['first', 'second', 'third']);
+
+    writer.line('fourth');
+    // Not read by anyone: the background flush still puts it in the file while the run goes on.
+    await expect
+      .poll(async () => (await readFile(path.join(dir, '21.log'), 'utf8')).includes(' fourth\n'), {
+        timeout: 2_000,
+      })
+      .toBe(true);
+    expect(s.isActive('21')).toBe(true);
+    await writer.close();
+    expect(s.isActive('21')).toBe(false);
+  });
+
+  it('writes every log of a burst of short runs by the time each close resolves', async () => {
+    const s = await store();
+    const closes = Array.from({ length: 3_000 }, (_, i) => {
+      const writer = s.open(String(1_000 + i));
+      writer.line(`run ${i} started`);
+      writer.line(`run ${i} ended`);
+      return writer.close();
+    });
+    await Promise.all(closes);
+    const names = await readdir(dir);
+    expect(names).toHaveLength(3_000);
+    const sample = await readFile(path.join(dir, '3999.log'), 'utf8');
+    expect(sample.split('\n').filter(Boolean).map(stripStamp)).toEqual([
+      'run 2999 started',
+      'run 2999 ended',
+    ]);
+    for (let i = 0; i < 3_000; i++) expect(s.isActive(String(1_000 + i))).toBe(false);
+  });
+
+  it('appends to a log that has no writer, and flushes everything on close', async () => {
+    const s = await store();
+    await s.append('31', ['dropped before it started']);
+    const writer = s.open('32');
+    writer.line('still running at stop');
+    s.close();
+    expect(stripStamp((await readFile(path.join(dir, '31.log'), 'utf8')).trim())).toBe(
+      'dropped before it started',
+    );
+    expect(stripStamp((await readFile(path.join(dir, '32.log'), 'utf8')).trim())).toBe(
+      'still running at stop',
+    );
+    await writer.close();
+  });
+
   it('never maps a log id that is not an integer to a file', async () => {
     const s = await store();
     expect(s.fileOf('../results.spool')).toBeUndefined();
@@ -158,3 +211,8 @@ describe('RunLogStore', () => {
     expect((await readdir(dir)).sort()).toEqual(['2.log', '3.log']);
   });
 });
+
+/** A log line without its ISO-8601 timestamp prefix. */
+function stripStamp(line: string): string {
+  return line.replace(STAMP, '');
+}
