@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as initial from './2026-11-22T0001-initial.js';
 import * as scheduler from './2026-11-22T0002-scheduler.js';
+import * as execution from './2026-11-22T0003-execution.js';
 
 /**
  * Every migration, in order. An explicit list instead of a folder scan: the set that
@@ -9,4 +10,5 @@ import * as scheduler from './2026-11-22T0002-scheduler.js';
 export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-22T0001-initial': initial,
   '2026-11-22T0002-scheduler': scheduler,
+  '2026-11-22T0003-execution': execution,
 };

@@ -70,7 +70,12 @@ describe('authentication and validation', () => {
 
   it('refuses a stream whose first message is not Register', async () => {
     const raw = new RawExecutor(admin.address, token);
-    raw.send({ kind: { $case: 'beat', value: { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0 } } });
+    raw.send({
+      kind: {
+        $case: 'beat',
+        value: { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0, unresponsiveRuns: [] },
+      },
+    });
     await raw.done;
     expect(raw.error).toMatchObject({ code: Status.FAILED_PRECONDITION });
     await raw.close();

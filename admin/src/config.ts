@@ -34,6 +34,31 @@ export interface AdminConfig {
   readonly misfireThresholdMs: number;
   /** Lease of this admin in the cluster; peers take over its claimed fires when it lapses. */
   readonly adminLeaseMs: number;
+  /** How often failed logs are looked for (retries, alarms) and lost runs are declared. */
+  readonly failureMonitorIntervalMs: number;
+  /** A run whose executor's stream ended is declared lost after this long unless it reconnects. */
+  readonly lostRunGraceMs: number;
+  /** Backstop: a run with no result after this long, whose executor is not online, is lost. */
+  readonly resultLostAfterMs: number;
+  /** Trigger logs older than this many days are deleted; 0 keeps them forever. */
+  readonly logRetentionDays: number;
+  /** How often the daily log report is refreshed and retention applied. */
+  readonly housekeepingIntervalMs: number;
+  /** SMTP server for e-mail alarms; undefined disables them. */
+  readonly smtp: SmtpConfig | undefined;
+  /** URL that receives a JSON POST per failed log; undefined disables the webhook alarm. */
+  readonly alarmWebhookUrl: string | undefined;
+}
+
+export interface SmtpConfig {
+  readonly host: string;
+  readonly port: number;
+  /** TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it. */
+  readonly secure: boolean;
+  readonly user: string | undefined;
+  readonly password: string | undefined;
+  /** The From address of alarm e-mails. */
+  readonly from: string;
 }
 
 export class ConfigError extends Error {
@@ -89,6 +114,25 @@ export function loadConfig(
     problems.push(`JOBSTREAM_DEFAULT_TIME_ZONE "${defaultTimeZone}" is not an IANA time zone`);
   }
 
+  const smtpHost = env.JOBSTREAM_SMTP_HOST || undefined;
+  const smtp: SmtpConfig | undefined = smtpHost
+    ? {
+        host: smtpHost,
+        port: integer('JOBSTREAM_SMTP_PORT', 587, 1, 65535),
+        secure: env.JOBSTREAM_SMTP_SECURE === 'true',
+        user: env.JOBSTREAM_SMTP_USER || undefined,
+        password: env.JOBSTREAM_SMTP_PASSWORD || undefined,
+        from: env.JOBSTREAM_SMTP_FROM ?? '',
+      }
+    : undefined;
+  if (smtp && !/^[^\s@<>]+@[^\s@<>]+$/.test(smtp.from.replace(/^.*<(.*)>\s*$/, '$1'))) {
+    problems.push('JOBSTREAM_SMTP_FROM must be an e-mail address when JOBSTREAM_SMTP_HOST is set');
+  }
+  const alarmWebhookUrl = env.JOBSTREAM_ALARM_WEBHOOK_URL || undefined;
+  if (alarmWebhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(alarmWebhookUrl)) {
+    problems.push('JOBSTREAM_ALARM_WEBHOOK_URL must be an http:// or https:// URL');
+  }
+
   const compiled: AdminConfig = {
     databaseUrl: env.DATABASE_URL === '' ? undefined : env.DATABASE_URL,
     dataDir: path.resolve(env.JOBSTREAM_DATA_DIR ?? 'data'),
@@ -108,6 +152,13 @@ export function loadConfig(
     defaultTimeZone,
     misfireThresholdMs: integer('JOBSTREAM_MISFIRE_THRESHOLD_MS', 5_000, 100, 3_600_000),
     adminLeaseMs: integer('JOBSTREAM_ADMIN_LEASE_MS', 1_500, 300, 60_000),
+    failureMonitorIntervalMs: integer('JOBSTREAM_FAILURE_MONITOR_INTERVAL_MS', 1_000, 50, 60_000),
+    lostRunGraceMs: integer('JOBSTREAM_LOST_RUN_GRACE_MS', 30_000, 0, 3_600_000),
+    resultLostAfterMs: integer('JOBSTREAM_RESULT_LOST_AFTER_MS', 600_000, 1_000, 7 * 24 * 3_600_000),
+    logRetentionDays: integer('JOBSTREAM_LOG_RETENTION_DAYS', 30, 0, 36_500),
+    housekeepingIntervalMs: integer('JOBSTREAM_HOUSEKEEPING_INTERVAL_MS', 60_000, 100, 3_600_000),
+    smtp,
+    alarmWebhookUrl,
   };
   const config: AdminConfig = Object.assign(compiled, options.overrides);
   if (config.adminTokens.length === 0 && options.requireAdminToken !== false) {

@@ -41,6 +41,7 @@ const demoJobs = (groupId: string): JobSpec[] =>
     blockStrategy: 'SERIAL_EXECUTION',
     timeoutSeconds: 0,
     failRetryCount: 0,
+    failRetryDelayMs: 0,
     glueType: 'BEAN',
     glueSource: '',
     glueRemark: '',

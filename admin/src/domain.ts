@@ -1,5 +1,6 @@
 import type {
   AddressTypeValue,
+  AlarmStatusValue,
   BlockStrategyValue,
   DispatchOutcomeValue,
   GlueTypeValue,
@@ -15,6 +16,7 @@ import type {
 
 export type {
   AddressTypeValue as AddressType,
+  AlarmStatusValue as AlarmStatus,
   BlockStrategyValue as BlockStrategy,
   DispatchOutcomeValue as DispatchOutcome,
   GlueTypeValue as GlueType,
@@ -54,6 +56,8 @@ export interface JobSpec {
   blockStrategy: BlockStrategyValue;
   timeoutSeconds: number;
   failRetryCount: number;
+  /** Wait before the first fail retry; each further retry waits twice as long (capped). */
+  failRetryDelayMs: number;
   glueType: GlueTypeValue;
   glueSource: string;
   glueRemark: string;
@@ -91,6 +95,7 @@ export interface TriggerLog {
   finishedAt: Date | null;
   outcome: RunOutcomeValue | null;
   handleMessage: string;
+  alarmStatus: AlarmStatusValue;
 }
 
 export type LogStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
@@ -119,6 +124,8 @@ export interface ExecutorPresence {
   lastBeatAt: Date;
   runningCount: number;
   queuedCount: number;
+  /** Runs whose handler ignores its abort signal, as of the last beat. */
+  unresponsiveLogIds: string[];
 }
 
 export interface RunResultInput {

@@ -269,6 +269,7 @@ export class Executor {
       queuedCount: this.#scheduler.queuedCount,
       eventLoopLagMs: this.#lag.takeMaxLagMs(),
       sentAt: new Date(),
+      unresponsiveRuns: [],
     };
   }
 

@@ -25,6 +25,7 @@ function toLog(row: TriggerLogRow): TriggerLog {
     finishedAt: row.finished_at,
     outcome: row.outcome,
     handleMessage: row.handle_message,
+    alarmStatus: row.alarm_status,
   };
 }
 

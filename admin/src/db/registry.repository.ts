@@ -19,6 +19,7 @@ function toPresence(row: ExecutorRegistryRow): ExecutorPresence {
     lastBeatAt: row.last_beat_at,
     runningCount: row.running_count,
     queuedCount: row.queued_count,
+    unresponsiveLogIds: row.unresponsive_log_ids,
   };
 }
 
@@ -73,7 +74,13 @@ export async function upsertPresence(db: Db, presence: ExecutorPresence, expires
 export async function refreshPresence(
   db: Db,
   sessionId: string,
-  beat: { lastBeatAt: Date; expiresAt: Date; runningCount: number; queuedCount: number },
+  beat: {
+    lastBeatAt: Date;
+    expiresAt: Date;
+    runningCount: number;
+    queuedCount: number;
+    unresponsiveLogIds: string[];
+  },
 ): Promise<boolean> {
   const result = await db
     .updateTable('executor_registry')
@@ -82,6 +89,7 @@ export async function refreshPresence(
       expires_at: beat.expiresAt,
       running_count: beat.runningCount,
       queued_count: beat.queuedCount,
+      unresponsive_log_ids: beat.unresponsiveLogIds,
     })
     .where('session_id', '=', sessionId)
     .executeTakeFirst();

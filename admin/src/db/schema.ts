@@ -62,6 +62,7 @@ export interface JobTable {
   glue_remark: string;
   glue_updated_at: UpdatedAt;
   child_job_ids: ColumnType<string[], (string | number)[], (string | number)[]>;
+  fail_retry_delay_ms: Generated<number>;
   trigger_status: Generated<TriggerStatusValue>;
   last_trigger_at: Date | null;
   next_trigger_at: Date | null;
@@ -93,7 +94,15 @@ export interface TriggerLogTable {
   result_received_at: Date | null;
   alarm_status: Generated<AlarmStatusValue>;
   claimed_by: string | null;
+  retry_status: Generated<RetryStatusValue>;
+  retry_at: Date | null;
+  retry_log_id: BigId | null;
+  broadcast_root_id: BigId | null;
+  children_triggered_at: Date | null;
+  unroutable_since: Date | null;
 }
+
+export type RetryStatusValue = 'NONE' | 'WAITING' | 'DONE' | 'NOT_NEEDED';
 
 export interface ExecutorRegistryTable {
   app_name: string;
@@ -112,6 +121,7 @@ export interface ExecutorRegistryTable {
   expires_at: Date;
   running_count: number;
   queued_count: number;
+  unresponsive_log_ids: ColumnType<string[], (string | number)[] | undefined, (string | number)[]>;
 }
 
 export interface LogReportTable {

@@ -111,6 +111,7 @@ export class Dispatcher {
       finishedAt: null,
       outcome: null,
       handleMessage: '',
+      alarmStatus: 'NONE',
     };
     const decision = await this.#route(job, undefined);
     if ('failure' in decision || decision.targets.length === 1)

@@ -28,6 +28,7 @@ export interface ExecutorLoad {
   queuedCount: number;
   eventLoopLagMs: number;
   lastBeatAt: Date;
+  unresponsiveLogIds: string[];
 }
 
 export type RequestBody =
@@ -75,7 +76,13 @@ export class ExecutorSession {
     this.instanceName = register.instanceName;
     this.connectedAt = connectedAt;
     this.#runPermits = new Semaphore(register.capacity);
-    this.load = { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0, lastBeatAt: connectedAt };
+    this.load = {
+      runningCount: 0,
+      queuedCount: 0,
+      eventLoopLagMs: 0,
+      lastBeatAt: connectedAt,
+      unresponsiveLogIds: [],
+    };
   }
 
   /** Aborts when the stream ends. */

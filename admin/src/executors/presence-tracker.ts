@@ -59,6 +59,7 @@ export class PresenceTracker {
         lastBeatAt: session.connectedAt,
         runningCount: register.running.length,
         queuedCount: 0,
+        unresponsiveLogIds: [],
       },
       this.#expiresAt(now),
     );
@@ -76,6 +77,7 @@ export class PresenceTracker {
       expiresAt: this.#expiresAt(now),
       runningCount: session.load.runningCount,
       queuedCount: session.load.queuedCount,
+      unresponsiveLogIds: session.load.unresponsiveLogIds,
     });
     if (!stillCurrent) {
       this.#options.logger.warn(

@@ -509,5 +509,10 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       }
       return { message: reply.message || `kill sent to ${session.instanceName}` };
     },
+
+    getDashboard(_request, context) {
+      authorize(context);
+      return Promise.reject(new ServerError(Status.UNIMPLEMENTED, 'GetDashboard is not implemented yet'));
+    },
   };
 }

@@ -8,6 +8,7 @@ import {
 } from '../gen/jobstream/v1/types.js';
 import {
   AddressType,
+  AlarmStatus,
   DispatchOutcome,
   LogStatus,
   TriggerStatus,
@@ -109,6 +110,12 @@ export const dispatchOutcomes = new EnumCodec<domain.DispatchOutcome, DispatchOu
   DispatchOutcome,
   'DISPATCH_OUTCOME_',
   ['PENDING', 'ACCEPTED', 'FAILED', 'SKIPPED'],
+);
+/** NONE (not failed, or not handled yet) has no proto value: it maps to UNSPECIFIED. */
+export const alarmStatuses = new EnumCodec<Exclude<domain.AlarmStatus, 'NONE'>, AlarmStatus>(
+  AlarmStatus,
+  'ALARM_STATUS_',
+  ['LOCKED', 'NOT_NEEDED', 'SENT', 'FAILED'],
 );
 export const logStatuses = new EnumCodec<domain.LogStatus, LogStatus>(LogStatus, 'LOG_STATUS_', [
   'RUNNING',

@@ -21,6 +21,9 @@ import { bearerToken, hashToken } from './auth.js';
 import { runOutcomes } from './enums.js';
 import { durationFromMs } from './time.js';
 
+/** How many runs that ignore their abort signal a beat may report. */
+const MAX_REPORTED_UNRESPONSIVE_RUNS = 100;
+
 export interface ExecutorServiceOptions {
   db: Db;
   sessions: SessionRegistry;
@@ -186,6 +189,11 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
               queuedCount: beat.queuedCount,
               eventLoopLagMs: beat.eventLoopLagMs,
               lastBeatAt: new Date(),
+              // Bounded: a beat is advisory and must not grow the registry row without limit.
+              unresponsiveLogIds: beat.unresponsiveRuns
+                .map(run => run.logId)
+                .filter(logId => /^\d{1,19}$/.test(logId))
+                .slice(0, MAX_REPORTED_UNRESPONSIVE_RUNS),
             };
             options.presence.beat(session).catch((error: unknown) => {
               log.warn({ err: error }, 'presence refresh failed');

@@ -49,12 +49,26 @@ export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): 
     blockStrategy: requireEnum(f('block_strategy'), blockStrategies, spec.blockStrategy, 'SERIAL_EXECUTION'),
     timeoutSeconds: requireInteger(f('timeout_seconds'), spec.timeoutSeconds, 0, 7 * 24 * 3600),
     failRetryCount: requireInteger(f('fail_retry_count'), spec.failRetryCount, 0, 100),
+    failRetryDelayMs: parseRetryDelay(f('fail_retry_delay'), spec.failRetryDelay),
     glueType,
     glueSource: requireText(f('glue_source'), spec.glueSource, { max: 1024 * 1024 }),
     glueRemark: requireText(f('glue_remark'), spec.glueRemark, { max: 128 }),
     childJobIds: parseChildJobIds(f('child_job_ids'), spec.childJobIds),
   };
   return parsed;
+}
+
+const MAX_RETRY_DELAY_MS = 24 * 3600 * 1000;
+
+function parseRetryDelay(field: string, value: adminPb.JobSpec['failRetryDelay']): number {
+  if (value === undefined) return 0;
+  const seconds = Number(value.seconds);
+  if (!Number.isFinite(seconds) || seconds < 0 || value.nanos < 0 || value.nanos > 999_999_999) {
+    invalid(field, 'must be a non-negative duration');
+  }
+  const ms = seconds * 1000 + Math.floor(value.nanos / 1_000_000);
+  if (ms > MAX_RETRY_DELAY_MS) invalid(field, 'must be at most one day (86400s)');
+  return ms;
 }
 
 function parseAlarmEmail(field: string, value: string): string {

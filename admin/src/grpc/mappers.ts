@@ -1,7 +1,9 @@
 import type * as domain from '../domain.js';
 import { logStatus } from '../domain.js';
 import type * as adminPb from '../gen/jobstream/v1/admin.js';
+import { durationFromMs } from './time.js';
 import {
+  alarmStatuses,
   addressTypes,
   blockStrategies,
   dispatchOutcomes,
@@ -45,6 +47,7 @@ export function jobSpecToProto(spec: domain.JobSpec): adminPb.JobSpec {
     blockStrategy: blockStrategies.toProto(spec.blockStrategy),
     timeoutSeconds: spec.timeoutSeconds,
     failRetryCount: spec.failRetryCount,
+    failRetryDelay: spec.failRetryDelayMs > 0 ? durationFromMs(spec.failRetryDelayMs) : undefined,
     glueType: glueTypes.toProto(spec.glueType),
     glueSource: spec.glueSource,
     glueRemark: spec.glueRemark,
@@ -87,6 +90,7 @@ export function logToProto(log: domain.TriggerLog): adminPb.Log {
     finishedAt: log.finishedAt ?? undefined,
     outcome: log.outcome === null ? 0 : runOutcomes.toProto(log.outcome),
     handleMessage: log.handleMessage,
+    alarmStatus: log.alarmStatus === 'NONE' ? 0 : alarmStatuses.toProto(log.alarmStatus),
   };
 }
 
@@ -107,5 +111,6 @@ export function executorToProto(presence: domain.ExecutorPresence): adminPb.Exec
     queuedCount: presence.queuedCount,
     sessionId: presence.sessionId,
     adminInstanceId: presence.adminInstanceId,
+    unresponsiveLogIds: presence.unresponsiveLogIds,
   };
 }

@@ -170,8 +170,8 @@ export interface RunRef {
   /** The trigger log id the run belongs to. */
   logId: string;
   /**
-   * The attempt number, starting at 1. A fail retry creates a new log with its
-   * own attempt numbering; attempt distinguishes re-dispatches of one log.
+   * The attempt number, starting at 1. A fail retry creates a new log whose
+   * attempt is its predecessor's plus one.
    */
   attempt: number;
 }
@@ -258,7 +258,15 @@ export interface Beat {
    */
   eventLoopLagMs: number;
   /** The executor's clock when it sent the beat. */
-  sentAt?: Date | undefined;
+  sentAt?:
+    | Date
+    | undefined;
+  /**
+   * Runs whose abort signal fired (timeout, kill, cover) more than a few
+   * seconds ago and whose handler has still not returned: the handler ignores
+   * its signal. Their results were already reported.
+   */
+  unresponsiveRuns: RunRef[];
 }
 
 /** RunRequest asks the executor to start one run. */
@@ -1425,7 +1433,7 @@ export const Welcome: MessageFns<Welcome> = {
 };
 
 function createBaseBeat(): Beat {
-  return { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0, sentAt: undefined };
+  return { runningCount: 0, queuedCount: 0, eventLoopLagMs: 0, sentAt: undefined, unresponsiveRuns: [] };
 }
 
 export const Beat: MessageFns<Beat> = {
@@ -1441,6 +1449,9 @@ export const Beat: MessageFns<Beat> = {
     }
     if (message.sentAt !== undefined) {
       Timestamp.encode(toTimestamp(message.sentAt), writer.uint32(34).fork()).join();
+    }
+    for (const v of message.unresponsiveRuns) {
+      RunRef.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1490,6 +1501,14 @@ export const Beat: MessageFns<Beat> = {
             message.sentAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.unresponsiveRuns.push(RunRef.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1524,6 +1543,11 @@ export const Beat: MessageFns<Beat> = {
         : isSet(object.sent_at)
         ? fromJsonTimestamp(object.sent_at)
         : undefined,
+      unresponsiveRuns: globalThis.Array.isArray(object?.unresponsiveRuns)
+        ? object.unresponsiveRuns.map((e: any) => RunRef.fromJSON(e))
+        : globalThis.Array.isArray(object?.unresponsive_runs)
+        ? object.unresponsive_runs.map((e: any) => RunRef.fromJSON(e))
+        : [],
     };
   },
 
@@ -1541,6 +1565,9 @@ export const Beat: MessageFns<Beat> = {
     if (message.sentAt !== undefined) {
       obj.sentAt = message.sentAt.toISOString();
     }
+    if (message.unresponsiveRuns?.length) {
+      obj.unresponsiveRuns = message.unresponsiveRuns.map((e) => RunRef.toJSON(e));
+    }
     return obj;
   },
 
@@ -1553,6 +1580,7 @@ export const Beat: MessageFns<Beat> = {
     message.queuedCount = object.queuedCount ?? 0;
     message.eventLoopLagMs = object.eventLoopLagMs ?? 0;
     message.sentAt = object.sentAt ?? undefined;
+    message.unresponsiveRuns = object.unresponsiveRuns?.map((e) => RunRef.fromPartial(e)) || [];
     return message;
   },
 };

@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { CallContext, CallOptions } from "nice-grpc-common";
+import { Duration } from "../../google/protobuf/duration.js";
 import { FieldMask } from "../../google/protobuf/field_mask.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import {
@@ -348,6 +349,76 @@ export function dispatchOutcomeToJSON(object: DispatchOutcome): string {
   }
 }
 
+/** AlarmStatus is where the alarm of a failed trigger log stands. */
+export const AlarmStatus = {
+  ALARM_STATUS_UNSPECIFIED: 0,
+  /** ALARM_STATUS_LOCKED - An admin is sending the alarm now. */
+  ALARM_STATUS_LOCKED: 1,
+  /**
+   * ALARM_STATUS_NOT_NEEDED - Nothing to alarm: the job has no alarm recipients and no webhook is set,
+   * or the job was deleted.
+   */
+  ALARM_STATUS_NOT_NEEDED: 2,
+  /** ALARM_STATUS_SENT - Every alarm channel accepted the alarm. */
+  ALARM_STATUS_SENT: 3,
+  /** ALARM_STATUS_FAILED - At least one alarm channel failed; the admin's log says why. */
+  ALARM_STATUS_FAILED: 4,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type AlarmStatus = typeof AlarmStatus[keyof typeof AlarmStatus];
+
+export namespace AlarmStatus {
+  export type ALARM_STATUS_UNSPECIFIED = typeof AlarmStatus.ALARM_STATUS_UNSPECIFIED;
+  export type ALARM_STATUS_LOCKED = typeof AlarmStatus.ALARM_STATUS_LOCKED;
+  export type ALARM_STATUS_NOT_NEEDED = typeof AlarmStatus.ALARM_STATUS_NOT_NEEDED;
+  export type ALARM_STATUS_SENT = typeof AlarmStatus.ALARM_STATUS_SENT;
+  export type ALARM_STATUS_FAILED = typeof AlarmStatus.ALARM_STATUS_FAILED;
+  export type UNRECOGNIZED = typeof AlarmStatus.UNRECOGNIZED;
+}
+
+export function alarmStatusFromJSON(object: any): AlarmStatus {
+  switch (object) {
+    case 0:
+    case "ALARM_STATUS_UNSPECIFIED":
+      return AlarmStatus.ALARM_STATUS_UNSPECIFIED;
+    case 1:
+    case "ALARM_STATUS_LOCKED":
+      return AlarmStatus.ALARM_STATUS_LOCKED;
+    case 2:
+    case "ALARM_STATUS_NOT_NEEDED":
+      return AlarmStatus.ALARM_STATUS_NOT_NEEDED;
+    case 3:
+    case "ALARM_STATUS_SENT":
+      return AlarmStatus.ALARM_STATUS_SENT;
+    case 4:
+    case "ALARM_STATUS_FAILED":
+      return AlarmStatus.ALARM_STATUS_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AlarmStatus.UNRECOGNIZED;
+  }
+}
+
+export function alarmStatusToJSON(object: AlarmStatus): string {
+  switch (object) {
+    case AlarmStatus.ALARM_STATUS_UNSPECIFIED:
+      return "ALARM_STATUS_UNSPECIFIED";
+    case AlarmStatus.ALARM_STATUS_LOCKED:
+      return "ALARM_STATUS_LOCKED";
+    case AlarmStatus.ALARM_STATUS_NOT_NEEDED:
+      return "ALARM_STATUS_NOT_NEEDED";
+    case AlarmStatus.ALARM_STATUS_SENT:
+      return "ALARM_STATUS_SENT";
+    case AlarmStatus.ALARM_STATUS_FAILED:
+      return "ALARM_STATUS_FAILED";
+    case AlarmStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** ExecutorGroup is a set of executors sharing an app name (XXL-JOB "executor"). */
 export interface ExecutorGroup {
   /** Assigned by the admin. */
@@ -507,6 +578,12 @@ export interface JobSpec {
   glueRemark: string;
   /** Jobs triggered once each after this job succeeds. */
   childJobIds: string[];
+  /**
+   * How long the first fail retry waits after the failure; each further retry
+   * waits twice as long as the one before, up to one hour. Unset or zero retries
+   * at once, as XXL-JOB does. At most one day.
+   */
+  failRetryDelay?: Duration | undefined;
 }
 
 /** Job is a stored job. */
@@ -735,6 +812,12 @@ export interface Executor {
   sessionId: string;
   /** The admin process its stream is connected to. */
   adminInstanceId: string;
+  /**
+   * Trigger logs of runs whose handler still runs although its abort signal
+   * fired (timeout, kill or cover) more than a few seconds ago, as of the last
+   * beat: those handlers ignore the signal.
+   */
+  unresponsiveLogIds: string[];
 }
 
 export interface Executor_LabelsEntry {
@@ -776,7 +859,10 @@ export interface Log {
   shardIndex: number;
   /** Number of shards. */
   shardTotal: number;
-  /** The attempt of this log (re-dispatches after a lost executor increase it). */
+  /**
+   * The attempt: 1 for a first trigger; a fail retry's log carries its
+   * predecessor's attempt plus one.
+   */
   attempt: number;
   /** The log this one retries; 0 if none. */
   retryOfLogId: string;
@@ -804,6 +890,11 @@ export interface Log {
   outcome: RunOutcome;
   /** The handler's or error's message. */
   handleMessage: string;
+  /**
+   * Whether the failure of this log was alarmed; UNSPECIFIED for logs that
+   * have not failed (yet).
+   */
+  alarmStatus: AlarmStatus;
 }
 
 /** ListLogsRequest is the input of ListLogs. */
@@ -880,6 +971,55 @@ export interface KillRunRequest {
 export interface KillRunResponse {
   /** The executor's answer. */
   message: string;
+}
+
+/** GetDashboardRequest is the input of GetDashboard. */
+export interface GetDashboardRequest {
+  /**
+   * First day of the series, as YYYY-MM-DD in the admin's default time zone;
+   * empty for six days before `to_day`.
+   */
+  fromDay: string;
+  /**
+   * Last day of the series, as YYYY-MM-DD; empty for today. At most 366 days
+   * after `from_day`.
+   */
+  toDay: string;
+}
+
+/** DayReport counts the trigger logs of one day by where they stand. */
+export interface DayReport {
+  /** The day, as YYYY-MM-DD in the admin's default time zone. */
+  day: string;
+  /** Logs dispatched whose run has not reported yet. */
+  runningCount: string;
+  /** Logs whose run succeeded. */
+  succeededCount: string;
+  /** Logs whose trigger failed or whose run did not succeed. */
+  failedCount: string;
+}
+
+/** GetDashboardResponse is the output of GetDashboard. */
+export interface GetDashboardResponse {
+  /** Jobs stored. */
+  jobCount: string;
+  /** Jobs whose schedule is running. */
+  runningJobCount: string;
+  /** Executor groups stored. */
+  groupCount: string;
+  /** Executors connected now, across all admins. */
+  executorsOnline: string;
+  /**
+   * One entry per day from `from_day` to `to_day`, oldest first; days without
+   * logs count zero.
+   */
+  days: DayReport[];
+  /** Sums of `days`. */
+  runningCount: string;
+  /** Sums of `days`. */
+  succeededCount: string;
+  /** Sums of `days`. */
+  failedCount: string;
 }
 
 function createBaseExecutorGroup(): ExecutorGroup {
@@ -2085,6 +2225,7 @@ function createBaseJobSpec(): JobSpec {
     glueSource: "",
     glueRemark: "",
     childJobIds: [],
+    failRetryDelay: undefined,
   };
 }
 
@@ -2147,6 +2288,9 @@ export const JobSpec: MessageFns<JobSpec> = {
         writer.int64(v);
       }
       writer.join();
+    }
+    if (message.failRetryDelay !== undefined) {
+      Duration.encode(message.failRetryDelay, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -2318,6 +2462,14 @@ export const JobSpec: MessageFns<JobSpec> = {
 
             break;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.failRetryDelay = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2406,6 +2558,11 @@ export const JobSpec: MessageFns<JobSpec> = {
         : globalThis.Array.isArray(object?.child_job_ids)
         ? object.child_job_ids.map((e: any) => globalThis.String(e))
         : [],
+      failRetryDelay: isSet(object.failRetryDelay)
+        ? Duration.fromJSON(object.failRetryDelay)
+        : isSet(object.fail_retry_delay)
+        ? Duration.fromJSON(object.fail_retry_delay)
+        : undefined,
     };
   },
 
@@ -2465,6 +2622,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.childJobIds?.length) {
       obj.childJobIds = message.childJobIds;
     }
+    if (message.failRetryDelay !== undefined) {
+      obj.failRetryDelay = Duration.toJSON(message.failRetryDelay);
+    }
     return obj;
   },
 
@@ -2491,6 +2651,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.glueSource = object.glueSource ?? "";
     message.glueRemark = object.glueRemark ?? "";
     message.childJobIds = object.childJobIds?.map((e) => e) || [];
+    message.failRetryDelay = (object.failRetryDelay !== undefined && object.failRetryDelay !== null)
+      ? Duration.fromPartial(object.failRetryDelay)
+      : undefined;
     return message;
   },
 };
@@ -4293,6 +4456,7 @@ function createBaseExecutor(): Executor {
     queuedCount: 0,
     sessionId: "",
     adminInstanceId: "",
+    unresponsiveLogIds: [],
   };
 }
 
@@ -4342,6 +4506,13 @@ export const Executor: MessageFns<Executor> = {
     }
     if (message.adminInstanceId !== "") {
       writer.uint32(122).string(message.adminInstanceId);
+    }
+    if (message.unresponsiveLogIds.length !== 0) {
+      writer.uint32(130).fork();
+      for (const v of message.unresponsiveLogIds) {
+        writer.int64(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -4482,6 +4653,24 @@ export const Executor: MessageFns<Executor> = {
             message.adminInstanceId = reader.string();
             continue;
           }
+          case 16: {
+            if (tag === 128) {
+              message.unresponsiveLogIds.push(reader.int64().toString());
+
+              continue;
+            }
+
+            if (tag === 130) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.unresponsiveLogIds.push(reader.int64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4566,6 +4755,11 @@ export const Executor: MessageFns<Executor> = {
         : isSet(object.admin_instance_id)
         ? globalThis.String(object.admin_instance_id)
         : "",
+      unresponsiveLogIds: globalThis.Array.isArray(object?.unresponsiveLogIds)
+        ? object.unresponsiveLogIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unresponsive_log_ids)
+        ? object.unresponsive_log_ids.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -4622,6 +4816,9 @@ export const Executor: MessageFns<Executor> = {
     if (message.adminInstanceId !== "") {
       obj.adminInstanceId = message.adminInstanceId;
     }
+    if (message.unresponsiveLogIds?.length) {
+      obj.unresponsiveLogIds = message.unresponsiveLogIds;
+    }
     return obj;
   },
 
@@ -4653,6 +4850,7 @@ export const Executor: MessageFns<Executor> = {
     message.queuedCount = object.queuedCount ?? 0;
     message.sessionId = object.sessionId ?? "";
     message.adminInstanceId = object.adminInstanceId ?? "";
+    message.unresponsiveLogIds = object.unresponsiveLogIds?.map((e) => e) || [];
     return message;
   },
 };
@@ -4908,6 +5106,7 @@ function createBaseLog(): Log {
     finishedAt: undefined,
     outcome: 0,
     handleMessage: "",
+    alarmStatus: 0,
   };
 }
 
@@ -4972,6 +5171,9 @@ export const Log: MessageFns<Log> = {
     }
     if (message.handleMessage !== "") {
       writer.uint32(162).string(message.handleMessage);
+    }
+    if (message.alarmStatus !== 0) {
+      writer.uint32(168).int32(message.alarmStatus);
     }
     return writer;
   },
@@ -5149,6 +5351,14 @@ export const Log: MessageFns<Log> = {
             message.handleMessage = reader.string();
             continue;
           }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.alarmStatus = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5239,6 +5449,11 @@ export const Log: MessageFns<Log> = {
         : isSet(object.handle_message)
         ? globalThis.String(object.handle_message)
         : "",
+      alarmStatus: isSet(object.alarmStatus)
+        ? alarmStatusFromJSON(object.alarmStatus)
+        : isSet(object.alarm_status)
+        ? alarmStatusFromJSON(object.alarm_status)
+        : 0,
     };
   },
 
@@ -5304,6 +5519,9 @@ export const Log: MessageFns<Log> = {
     if (message.handleMessage !== "") {
       obj.handleMessage = message.handleMessage;
     }
+    if (message.alarmStatus !== 0) {
+      obj.alarmStatus = alarmStatusToJSON(message.alarmStatus);
+    }
     return obj;
   },
 
@@ -5332,6 +5550,7 @@ export const Log: MessageFns<Log> = {
     message.finishedAt = object.finishedAt ?? undefined;
     message.outcome = object.outcome ?? 0;
     message.handleMessage = object.handleMessage ?? "";
+    message.alarmStatus = object.alarmStatus ?? 0;
     return message;
   },
 };
@@ -6134,6 +6353,448 @@ export const KillRunResponse: MessageFns<KillRunResponse> = {
   },
 };
 
+function createBaseGetDashboardRequest(): GetDashboardRequest {
+  return { fromDay: "", toDay: "" };
+}
+
+export const GetDashboardRequest: MessageFns<GetDashboardRequest> = {
+  encode(message: GetDashboardRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromDay !== "") {
+      writer.uint32(10).string(message.fromDay);
+    }
+    if (message.toDay !== "") {
+      writer.uint32(18).string(message.toDay);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDashboardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDashboardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fromDay = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.toDay = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDashboardRequest {
+    return {
+      fromDay: isSet(object.fromDay)
+        ? globalThis.String(object.fromDay)
+        : isSet(object.from_day)
+        ? globalThis.String(object.from_day)
+        : "",
+      toDay: isSet(object.toDay)
+        ? globalThis.String(object.toDay)
+        : isSet(object.to_day)
+        ? globalThis.String(object.to_day)
+        : "",
+    };
+  },
+
+  toJSON(message: GetDashboardRequest): unknown {
+    const obj: any = {};
+    if (message.fromDay !== "") {
+      obj.fromDay = message.fromDay;
+    }
+    if (message.toDay !== "") {
+      obj.toDay = message.toDay;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetDashboardRequest>): GetDashboardRequest {
+    return GetDashboardRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetDashboardRequest>): GetDashboardRequest {
+    const message = createBaseGetDashboardRequest();
+    message.fromDay = object.fromDay ?? "";
+    message.toDay = object.toDay ?? "";
+    return message;
+  },
+};
+
+function createBaseDayReport(): DayReport {
+  return { day: "", runningCount: "0", succeededCount: "0", failedCount: "0" };
+}
+
+export const DayReport: MessageFns<DayReport> = {
+  encode(message: DayReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.day !== "") {
+      writer.uint32(10).string(message.day);
+    }
+    if (message.runningCount !== "0") {
+      writer.uint32(16).int64(message.runningCount);
+    }
+    if (message.succeededCount !== "0") {
+      writer.uint32(24).int64(message.succeededCount);
+    }
+    if (message.failedCount !== "0") {
+      writer.uint32(32).int64(message.failedCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DayReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDayReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.day = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.runningCount = reader.int64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.succeededCount = reader.int64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failedCount = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DayReport {
+    return {
+      day: isSet(object.day) ? globalThis.String(object.day) : "",
+      runningCount: isSet(object.runningCount)
+        ? globalThis.String(object.runningCount)
+        : isSet(object.running_count)
+        ? globalThis.String(object.running_count)
+        : "0",
+      succeededCount: isSet(object.succeededCount)
+        ? globalThis.String(object.succeededCount)
+        : isSet(object.succeeded_count)
+        ? globalThis.String(object.succeeded_count)
+        : "0",
+      failedCount: isSet(object.failedCount)
+        ? globalThis.String(object.failedCount)
+        : isSet(object.failed_count)
+        ? globalThis.String(object.failed_count)
+        : "0",
+    };
+  },
+
+  toJSON(message: DayReport): unknown {
+    const obj: any = {};
+    if (message.day !== "") {
+      obj.day = message.day;
+    }
+    if (message.runningCount !== "0") {
+      obj.runningCount = message.runningCount;
+    }
+    if (message.succeededCount !== "0") {
+      obj.succeededCount = message.succeededCount;
+    }
+    if (message.failedCount !== "0") {
+      obj.failedCount = message.failedCount;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DayReport>): DayReport {
+    return DayReport.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DayReport>): DayReport {
+    const message = createBaseDayReport();
+    message.day = object.day ?? "";
+    message.runningCount = object.runningCount ?? "0";
+    message.succeededCount = object.succeededCount ?? "0";
+    message.failedCount = object.failedCount ?? "0";
+    return message;
+  },
+};
+
+function createBaseGetDashboardResponse(): GetDashboardResponse {
+  return {
+    jobCount: "0",
+    runningJobCount: "0",
+    groupCount: "0",
+    executorsOnline: "0",
+    days: [],
+    runningCount: "0",
+    succeededCount: "0",
+    failedCount: "0",
+  };
+}
+
+export const GetDashboardResponse: MessageFns<GetDashboardResponse> = {
+  encode(message: GetDashboardResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobCount !== "0") {
+      writer.uint32(8).int64(message.jobCount);
+    }
+    if (message.runningJobCount !== "0") {
+      writer.uint32(16).int64(message.runningJobCount);
+    }
+    if (message.groupCount !== "0") {
+      writer.uint32(24).int64(message.groupCount);
+    }
+    if (message.executorsOnline !== "0") {
+      writer.uint32(32).int64(message.executorsOnline);
+    }
+    for (const v of message.days) {
+      DayReport.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.runningCount !== "0") {
+      writer.uint32(48).int64(message.runningCount);
+    }
+    if (message.succeededCount !== "0") {
+      writer.uint32(56).int64(message.succeededCount);
+    }
+    if (message.failedCount !== "0") {
+      writer.uint32(64).int64(message.failedCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetDashboardResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetDashboardResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.jobCount = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.runningJobCount = reader.int64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.groupCount = reader.int64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.executorsOnline = reader.int64().toString();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.days.push(DayReport.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.runningCount = reader.int64().toString();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.succeededCount = reader.int64().toString();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.failedCount = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetDashboardResponse {
+    return {
+      jobCount: isSet(object.jobCount)
+        ? globalThis.String(object.jobCount)
+        : isSet(object.job_count)
+        ? globalThis.String(object.job_count)
+        : "0",
+      runningJobCount: isSet(object.runningJobCount)
+        ? globalThis.String(object.runningJobCount)
+        : isSet(object.running_job_count)
+        ? globalThis.String(object.running_job_count)
+        : "0",
+      groupCount: isSet(object.groupCount)
+        ? globalThis.String(object.groupCount)
+        : isSet(object.group_count)
+        ? globalThis.String(object.group_count)
+        : "0",
+      executorsOnline: isSet(object.executorsOnline)
+        ? globalThis.String(object.executorsOnline)
+        : isSet(object.executors_online)
+        ? globalThis.String(object.executors_online)
+        : "0",
+      days: globalThis.Array.isArray(object?.days)
+        ? object.days.map((e: any) => DayReport.fromJSON(e))
+        : [],
+      runningCount: isSet(object.runningCount)
+        ? globalThis.String(object.runningCount)
+        : isSet(object.running_count)
+        ? globalThis.String(object.running_count)
+        : "0",
+      succeededCount: isSet(object.succeededCount)
+        ? globalThis.String(object.succeededCount)
+        : isSet(object.succeeded_count)
+        ? globalThis.String(object.succeeded_count)
+        : "0",
+      failedCount: isSet(object.failedCount)
+        ? globalThis.String(object.failedCount)
+        : isSet(object.failed_count)
+        ? globalThis.String(object.failed_count)
+        : "0",
+    };
+  },
+
+  toJSON(message: GetDashboardResponse): unknown {
+    const obj: any = {};
+    if (message.jobCount !== "0") {
+      obj.jobCount = message.jobCount;
+    }
+    if (message.runningJobCount !== "0") {
+      obj.runningJobCount = message.runningJobCount;
+    }
+    if (message.groupCount !== "0") {
+      obj.groupCount = message.groupCount;
+    }
+    if (message.executorsOnline !== "0") {
+      obj.executorsOnline = message.executorsOnline;
+    }
+    if (message.days?.length) {
+      obj.days = message.days.map((e) => DayReport.toJSON(e));
+    }
+    if (message.runningCount !== "0") {
+      obj.runningCount = message.runningCount;
+    }
+    if (message.succeededCount !== "0") {
+      obj.succeededCount = message.succeededCount;
+    }
+    if (message.failedCount !== "0") {
+      obj.failedCount = message.failedCount;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetDashboardResponse>): GetDashboardResponse {
+    return GetDashboardResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetDashboardResponse>): GetDashboardResponse {
+    const message = createBaseGetDashboardResponse();
+    message.jobCount = object.jobCount ?? "0";
+    message.runningJobCount = object.runningJobCount ?? "0";
+    message.groupCount = object.groupCount ?? "0";
+    message.executorsOnline = object.executorsOnline ?? "0";
+    message.days = object.days?.map((e) => DayReport.fromPartial(e)) || [];
+    message.runningCount = object.runningCount ?? "0";
+    message.succeededCount = object.succeededCount ?? "0";
+    message.failedCount = object.failedCount ?? "0";
+    return message;
+  },
+};
+
 /**
  * AdminService is the operator API of the scheduling center.
  *
@@ -6330,6 +6991,18 @@ export const AdminServiceDefinition = {
       responseStream: false,
       options: {},
     },
+    /**
+     * Returns the numbers of the operator dashboard: totals, a per-day series of
+     * trigger logs and the executors online.
+     */
+    getDashboard: {
+      name: "GetDashboard",
+      requestType: GetDashboardRequest as typeof GetDashboardRequest,
+      requestStream: false,
+      responseType: GetDashboardResponse as typeof GetDashboardResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
 
@@ -6407,6 +7080,14 @@ export interface AdminServiceImplementation<CallContextExt = {}> {
   ): Promise<DeepPartial<ReadExecutorLogResponse>>;
   /** Aborts one running run. */
   killRun(request: KillRunRequest, context: CallContext & CallContextExt): Promise<DeepPartial<KillRunResponse>>;
+  /**
+   * Returns the numbers of the operator dashboard: totals, a per-day series of
+   * trigger logs and the executors online.
+   */
+  getDashboard(
+    request: GetDashboardRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<GetDashboardResponse>>;
 }
 
 export interface AdminServiceClient<CallOptionsExt = {}> {
@@ -6483,6 +7164,14 @@ export interface AdminServiceClient<CallOptionsExt = {}> {
   ): Promise<ReadExecutorLogResponse>;
   /** Aborts one running run. */
   killRun(request: DeepPartial<KillRunRequest>, options?: CallOptions & CallOptionsExt): Promise<KillRunResponse>;
+  /**
+   * Returns the numbers of the operator dashboard: totals, a per-day series of
+   * trigger logs and the executors online.
+   */
+  getDashboard(
+    request: DeepPartial<GetDashboardRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<GetDashboardResponse>;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
