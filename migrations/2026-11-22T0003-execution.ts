@@ -43,6 +43,10 @@ export async function up(db: Kysely<any>): Promise<void> {
               and (alarm_status = 'NONE' or retry_status in ('NONE', 'WAITING'))`.execute(db);
   await sql`create index trigger_log_broadcast_root_idx on trigger_log (broadcast_root_id)
             where broadcast_root_id is not null`.execute(db);
+  // The retry_of_log_id foreign key (ON DELETE SET NULL) makes every deleted log look up
+  // its retries: without this index log retention scans the table once per row.
+  await sql`create index trigger_log_retry_of_idx on trigger_log (retry_of_log_id)
+            where retry_of_log_id is not null`.execute(db);
   // Logs created by a trigger that never got dispatched (the admin stopped mid-trigger).
   await sql`create index trigger_log_undispatched_idx on trigger_log (triggered_at)
             where dispatch_outcome = 'PENDING' and claimed_by is null`.execute(db);
@@ -56,6 +60,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('executor_registry').dropColumn('unresponsive_log_ids').execute();
   await sql`drop index trigger_log_undispatched_idx`.execute(db);
+  await sql`drop index trigger_log_retry_of_idx`.execute(db);
   await sql`drop index trigger_log_broadcast_root_idx`.execute(db);
   await sql`drop index trigger_log_failure_todo_idx`.execute(db);
   await db.schema

@@ -4,7 +4,13 @@ import type { Executor } from '../executor-sdk/src/index.js';
 import type { Log } from '../admin/src/gen/jobstream/v1/admin.js';
 import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
 import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
-import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
+import {
+  finishedLog as finishedLogOf,
+  startTestAdmin,
+  waitFor,
+  type AdminClient,
+  type TestAdmin,
+} from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob, startFixtureExecutor } from './support/fixtures.js';
 
@@ -39,15 +45,7 @@ describe('manual triggers end to end (real PostgreSQL, real gRPC on loopback)', 
     await database?.drop();
   });
 
-  async function finishedLog(logId: string): Promise<Log> {
-    return waitFor(
-      async () => {
-        const { log } = await client.getLog({ id: logId });
-        return log && log.status !== LogStatus.LOG_STATUS_RUNNING ? log : undefined;
-      },
-      { what: `log ${logId} to finish` },
-    );
-  }
+  const finishedLog = (logId: string): Promise<Log> => finishedLogOf(client, logId);
 
   it('lists the registered executor with its handlers', async () => {
     const { executors } = await client.listExecutors({ appName: 'orders' });

@@ -3,13 +3,17 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { createServer, type Server } from 'nice-grpc';
+import { createAlarms } from './alarm/alarm.js';
 import type { AdminConfig } from './config.js';
 import { createDatabase, type Db } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrateToLatest } from './db/migrate.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
+import { ChildJobs } from './followups/child-jobs.js';
+import { FailureMonitor } from './followups/failure-monitor.js';
 import { Router } from './dispatch/router.js';
 import { PresenceTracker } from './executors/presence-tracker.js';
+import { Housekeeper } from './housekeeping/housekeeper.js';
 import { ResultRecorder } from './executors/result-recorder.js';
 import { SessionRegistry } from './executors/session-registry.js';
 import { ExecutorDirectory } from './executors/executor-directory.js';
@@ -119,10 +123,16 @@ export class AdminApp {
     presence.start();
     this.#releasers.push({ name: 'presence sweeper', release: () => presence.stop() });
 
+    // Set once the dispatcher exists; results only arrive after the server listens.
+    const followUps: { childJobs?: ChildJobs } = {};
     const results = new ResultRecorder({
       db,
       logger: logger.child({ component: 'results' }),
       metrics: this.metrics,
+      onResultStored: (result, stored) => {
+        if (result.outcome === 'SUCCEEDED' && stored.hasChildJobs)
+          followUps.childJobs?.onParentSucceeded(result.logId);
+      },
     });
     const directory = new ExecutorDirectory({
       db,
@@ -138,6 +148,24 @@ export class AdminApp {
       logger: logger.child({ component: 'dispatcher' }),
       metrics: this.metrics,
       requestDeadlineMs: config.requestDeadlineMs,
+    });
+    const children = new ChildJobs({ db, dispatcher, logger: logger.child({ component: 'child-jobs' }) });
+    followUps.childJobs = children;
+    this.#releasers.push({ name: 'child job triggers', release: () => children.settled() });
+    const alarms = createAlarms(config, logger.child({ component: 'alarms' }), this.metrics);
+    this.#releasers.push({ name: 'alarm channels', release: () => alarms.close() });
+    const failures = new FailureMonitor({
+      db,
+      dispatcher,
+      alarms,
+      logger: logger.child({ component: 'failures' }),
+      intervalMs: config.failureMonitorIntervalMs,
+      lostRunGraceMs: config.lostRunGraceMs,
+      resultLostAfterMs: config.resultLostAfterMs,
+      // Well past any dispatch still under way (each waits at most one request deadline).
+      undispatchedAfterMs: Math.max(60_000, 10 * config.requestDeadlineMs),
+      onLostRuns: count => this.metrics.lostRuns.inc(count),
+      onRetries: count => this.metrics.retries.inc(count),
     });
 
     const server = createServer({
@@ -161,6 +189,7 @@ export class AdminApp {
         adminInstanceId: config.adminInstanceId,
         beatIntervalMs: config.beatIntervalMs,
         registerTimeoutMs: config.registerTimeoutMs,
+        onSessionEnded: session => failures.sessionEnded(session.sessionId),
       }),
     );
     const scheduler = new Scheduler({
@@ -196,6 +225,17 @@ export class AdminApp {
     this.#releasers.push({ name: 'grpc server', release: () => this.#shutdownGrpc(server) });
     await scheduler.start(config.advertiseAddress ?? advertisedAddress(config.grpcHost, this.#grpcPort));
     this.#releasers.push({ name: 'scheduler', release: () => scheduler.stop() });
+    const housekeeper = new Housekeeper({
+      db,
+      logger: logger.child({ component: 'housekeeping' }),
+      timeZone: config.defaultTimeZone,
+      intervalMs: config.housekeepingIntervalMs,
+      logRetentionDays: config.logRetentionDays,
+    });
+    housekeeper.start();
+    this.#releasers.push({ name: 'housekeeper', release: () => housekeeper.stop() });
+    failures.start();
+    this.#releasers.push({ name: 'failure monitor', release: () => failures.stop() });
     if (!isLoopback(config.grpcHost)) {
       logger.warn(
         { host: config.grpcHost },

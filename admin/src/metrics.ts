@@ -56,6 +56,22 @@ export class AdminMetrics {
     help: 'Scheduled fires found later than the misfire threshold',
     registers: [this.registry],
   });
+  readonly lostRuns = new Counter({
+    name: 'jobstream_lost_runs_total',
+    help: 'Runs declared lost: their executor went away and did not report them in time',
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'jobstream_fail_retries_total',
+    help: 'Fail retries triggered',
+    registers: [this.registry],
+  });
+  readonly alarmFailures = new Counter({
+    name: 'jobstream_alarm_failures_total',
+    help: 'Alarm sends that failed or timed out, by channel',
+    labelNames: ['channel'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'jobstream_admin_' });

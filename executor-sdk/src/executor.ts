@@ -62,7 +62,7 @@ const LOG_RETENTION_SWEEP_INTERVAL_MS = 24 * 60 * 60 * 1000;
 export class Executor {
   readonly #options: ResolvedOptions;
   readonly #logger: Logger;
-  readonly #handlers = new HandlerRegistry();
+  readonly #handlers: HandlerRegistry;
   readonly #runLogs: RunLogStore;
   readonly #scheduler: RunScheduler;
   readonly #lag = new EventLoopLagMonitor();
@@ -78,6 +78,10 @@ export class Executor {
   constructor(options: ExecutorOptions) {
     this.#options = resolveOptions(options);
     this.#logger = this.#options.logger;
+    this.#handlers = new HandlerRegistry({
+      idleDestroyMs: this.#options.handlerIdleDestroyMs,
+      logger: this.#logger,
+    });
     this.#runLogs = new RunLogStore(path.join(this.#options.dataDir, 'logs'), this.#logger);
     this.#scheduler = new RunScheduler({
       capacity: this.#options.capacity,
@@ -269,7 +273,7 @@ export class Executor {
       queuedCount: this.#scheduler.queuedCount,
       eventLoopLagMs: this.#lag.takeMaxLagMs(),
       sentAt: new Date(),
-      unresponsiveRuns: [],
+      unresponsiveRuns: this.#scheduler.unresponsiveRuns(),
     };
   }
 

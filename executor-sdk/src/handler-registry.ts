@@ -11,11 +11,29 @@ interface RegisteredHandler {
   /** Settles when `init` is done; reset when it failed, so the next run retries. */
   init: Promise<void> | undefined;
   initialized: boolean;
+  /** Handler invocations that have not returned yet (abandoned ones included). */
+  inUse: number;
+  idleTimer: NodeJS.Timeout | undefined;
+  /** Settles when a `destroy` under way is done; the next `init` waits for it. */
+  destroying: Promise<void> | undefined;
 }
 
 /** Registered handlers and their init/destroy lifecycle (see {@link HandlerHooks}). */
 export class HandlerRegistry {
   readonly #handlers = new Map<string, RegisteredHandler>();
+  readonly #idleDestroyMs: number;
+  readonly #logger: Logger | undefined;
+
+  /**
+   * The lifecycle rule: `init` runs before a handler's first run on this executor;
+   * `destroy` runs once the handler has had no run in progress for `idleDestroyMs`
+   * (0: never while running) and when the executor stops; a run after an idle destroy
+   * initializes it again.
+   */
+  constructor(options: { idleDestroyMs?: number; logger?: Logger } = {}) {
+    this.#idleDestroyMs = options.idleDestroyMs ?? 0;
+    this.#logger = options.logger;
+  }
 
   add(name: string, handler: Handler, hooks: HandlerHooks = {}): void {
     const problems: string[] = [];
@@ -35,7 +53,16 @@ export class HandlerRegistry {
       }
     }
     if (problems.length > 0) throw new TypeError(`invalid handler registration: ${problems.join('; ')}`);
-    this.#handlers.set(name, { name, handler, hooks: { ...hooks }, init: undefined, initialized: false });
+    this.#handlers.set(name, {
+      name,
+      handler,
+      hooks: { ...hooks },
+      init: undefined,
+      initialized: false,
+      inUse: 0,
+      idleTimer: undefined,
+      destroying: undefined,
+    });
   }
 
   has(name: string): boolean {
@@ -50,10 +77,38 @@ export class HandlerRegistry {
     return this.#handlers.get(name)?.handler;
   }
 
-  /** Runs the handler's `init` unless it already succeeded; concurrent callers share one attempt. */
-  ensureInitialized(name: string): Promise<void> {
+  /** A run of the handler begins (before `ensureInitialized`): no idle destroy until `release`. */
+  acquire(name: string): void {
     const entry = this.#handlers.get(name);
-    if (entry === undefined) return Promise.reject(new Error(`unknown handler "${name}"`));
+    if (entry === undefined) return;
+    entry.inUse += 1;
+    clearTimeout(entry.idleTimer);
+    entry.idleTimer = undefined;
+  }
+
+  /** A run of the handler has returned; the handler is destroyed if it stays idle. */
+  release(name: string): void {
+    const entry = this.#handlers.get(name);
+    if (entry === undefined) return;
+    entry.inUse = Math.max(0, entry.inUse - 1);
+    if (entry.inUse > 0 || !entry.initialized || this.#idleDestroyMs <= 0) return;
+    if (entry.hooks.destroy === undefined) return;
+    entry.idleTimer = setTimeout(() => {
+      entry.idleTimer = undefined;
+      if (entry.inUse === 0 && entry.initialized) void this.#destroy(entry, this.#logger);
+    }, this.#idleDestroyMs);
+    entry.idleTimer.unref();
+  }
+
+  /** Runs the handler's `init` unless it already succeeded; concurrent callers share one attempt. */
+  async ensureInitialized(name: string): Promise<void> {
+    const entry = this.#handlers.get(name);
+    if (entry === undefined) throw new Error(`unknown handler "${name}"`);
+    if (entry.destroying !== undefined) await entry.destroying;
+    return this.#initialize(entry);
+  }
+
+  #initialize(entry: RegisteredHandler): Promise<void> {
     if (entry.initialized) return Promise.resolve();
     const init = entry.hooks.init;
     if (init === undefined) {
@@ -76,15 +131,28 @@ export class HandlerRegistry {
   /** Runs `destroy` of every initialized handler; failures are logged, not thrown. */
   async destroyAll(logger: Logger): Promise<void> {
     for (const entry of this.#handlers.values()) {
-      if (!entry.initialized) continue;
-      entry.initialized = false;
-      const destroy = entry.hooks.destroy;
-      if (destroy === undefined) continue;
+      clearTimeout(entry.idleTimer);
+      entry.idleTimer = undefined;
+      if (entry.destroying !== undefined) await entry.destroying;
+      await this.#destroy(entry, logger);
+    }
+  }
+
+  #destroy(entry: RegisteredHandler, logger: Logger | undefined): Promise<void> {
+    if (!entry.initialized) return Promise.resolve();
+    entry.initialized = false;
+    const destroy = entry.hooks.destroy;
+    if (destroy === undefined) return Promise.resolve();
+    const destroying = (async () => {
       try {
         await destroy();
       } catch (err) {
-        logger.error({ err, handler: entry.name }, 'handler destroy hook failed');
+        logger?.error({ err, handler: entry.name }, 'handler destroy hook failed');
       }
-    }
+    })().finally(() => {
+      if (entry.destroying === destroying) entry.destroying = undefined;
+    });
+    entry.destroying = destroying;
+    return destroying;
   }
 }

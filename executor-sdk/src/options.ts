@@ -39,6 +39,12 @@ export interface ExecutorOptions {
   resultFlushTimeoutMs?: number;
   /** Run logs older than this many days are deleted (on start, then daily). 0 keeps them. Default 30. */
   logRetentionDays?: number;
+  /**
+   * A handler with no run for this long is destroyed (its `destroy` hook runs) and
+   * initialized again before its next run. 0 destroys only when the executor stops.
+   * Default 90 000 ms (XXL-JOB ends an idle job thread after 30 idle polls of 3 s).
+   */
+  handlerIdleDestroyMs?: number;
   /** First reconnect backoff cap; doubles per failed attempt. Default 200 ms. */
   reconnectBaseDelayMs?: number;
   /** Largest reconnect backoff. Default 10 000 ms. */
@@ -63,6 +69,7 @@ export interface ResolvedOptions {
   shutdownGracePeriodMs: number;
   resultFlushTimeoutMs: number;
   logRetentionDays: number;
+  handlerIdleDestroyMs: number;
   reconnectBaseDelayMs: number;
   reconnectMaxDelayMs: number;
   outboundQueueCapacity: number;
@@ -74,6 +81,7 @@ export const DEFAULT_CAPACITY = 16;
 export const DEFAULT_SHUTDOWN_GRACE_PERIOD_MS = 10_000;
 export const DEFAULT_RESULT_FLUSH_TIMEOUT_MS = 2_000;
 export const DEFAULT_LOG_RETENTION_DAYS = 30;
+export const DEFAULT_HANDLER_IDLE_DESTROY_MS = 90_000;
 
 /** Detects a dead admin (or a silently dropped connection) within ~15 s. */
 export const KEEPALIVE_CHANNEL_OPTIONS: ChannelOptions = {
@@ -96,6 +104,7 @@ const KNOWN_KEYS = new Set<string>([
   'shutdownGracePeriodMs',
   'resultFlushTimeoutMs',
   'logRetentionDays',
+  'handlerIdleDestroyMs',
   'reconnectBaseDelayMs',
   'reconnectMaxDelayMs',
   'outboundQueueCapacity',
@@ -170,6 +179,14 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     0,
     36_500,
     DEFAULT_LOG_RETENTION_DAYS,
+    problems,
+  );
+  const handlerIdleDestroyMs = integer(
+    raw.handlerIdleDestroyMs,
+    'handlerIdleDestroyMs',
+    0,
+    2 ** 31 - 1,
+    DEFAULT_HANDLER_IDLE_DESTROY_MS,
     problems,
   );
   const reconnectBaseDelayMs = integer(
@@ -252,6 +269,7 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     shutdownGracePeriodMs,
     resultFlushTimeoutMs,
     logRetentionDays,
+    handlerIdleDestroyMs,
     reconnectBaseDelayMs,
     reconnectMaxDelayMs,
     outboundQueueCapacity,

@@ -11,6 +11,12 @@ import type { RunLogStore, RunLogWriter } from './run-log.js';
 import { runKey } from './run-ref.js';
 import { sleep } from './backoff.js';
 
+/**
+ * A handler still running this long after its signal aborted is reported as ignoring it:
+ * long enough for a cooperative handler to clean up, short enough for operators to notice.
+ */
+export const UNRESPONSIVE_AFTER_MS = 5_000;
+
 /** Result messages end up in the admin's database; a handler must not be able to flood it. */
 const MAX_RESULT_MESSAGE_CHARS = 16 * 1024;
 
@@ -98,6 +104,8 @@ export class RunScheduler {
   readonly #lanes = new Map<string, Lane>();
   readonly #runs = new Map<string, Run>();
   readonly #idleWaiters = new Set<() => void>();
+  /** Aborted runs whose handler has not returned yet, with when the abort happened. */
+  readonly #abandoned = new Map<Run, number>();
 
   constructor(options: RunSchedulerOptions) {
     this.#capacity = options.capacity;
@@ -117,6 +125,20 @@ export class RunScheduler {
     let n = 0;
     for (const lane of this.#lanes.values()) n += lane.queue.length;
     return n;
+  }
+
+  /**
+   * Runs aborted more than UNRESPONSIVE_AFTER_MS ago whose handler still has not
+   * returned: it ignores `ctx.signal`. Reported in beats so operators can see them.
+   */
+  unresponsiveRuns(now = Date.now()): RunRef[] {
+    const refs: RunRef[] = [];
+    for (const [run, abortedAt] of this.#abandoned) {
+      if (now - abortedAt >= UNRESPONSIVE_AFTER_MS) {
+        refs.push({ logId: run.request.logId, attempt: run.request.attempt });
+      }
+    }
+    return refs;
   }
 
   /** Whether this (log, attempt) is queued or running. */
@@ -299,13 +321,25 @@ export class RunScheduler {
         Math.min(run.timeoutMs, 2 ** 31 - 1),
       );
     }
-    this.#invoke(run).then(
-      settled => this.#finish(run, settled.outcome, settled.message),
-      (err: unknown) => this.#finish(run, RunOutcome.RUN_OUTCOME_FAILED, errorMessage(err)),
-    );
+    this.#invoke(run)
+      .then(
+        settled => this.#finish(run, settled.outcome, settled.message),
+        (err: unknown) => this.#finish(run, RunOutcome.RUN_OUTCOME_FAILED, errorMessage(err)),
+      )
+      .finally(() => this.#abandoned.delete(run));
   }
 
   async #invoke(run: Run): Promise<Settled> {
+    const req = run.request;
+    this.#handlers.acquire(req.handler);
+    try {
+      return await this.#invokeInitialized(run);
+    } finally {
+      this.#handlers.release(req.handler);
+    }
+  }
+
+  async #invokeInitialized(run: Run): Promise<Settled> {
     const req = run.request;
     try {
       await this.#handlers.ensureInitialized(req.handler);
@@ -352,6 +386,7 @@ export class RunScheduler {
     if (run.state === 'running') {
       run.cancelReason = reason;
       run.controller.abort(new RunAbortedError(reason, message));
+      this.#abandoned.set(run, Date.now());
     }
     this.#finish(run, OUTCOME_BY_REASON[reason], message);
   }

@@ -204,6 +204,38 @@ describe('running handlers', () => {
   });
 });
 
+describe('handler lifecycle', () => {
+  it('destroys a handler that stays idle and initializes it again before its next run', async () => {
+    const events: string[] = [];
+    const { executor, session } = await connected(
+      e => {
+        e.register(
+          'pooled',
+          async ctx => {
+            events.push(`run ${ctx.logId}`);
+            await delay(Number(ctx.param || '0'));
+            return 'ok';
+          },
+          { init: () => void events.push('init'), destroy: () => void events.push('destroy') },
+        );
+      },
+      { handlerIdleDestroyMs: 150 },
+    );
+    await session.run({ logId: '601', handler: 'pooled', param: '300' });
+    await session.run({ logId: '602', handler: 'pooled', jobId: '2', param: '0' });
+    await session.waitForResult('601');
+    await session.waitForResult('602');
+    // Busy the whole time (601 ran for 300 ms, longer than the idle period): still one init.
+    expect(events.filter(event => event === 'destroy')).toHaveLength(0);
+    await expect.poll(() => events.includes('destroy'), { timeout: 3_000 }).toBe(true);
+    await session.run({ logId: '603', handler: 'pooled' });
+    await session.waitForResult('603');
+    expect(events).toEqual(['init', 'run 601', 'run 602', 'destroy', 'init', 'run 603']);
+    await executor.stop();
+    expect(events.at(-1)).toBe('destroy');
+  });
+});
+
 describe('block strategies', () => {
   it('SERIAL_EXECUTION runs a burst of one job one at a time, in order', async () => {
     const events: string[] = [];

@@ -1,7 +1,7 @@
 import { createChannel, createClient, Metadata, type Channel, type Client } from 'nice-grpc';
 import { AdminApp } from '../../admin/src/app.js';
 import { loadConfig, type AdminConfig } from '../../admin/src/config.js';
-import { AdminServiceDefinition } from '../../admin/src/gen/jobstream/v1/admin.js';
+import { AdminServiceDefinition, LogStatus, type Log } from '../../admin/src/gen/jobstream/v1/admin.js';
 import { createLogger } from '../../admin/src/logger.js';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -68,4 +68,15 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise(resolve => setTimeout(resolve, intervalMs));
   }
+}
+
+/** Waits until a log is no longer RUNNING and returns it. */
+export async function finishedLog(client: AdminClient, logId: string, timeoutMs = 10_000): Promise<Log> {
+  return waitFor(
+    async () => {
+      const { log } = await client.getLog({ id: logId });
+      return log && log.status !== LogStatus.LOG_STATUS_RUNNING ? log : undefined;
+    },
+    { what: `log ${logId} to finish`, timeoutMs },
+  );
 }

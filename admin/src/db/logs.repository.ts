@@ -3,7 +3,7 @@ import type { Db } from './database.js';
 import type { DispatchOutcomeValue, NewTriggerLogRow, TriggerLogRow } from './schema.js';
 import type { LogStatus, RunResultInput, TriggerLog, TriggerType } from '../domain.js';
 
-function toLog(row: TriggerLogRow): TriggerLog {
+export function toLog(row: TriggerLogRow): TriggerLog {
   return {
     id: row.id,
     jobId: row.job_id,
@@ -40,6 +40,8 @@ export interface NewTriggerLog {
   retryOfLogId: string | null;
   scheduledAt: Date;
   triggeredAt: Date;
+  /** Shards of a broadcast other than the first name the first one's log. */
+  broadcastRootId?: string;
 }
 
 function newRow(log: NewTriggerLog): NewTriggerLogRow {
@@ -52,6 +54,7 @@ function newRow(log: NewTriggerLog): NewTriggerLogRow {
     shard_index: log.shardIndex,
     shard_total: log.shardTotal,
     retry_of_log_id: log.retryOfLogId,
+    broadcast_root_id: log.broadcastRootId ?? null,
     scheduled_at: log.scheduledAt,
     triggered_at: log.triggeredAt,
     dispatch_outcome: 'PENDING',
@@ -79,6 +82,11 @@ export interface DispatchRecord {
   message: string;
 }
 
+/** A scheduled fire turned out to be a broadcast: its recorded row is shard 0 of `total`. */
+export async function setShardTotal(db: Db, logId: string, total: number): Promise<void> {
+  await db.updateTable('trigger_log').set({ shard_total: total }).where('id', '=', logId).execute();
+}
+
 /** Records many dispatches in one statement (one commit). */
 export async function recordDispatches(
   db: Db,
@@ -103,18 +111,25 @@ export async function recordDispatches(
      where l.id = v.id`.execute(db);
 }
 
+/** A result this call stored, with what follow-up work needs to know. */
+export interface StoredResult {
+  jobId: string;
+  /** The job has child jobs (triggered when the run succeeded). */
+  hasChildJobs: boolean;
+}
+
 /**
  * Stores run results unless one is already stored for that (log, attempt), many in one
- * statement (one commit). Returns, per result, whether this call stored it: a duplicate
- * (a re-sent result after a reconnect, or repeated within the batch) changes nothing and
- * reports false, so follow-up work (retries, child jobs, alarms) is done exactly once by
- * whoever stored the result.
+ * statement (one commit). Returns, per result, what was stored, or undefined for a
+ * duplicate (a re-sent result after a reconnect, or repeated within the batch), which
+ * changes nothing, so follow-up work (retries, child jobs, alarms) is done exactly once
+ * by whoever stored the result.
  */
 export async function applyRunResults(
   db: Db,
   results: readonly RunResultInput[],
   receivedAt: Date,
-): Promise<boolean[]> {
+): Promise<(StoredResult | undefined)[]> {
   if (results.length === 0) return [];
   const seen = new Set<string>();
   const unique = results.filter(result => {
@@ -132,7 +147,7 @@ export async function applyRunResults(
   // FIX_DELAY schedules its next fire N seconds after a scheduled run finished. Doing it
   // in the statement that stores the result makes it atomic with it and costs no extra
   // round trip; a duplicate result updates nothing, so it advances nothing either.
-  const { rows } = await sql<{ id: string; attempt: number }>`
+  const { rows } = await sql<{ id: string; attempt: number; job_id: string; has_child_jobs: boolean }>`
     with v(log_id, attempt, outcome, message, started_at, finished_at) as (values ${values}),
     applied as (
       update trigger_log l
@@ -144,7 +159,8 @@ export async function applyRunResults(
              -- A result proves the executor took the run, even if the admin that sent it
              -- died before recording the executor's answer.
              dispatch_outcome = case when l.dispatch_outcome = 'PENDING' then 'ACCEPTED' else l.dispatch_outcome end,
-             claimed_by = null
+             claimed_by = null,
+             unroutable_since = null
         from v
        where l.id = v.log_id and l.attempt = v.attempt and l.outcome is null
        returning l.id, l.attempt, l.job_id, l.trigger_type, coalesce(l.finished_at, l.result_received_at) as ended_at
@@ -159,14 +175,17 @@ export async function applyRunResults(
          and j.next_trigger_at is null
       returning j.id
     )
-    select id, attempt from applied`.execute(db);
-  const stored = new Set(rows.map(row => `${row.id}/${row.attempt}`));
+    select a.id, a.attempt, a.job_id, cardinality(j.child_job_ids) > 0 as has_child_jobs
+      from applied a join job j on j.id = a.job_id`.execute(db);
+  const stored = new Map(
+    rows.map(row => [`${row.id}/${row.attempt}`, { jobId: row.job_id, hasChildJobs: row.has_child_jobs }]),
+  );
   const claimed = new Set<string>();
   return results.map(result => {
     const key = `${result.logId}/${result.attempt}`;
-    if (!stored.has(key) || claimed.has(key)) return false;
+    if (claimed.has(key)) return undefined;
     claimed.add(key);
-    return true;
+    return stored.get(key);
   });
 }
 
@@ -183,7 +202,7 @@ export async function adoptRunningLogs(
   if (logIds.length === 0) return;
   await db
     .updateTable('trigger_log')
-    .set({ executor_session_id: sessionId })
+    .set({ executor_session_id: sessionId, unroutable_since: null })
     .where('id', 'in', logIds)
     .where('executor_instance', '=', instanceName)
     .where('outcome', 'is', null)

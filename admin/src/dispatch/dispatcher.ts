@@ -3,6 +3,7 @@ import { findGroupById } from '../db/groups.repository.js';
 import {
   insertLogs,
   recordDispatches,
+  setShardTotal,
   type DispatchRecord,
   type NewTriggerLog,
 } from '../db/logs.repository.js';
@@ -46,6 +47,12 @@ function baseLog(job: Job, trigger: Omit<LogBase, 'jobId' | 'groupId' | 'handler
   return { jobId: job.id, groupId: job.groupId, handler: job.handler, ...trigger };
 }
 
+/** The connected executors among `names`, in the order of `names`, each once. */
+function onlineByName(online: readonly ExecutorHandle[], names: readonly string[]): ExecutorHandle[] {
+  const byName = new Map(online.map(handle => [handle.instanceName, handle]));
+  return [...new Set(names)].flatMap(name => byName.get(name) ?? []);
+}
+
 /** Groups change rarely and every fire needs one: a short cache saves a query per fire. */
 const GROUP_CACHE_MS = 1_000;
 
@@ -81,11 +88,40 @@ export class Dispatcher {
     });
     const decision = await this.#route(job, request.executorInstances);
     const shards = 'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
-    const logs = await insertLogs(
+    const [first, ...others] = shards;
+    const [firstLog] = await insertLogs(this.#options.db, [{ ...base, ...first! }]);
+    // The other shards of a broadcast name the first one's log: it stands for the trigger
+    // (its child jobs fire once every shard has succeeded).
+    const otherLogs = await insertLogs(
       this.#options.db,
-      shards.map(({ shardIndex, shardTotal }) => ({ ...base, shardIndex, shardTotal })),
+      others.map(({ shardIndex, shardTotal }) => ({
+        ...base,
+        shardIndex,
+        shardTotal,
+        broadcastRootId: firstLog!.id,
+      })),
     );
-    return this.#dispatchAll(job, logs, decision);
+    return this.#dispatchAll(job, [firstLog!, ...otherLogs], decision);
+  }
+
+  /**
+   * Dispatches a log recorded elsewhere (a fail retry). A retry of a broadcast shard goes
+   * to the executor now at the shard's position (the first one if there are fewer now)
+   * and keeps its shard index and total; any other retry is routed afresh.
+   */
+  async dispatchRecorded(job: Job, log: TriggerLog): Promise<TriggerLog> {
+    const decision = await this.#route(job, undefined);
+    if ('failure' in decision || log.shardTotal <= 1) {
+      const [dispatched] = await this.#dispatchAll(job, [log], decision);
+      return dispatched!;
+    }
+    const target = decision.targets[log.shardIndex] ?? decision.targets[0]!;
+    return this.#dispatchRun(
+      job,
+      log,
+      { session: target.session, shardIndex: log.shardIndex, shardTotal: log.shardTotal },
+      `retry of shard ${log.shardIndex}/${log.shardTotal}: ${target.session.instanceName}`,
+    );
   }
 
   /** A scheduled fire whose log row the scheduler already recorded. */
@@ -117,11 +153,15 @@ export class Dispatcher {
     if ('failure' in decision || decision.targets.length === 1)
       return this.#dispatchAll(job, [first], decision);
     // A broadcast: the recorded row is shard 0, the other shards get rows of their own.
+    await setShardTotal(this.#options.db, fire.logId, decision.targets.length);
     const extra = await insertLogs(
       this.#options.db,
-      decision.targets
-        .slice(1)
-        .map(target => ({ ...base, shardIndex: target.shardIndex, shardTotal: target.shardTotal })),
+      decision.targets.slice(1).map(target => ({
+        ...base,
+        shardIndex: target.shardIndex,
+        shardTotal: target.shardTotal,
+        broadcastRootId: fire.logId,
+      })),
     );
     return this.#dispatchAll(job, [{ ...first, shardTotal: decision.targets.length }, ...extra], decision);
   }
@@ -140,16 +180,20 @@ export class Dispatcher {
   ): Promise<{ targets: RouteTarget[]; trace: string } | { failure: string }> {
     const group = await this.#group(job.groupId);
     if (!group) return { failure: `executor group ${job.groupId} does not exist` };
-    let candidates = await this.#options.directory.candidates(group.appName);
-    if (group.addressType === 'MANUAL') {
-      const byName = new Map(candidates.map(handle => [handle.instanceName, handle]));
-      candidates = group.addresses.flatMap(name => byName.get(name) ?? []);
+    const online = await this.#options.directory.candidates(group.appName);
+    // An explicit list replaces the group's list for this trigger (the manual one too),
+    // in the order given, but still only reaches executors connected with this group.
+    let candidates = online;
+    if (explicit && explicit.length > 0) candidates = onlineByName(online, explicit);
+    else if (group.addressType === 'MANUAL') candidates = onlineByName(online, group.addresses);
+    if (candidates.length === 0 && explicit && explicit.length > 0) {
+      return {
+        failure: `none of the requested executors (${explicit.join(', ')}) is connected to group ${group.appName}`,
+      };
     }
-    if (explicit && explicit.length > 0) {
-      const wanted = new Set(explicit);
-      candidates = candidates.filter(handle => wanted.has(handle.instanceName));
-    }
-    const decision = this.#options.router.route(job.id, job.routeStrategy, candidates);
+    const decision = await this.#options.router.route(job.id, job.routeStrategy, candidates, {
+      probeDeadlineMs: this.#options.requestDeadlineMs,
+    });
     return 'failure' in decision ? { failure: decision.failure } : decision;
   }
 

@@ -1,5 +1,5 @@
 import type { Db } from '../db/database.js';
-import { applyRunResults } from '../db/logs.repository.js';
+import { applyRunResults, type StoredResult } from '../db/logs.repository.js';
 import type { RunResultInput } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
@@ -12,7 +12,7 @@ export interface ResultRecorderOptions {
   logger: Logger;
   metrics: AdminMetrics;
   /** Called once per result that this admin stored (never for duplicates). */
-  onResultStored?: (result: RunResultInput) => void;
+  onResultStored?: (result: RunResultInput, stored: StoredResult) => void;
 }
 
 /**
@@ -24,7 +24,7 @@ export interface ResultRecorderOptions {
 export class ResultRecorder {
   readonly #options: ResultRecorderOptions;
   /** Results arriving together (from any stream) are stored in one statement and one commit. */
-  readonly #writes: GroupCommit<RunResultInput, boolean>;
+  readonly #writes: GroupCommit<RunResultInput, StoredResult | undefined>;
 
   constructor(options: ResultRecorderOptions) {
     this.#options = options;
@@ -39,8 +39,8 @@ export class ResultRecorder {
       try {
         const stored = await this.#writes.add(result);
         this.#options.metrics.results.inc({ outcome: result.outcome, applied: stored ? 'new' : 'duplicate' });
-        if (stored) this.#options.onResultStored?.(result);
-        return stored;
+        if (stored) this.#options.onResultStored?.(result, stored);
+        return stored !== undefined;
       } catch (error) {
         signal.throwIfAborted();
         const delayMs = Math.min(5_000, 100 * 2 ** attempt);

@@ -27,6 +27,8 @@ import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-di
 import { ExecutorRequestError } from '../executors/executor-session.js';
 import { cancelPendingFires } from '../db/scheduler.repository.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
+import { DEFAULT_DASHBOARD_DAYS, loadDashboard, MAX_DASHBOARD_SPAN_DAYS } from '../housekeeping/dashboard.js';
+import { addDays, dayInZone, daysBetween, parseDay } from '../housekeeping/days.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type * as adminPb from '../gen/jobstream/v1/admin.js';
 import type { AdminServiceImplementation } from '../gen/jobstream/v1/admin.js';
@@ -510,9 +512,38 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       return { message: reply.message || `kill sent to ${session.instanceName}` };
     },
 
-    getDashboard(_request, context) {
+    async getDashboard(request, context) {
       authorize(context);
-      return Promise.reject(new ServerError(Status.UNIMPLEMENTED, 'GetDashboard is not implemented yet'));
+      const timeZone = options.defaultTimeZone;
+      const now = new Date();
+      const today = dayInZone(now, timeZone);
+      const day = (field: string, text: string): string =>
+        parseDay(text) ?? invalid(field, `must be a date as YYYY-MM-DD, got "${truncate(text)}"`);
+      const toDay = request.toDay === '' ? today : day('to_day', request.toDay);
+      const fromDay =
+        request.fromDay === ''
+          ? addDays(toDay, 1 - DEFAULT_DASHBOARD_DAYS)
+          : day('from_day', request.fromDay);
+      if (fromDay > toDay) invalid('from_day', `must not be after to_day (${toDay})`);
+      if (daysBetween(fromDay, toDay) > MAX_DASHBOARD_SPAN_DAYS) {
+        invalid('to_day', `must be at most ${MAX_DASHBOARD_SPAN_DAYS} days after from_day (${fromDay})`);
+      }
+      const dashboard = await loadDashboard(db, { fromDay, toDay, today, timeZone, now });
+      return {
+        jobCount: String(dashboard.jobCount),
+        runningJobCount: String(dashboard.runningJobCount),
+        groupCount: String(dashboard.groupCount),
+        executorsOnline: String(dashboard.executorsOnline),
+        days: dashboard.days.map(d => ({
+          day: d.day,
+          runningCount: String(d.runningCount),
+          succeededCount: String(d.succeededCount),
+          failedCount: String(d.failedCount),
+        })),
+        runningCount: String(dashboard.runningCount),
+        succeededCount: String(dashboard.succeededCount),
+        failedCount: String(dashboard.failedCount),
+      };
     },
   };
 }

@@ -36,6 +36,8 @@ export interface ExecutorServiceOptions {
   registerTimeoutMs: number;
   /** Called when a session opens or closes (routing caches, waiting triggers). */
   onSessionChange?: () => void;
+  /** Called once a session's stream has ended and its presence row is gone. */
+  onSessionEnded?: (session: ExecutorSession) => Promise<void>;
 }
 
 const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -262,6 +264,12 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     } catch (error) {
       // The row expires on its own after three beat intervals.
       logger.warn({ err: error, sessionId: session.sessionId }, 'could not remove presence row');
+    }
+    try {
+      await options.onSessionEnded?.(session);
+    } catch (error) {
+      // The failure monitor's next pass finds the session's runs anyway.
+      logger.warn({ err: error, sessionId: session.sessionId }, 'could not mark the runs of an ended stream');
     }
     logger.info(
       { app: session.appName, instance: session.instanceName, sessionId: session.sessionId },

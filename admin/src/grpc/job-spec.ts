@@ -2,7 +2,6 @@ import { ServerError, Status } from 'nice-grpc';
 import type { Db } from '../db/database.js';
 import { findGroupById } from '../db/groups.repository.js';
 import { childJobIdsOf, existingJobIds } from '../db/jobs.repository.js';
-import { SUPPORTED_ROUTE_STRATEGIES } from '../dispatch/router.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import type * as domain from '../domain.js';
 import type * as adminPb from '../gen/jobstream/v1/admin.js';
@@ -18,9 +17,6 @@ export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): 
   const f = (name: string) => `${field}.${name}`;
   const scheduleType = requireEnum(f('schedule_type'), scheduleTypes, spec.scheduleType, 'NONE');
   const routeStrategy = requireEnum(f('route_strategy'), routeStrategies, spec.routeStrategy, 'FIRST');
-  if (!SUPPORTED_ROUTE_STRATEGIES.has(routeStrategy)) {
-    invalid(f('route_strategy'), `ROUTE_STRATEGY_${routeStrategy} is not supported yet`);
-  }
   const glueType = requireEnum(f('glue_type'), glueTypes, spec.glueType, 'BEAN');
   if (glueType !== 'BEAN') invalid(f('glue_type'), 'only GLUE_TYPE_BEAN jobs are supported so far');
 
