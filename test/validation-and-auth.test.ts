@@ -96,6 +96,8 @@ describe('authentication and validation', () => {
     ['unknown route strategy', { routeStrategy: 99 as JobSpec['routeStrategy'] }, 'spec.route_strategy'],
     ['negative timeout', { timeoutSeconds: -1 }, 'spec.timeout_seconds'],
     ['absurd retry count', { failRetryCount: 100_000 }, 'spec.fail_retry_count'],
+    ['retry delay over a day', { failRetryDelay: { seconds: '86401', nanos: 0 } }, 'spec.fail_retry_delay'],
+    ['negative retry delay', { failRetryDelay: { seconds: '-5', nanos: 0 } }, 'spec.fail_retry_delay'],
     ['bad e-mail', { alarmEmail: 'ops@example.com, not-an-address' }, 'spec.alarm_email'],
     ['bad time zone', { timeZone: 'Mars/Olympus_Mons' }, 'spec.time_zone'],
     ['fix rate not a number', { scheduleType: 3, scheduleConf: 'soon' }, 'spec.schedule_conf'],
