@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as initial from './2026-11-22T0001-initial.js';
 import * as scheduler from './2026-11-22T0002-scheduler.js';
 import * as execution from './2026-11-22T0003-execution.js';
+import * as security from './2026-11-22T0004-security.js';
 
 /**
  * Every migration, in order. An explicit list instead of a folder scan: the set that
@@ -11,4 +12,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-22T0001-initial': initial,
   '2026-11-22T0002-scheduler': scheduler,
   '2026-11-22T0003-execution': execution,
+  '2026-11-22T0004-security': security,
 };

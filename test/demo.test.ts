@@ -1,4 +1,4 @@
-import { chmod, readFile } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,7 +35,28 @@ describe('the demo (npm start)', () => {
     await demo.waitForJson(record => record.msg === 'executor registered' && record.app === 'demo');
     expect(demo.lines.join('\n')).toContain('grpcurl -plaintext');
 
-    const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
+    // No default password: the first start generates one and prints it once, with a
+    // session token for this run that the printed grpcurl commands use.
+    const output = await waitFor(() => {
+      const text = demo.lines.join('\n');
+      return /session token for this run/.test(text) ? text : undefined;
+    });
+    const password = /password \(generated now, shown only this once\): (\S+)/.exec(output)?.[1];
+    const token = /session token for this run \(valid until [^)]+\): (jss_\S+)/.exec(output)?.[1];
+    expect(password).toMatch(/^[A-Za-z0-9]{24}$/);
+    expect(token).toBeDefined();
+    expect(output).toContain(`-H 'authorization: Bearer ${token!}'`);
+    const anonymous = adminClient(String(started.grpc), 'x');
+    try {
+      const login = await anonymous.client.login({ username: 'admin', password: password! });
+      expect(login.user?.username).toBe('admin');
+      await expect(anonymous.client.login({ username: 'admin', password: 'admin123456789' })).rejects.toThrow(
+        /UNAUTHENTICATED/,
+      );
+    } finally {
+      anonymous.channel.close();
+    }
+
     const { client, channel } = adminClient(String(started.grpc), token);
     try {
       const { executors } = await client.listExecutors({ appName: 'demo' });

@@ -25,9 +25,15 @@ import { ExecutorServiceDefinition } from './gen/jobstream/v1/executor.js';
 import { createAdminService } from './grpc/admin-service.js';
 import { errorBoundary } from './grpc/error-boundary.js';
 import { createExecutorService } from './grpc/executor-service.js';
+import { clientCertificateInterceptor, peerChannelCredentials, serverCredentials } from './grpc/tls.js';
 import { addReflectionAndHealth } from './grpc/reflection.js';
 import type { Logger } from './logger.js';
 import { AdminMetrics } from './metrics.js';
+import { Authenticator } from './auth/authenticator.js';
+import { LoginThrottle } from './auth/login-throttle.js';
+import { createUserAccount, CreateUserError } from './auth/create-user.js';
+import { countUsers, ensureClusterSecret } from './db/users.repository.js';
+import { generateToken } from './grpc/auth.js';
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -113,6 +119,8 @@ export class AdminApp {
     const migrations = await migrateToLatest(db);
     const applied = (migrations.results ?? []).map(result => result.migrationName);
     logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'schema is up to date');
+    const peerSecret = await ensureClusterSecret(db, generateToken('jsp_'));
+    if (config.initialAdmin !== undefined) await createInitialAdmin(db, config.initialAdmin, logger);
 
     const presence = new PresenceTracker({
       db,
@@ -138,7 +146,8 @@ export class AdminApp {
       db,
       sessions: this.sessions,
       adminInstanceId: config.adminInstanceId,
-      peerToken: config.adminTokens[0]!,
+      peerToken: peerSecret,
+      peerCredentials: peerChannelCredentials(config.tls),
     });
     this.#releasers.push({ name: 'peer channels', release: () => Promise.resolve(directory.close()) });
     const dispatcher = new Dispatcher({
@@ -176,6 +185,8 @@ export class AdminApp {
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      // The only way handlers learn which client certificate a connection was verified with.
+      interceptors: [clientCertificateInterceptor()],
     }).use(errorBoundary(logger.child({ component: 'grpc' })));
     server.add(
       ExecutorServiceDefinition,
@@ -210,18 +221,21 @@ export class AdminApp {
         scheduler,
         defaultTimeZone: config.defaultTimeZone,
         dispatcher,
-        adminTokens: config.adminTokens,
         requestDeadlineMs: config.requestDeadlineMs,
+        authenticator: new Authenticator({ db, staticTokens: config.adminTokens }),
+        loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
+        sessionTtlMs: config.sessionTtlMs,
+        logger: logger.child({ component: 'accounts' }),
       }),
     );
-    server.add(
-      AdminPeerServiceDefinition,
-      createPeerService({ sessions: this.sessions, adminTokens: config.adminTokens }),
-    );
+    server.add(AdminPeerServiceDefinition, createPeerService({ sessions: this.sessions, peerSecret }));
     addReflectionAndHealth(server, {
       serviceNames: [AdminServiceDefinition.fullName, ExecutorServiceDefinition.fullName],
     });
-    this.#grpcPort = await server.listen(`${config.grpcHost}:${config.grpcPort}`);
+    this.#grpcPort = await server.listen(
+      `${config.grpcHost}:${config.grpcPort}`,
+      serverCredentials(config.tls),
+    );
     this.#releasers.push({ name: 'grpc server', release: () => this.#shutdownGrpc(server) });
     await scheduler.start(config.advertiseAddress ?? advertisedAddress(config.grpcHost, this.#grpcPort));
     this.#releasers.push({ name: 'scheduler', release: () => scheduler.stop() });
@@ -236,7 +250,7 @@ export class AdminApp {
     this.#releasers.push({ name: 'housekeeper', release: () => housekeeper.stop() });
     failures.start();
     this.#releasers.push({ name: 'failure monitor', release: () => failures.stop() });
-    if (!isLoopback(config.grpcHost)) {
+    if (config.tls === undefined && !isLoopback(config.grpcHost)) {
       logger.warn(
         { host: config.grpcHost },
         'gRPC is served in plaintext on a non-loopback address: tokens cross the network unencrypted',
@@ -253,7 +267,12 @@ export class AdminApp {
 
     this.#state = 'running';
     logger.info(
-      { grpc: this.grpcAddress, metricsPort: this.#metricsPort, adminInstanceId: config.adminInstanceId },
+      {
+        grpc: this.grpcAddress,
+        tls: config.tls === undefined ? 'off' : config.tls.clientCa === undefined ? 'on' : 'mutual',
+        metricsPort: this.#metricsPort,
+        adminInstanceId: config.adminInstanceId,
+      },
       'admin started',
     );
   }
@@ -329,6 +348,25 @@ export class AdminApp {
     }
     this.#db = undefined;
     if (errors.length > 0) throw new AggregateError(errors, 'admin did not stop cleanly');
+  }
+}
+
+/**
+ * The configured first admin account, created only while no user exists: a later
+ * restart with the same configuration never resets a password changed since.
+ */
+async function createInitialAdmin(
+  db: Db,
+  initial: { username: string; password: string },
+  logger: Logger,
+): Promise<void> {
+  if ((await countUsers(db)) > 0) return;
+  try {
+    await createUserAccount(db, { ...initial, role: 'ADMIN', groupIds: [] });
+    logger.info({ username: initial.username }, 'initial admin user created');
+  } catch (error) {
+    // Another admin of the cluster created it at the same moment.
+    if (!(error instanceof CreateUserError)) throw error;
   }
 }
 

@@ -1,6 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { USERNAME_PATTERN, USERNAME_RULE } from './auth/create-user.js';
+import { passwordProblem } from './auth/passwords.js';
 import { isTimeZone } from './schedule/schedule.js';
 
 /** The admin's settings, compiled once at startup: every field present, durations in ms. */
@@ -14,8 +17,15 @@ export interface AdminConfig {
   /** Where Prometheus scrapes /metrics; undefined disables the endpoint. */
   readonly metricsPort: number | undefined;
   readonly metricsHost: string;
-  /** Bearer tokens accepted on AdminService. */
+  /**
+   * Static bearer tokens accepted on AdminService with the admin role (automation,
+   * bootstrapping); optional: users log in with passwords or API tokens.
+   */
   readonly adminTokens: readonly string[];
+  /** How long a session token from Login works. */
+  readonly sessionTtlMs: number;
+  /** Created at startup when no user exists yet; undefined creates none. */
+  readonly initialAdmin: { readonly username: string; readonly password: string } | undefined;
   /** How often executors beat; presence expires after three missed beats. */
   readonly beatIntervalMs: number;
   /** How long an executor has to answer a request before the trigger fails. */
@@ -48,6 +58,19 @@ export interface AdminConfig {
   readonly smtp: SmtpConfig | undefined;
   /** URL that receives a JSON POST per failed log; undefined disables the webhook alarm. */
   readonly alarmWebhookUrl: string | undefined;
+  /** TLS for the gRPC port and for calls to peer admins; undefined serves plaintext. */
+  readonly tls: TlsConfig | undefined;
+}
+
+/** PEM contents, read once at startup (a restart picks up renewed files). */
+export interface TlsConfig {
+  /** This admin's certificate chain: served to clients, and shown to peers under mutual TLS. */
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** CAs that client certificates must chain to; set means every client must present one (mutual TLS). */
+  readonly clientCa: Buffer | undefined;
+  /** CAs trusted for peer admins' server certificates; undefined trusts the system roots. */
+  readonly ca: Buffer | undefined;
 }
 
 export interface SmtpConfig {
@@ -79,7 +102,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  */
 export function loadConfig(
   env: NodeJS.ProcessEnv,
-  options: { requireAdminToken?: boolean; overrides?: Partial<AdminConfig> } = {},
+  options: { overrides?: Partial<AdminConfig> } = {},
 ): AdminConfig {
   const problems: string[] = [];
 
@@ -103,6 +126,28 @@ export function loadConfig(
     .filter(token => token !== '');
   for (const token of adminTokens) {
     if (token.length < 16) problems.push('JOBSTREAM_ADMIN_TOKEN: each token must be at least 16 characters');
+  }
+
+  const initialUsername = env.JOBSTREAM_INITIAL_ADMIN_USERNAME || undefined;
+  const initialPasswordFile = env.JOBSTREAM_INITIAL_ADMIN_PASSWORD_FILE || undefined;
+  let initialAdmin: AdminConfig['initialAdmin'];
+  if (initialUsername !== undefined || initialPasswordFile !== undefined) {
+    // A file, not a variable: environment variables leak into process listings and crash reports.
+    let password = '';
+    try {
+      password = readFileSync(initialPasswordFile ?? '', 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      problems.push(
+        `JOBSTREAM_INITIAL_ADMIN_PASSWORD_FILE: cannot read "${initialPasswordFile ?? ''}" (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      );
+    }
+    if (initialUsername === undefined || !USERNAME_PATTERN.test(initialUsername)) {
+      problems.push(`JOBSTREAM_INITIAL_ADMIN_USERNAME must be ${USERNAME_RULE}`);
+    }
+    const problem = password === '' ? undefined : passwordProblem(password);
+    if (problem) problems.push(`JOBSTREAM_INITIAL_ADMIN_PASSWORD_FILE: the password ${problem}`);
+    if (initialUsername !== undefined && password !== '')
+      initialAdmin = { username: initialUsername, password };
   }
 
   const logLevel = env.JOBSTREAM_LOG_LEVEL ?? 'info';
@@ -132,6 +177,7 @@ export function loadConfig(
   if (alarmWebhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(alarmWebhookUrl)) {
     problems.push('JOBSTREAM_ALARM_WEBHOOK_URL must be an http:// or https:// URL');
   }
+  const tls = readTlsConfig(env, problems);
 
   const compiled: AdminConfig = {
     databaseUrl: env.DATABASE_URL === '' ? undefined : env.DATABASE_URL,
@@ -141,6 +187,8 @@ export function loadConfig(
     metricsPort,
     metricsHost: env.JOBSTREAM_METRICS_HOST ?? '127.0.0.1',
     adminTokens,
+    sessionTtlMs: integer('JOBSTREAM_SESSION_TTL_MINUTES', 12 * 60, 1, 30 * 24 * 60) * 60_000,
+    initialAdmin,
     beatIntervalMs: integer('JOBSTREAM_BEAT_INTERVAL_MS', 3_000, 100, 60_000),
     requestDeadlineMs: integer('JOBSTREAM_REQUEST_DEADLINE_MS', 3_000, 100, 60_000),
     registerTimeoutMs: integer('JOBSTREAM_REGISTER_TIMEOUT_MS', 10_000, 100, 120_000),
@@ -159,13 +207,76 @@ export function loadConfig(
     housekeepingIntervalMs: integer('JOBSTREAM_HOUSEKEEPING_INTERVAL_MS', 60_000, 100, 3_600_000),
     smtp,
     alarmWebhookUrl,
+    tls,
   };
   const config: AdminConfig = Object.assign(compiled, options.overrides);
-  if (config.adminTokens.length === 0 && options.requireAdminToken !== false) {
-    problems.push(
-      'JOBSTREAM_ADMIN_TOKEN is required (a long random string; comma-separate several to rotate)',
-    );
-  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * JOBSTREAM_TLS_CERT and _KEY turn TLS on; _CLIENT_CA adds mutual TLS; _CA is what peer
+ * admins' certificates are checked against. The files are read and parsed here, so a
+ * wrong path or a key that does not belong to the certificate stops the start, naming
+ * the variable, instead of failing every handshake later.
+ */
+function readTlsConfig(env: NodeJS.ProcessEnv, problems: string[]): TlsConfig | undefined {
+  const isSet = (name: string): boolean => (env[name] ?? '') !== '';
+  const certSet = isSet('JOBSTREAM_TLS_CERT');
+  const keySet = isSet('JOBSTREAM_TLS_KEY');
+  if (certSet !== keySet) {
+    const [given, missing] = certSet
+      ? ['JOBSTREAM_TLS_CERT', 'JOBSTREAM_TLS_KEY']
+      : ['JOBSTREAM_TLS_KEY', 'JOBSTREAM_TLS_CERT'];
+    problems.push(`${missing} is required when ${given} is set (TLS needs a certificate and its key)`);
+  }
+  if (!certSet && !keySet) {
+    for (const name of ['JOBSTREAM_TLS_CLIENT_CA', 'JOBSTREAM_TLS_CA']) {
+      if (isSet(name))
+        problems.push(`${name} applies only with TLS on: set JOBSTREAM_TLS_CERT and JOBSTREAM_TLS_KEY too`);
+    }
+    return undefined;
+  }
+
+  const read = (name: string): Buffer | undefined => {
+    const file = env[name];
+    if (file === undefined || file === '') return undefined;
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+      problems.push(`${name}: cannot read "${file}" (${reason})`);
+      return undefined;
+    }
+  };
+  const certificate = (name: string, pem: Buffer | undefined): X509Certificate | undefined => {
+    if (pem === undefined) return undefined;
+    try {
+      return new X509Certificate(pem);
+    } catch {
+      problems.push(`${name}: "${env[name]}" holds no PEM certificate`);
+      return undefined;
+    }
+  };
+
+  const cert = read('JOBSTREAM_TLS_CERT');
+  const key = read('JOBSTREAM_TLS_KEY');
+  const clientCa = read('JOBSTREAM_TLS_CLIENT_CA');
+  const ca = read('JOBSTREAM_TLS_CA');
+  const serverCertificate = certificate('JOBSTREAM_TLS_CERT', cert);
+  certificate('JOBSTREAM_TLS_CLIENT_CA', clientCa);
+  certificate('JOBSTREAM_TLS_CA', ca);
+  let privateKey: KeyObject | undefined;
+  if (key !== undefined) {
+    try {
+      privateKey = createPrivateKey(key);
+    } catch {
+      problems.push(`JOBSTREAM_TLS_KEY: "${env.JOBSTREAM_TLS_KEY}" holds no unencrypted PEM private key`);
+    }
+  }
+  if (serverCertificate && privateKey && !serverCertificate.checkPrivateKey(privateKey)) {
+    problems.push('JOBSTREAM_TLS_KEY is not the private key of the certificate in JOBSTREAM_TLS_CERT');
+  }
+  if (cert === undefined || key === undefined) return undefined;
+  return { cert, key, clientCa, ca };
 }

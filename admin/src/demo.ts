@@ -8,6 +8,9 @@ import { findGroupByAppName, insertGroup, setGroupTokenHash } from './db/groups.
 import { insertJob, listJobs } from './db/jobs.repository.js';
 import type { JobSpec } from './domain.js';
 import { generateToken, hashToken } from './grpc/auth.js';
+import { createUserAccount } from './auth/create-user.js';
+import { generatePassword } from './auth/passwords.js';
+import { countUsers, findCredentials, insertUserToken } from './db/users.repository.js';
 
 export const DEMO_APP_NAME = 'demo';
 
@@ -65,7 +68,7 @@ export async function prepareDemo(app: AdminApp): Promise<{ executorToken: strin
       hashToken(executorToken),
     );
   } else if (!hadToken) {
-    await setGroupTokenHash(app.db, group.id, hashToken(executorToken));
+    await setGroupTokenHash(app.db, group.id, hashToken(executorToken), null);
   }
   let { jobs } = await listJobs(app.db, { groupId: group.id }, { afterId: undefined, limit: 10 });
   if (jobs.length === 0) {
@@ -73,6 +76,48 @@ export async function prepareDemo(app: AdminApp): Promise<{ executorToken: strin
     for (const spec of demoJobs(group.id)) jobs.push(await insertJob(app.db, spec));
   }
   return { executorToken, jobIds: jobs.map(job => job.id) };
+}
+
+export const DEMO_ADMIN_USERNAME = 'admin';
+
+export interface DemoAccess {
+  /** Set only on the start that created the admin user: shown once, never stored in clear. */
+  generatedPassword: string | undefined;
+  /** A session token of the demo admin user for this run, so the printed commands work as-is. */
+  sessionToken: string | undefined;
+  expiresAt: Date | undefined;
+}
+
+/**
+ * The demo's operator access. There is no default password: on the first start
+ * (no user yet) an "admin" user gets a generated password, printed once; every start
+ * opens a session for it so the printed grpcurl commands work without a login.
+ */
+export async function prepareDemoAccess(app: AdminApp): Promise<DemoAccess> {
+  let generatedPassword: string | undefined;
+  if ((await countUsers(app.db)) === 0) {
+    generatedPassword = generatePassword();
+    await createUserAccount(app.db, {
+      username: DEMO_ADMIN_USERNAME,
+      password: generatedPassword,
+      role: 'ADMIN',
+      groupIds: [],
+    });
+  }
+  const admin = await findCredentials(app.db, { username: DEMO_ADMIN_USERNAME });
+  if (!admin || admin.user.role !== 'ADMIN') {
+    return { generatedPassword, sessionToken: undefined, expiresAt: undefined };
+  }
+  const sessionToken = generateToken('jss_');
+  const expiresAt = new Date(Date.now() + app.config.sessionTtlMs);
+  await insertUserToken(app.db, {
+    userId: admin.user.id,
+    kind: 'SESSION',
+    name: 'demo',
+    tokenHash: hashToken(sessionToken),
+    expiresAt,
+  });
+  return { generatedPassword, sessionToken, expiresAt };
 }
 
 /** Starts the demo executor as a separate process, the way applications run executors. */

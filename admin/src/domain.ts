@@ -136,3 +136,28 @@ export interface RunResultInput {
   startedAt: Date | null;
   finishedAt: Date | null;
 }
+
+export type UserRole = 'ADMIN' | 'OPERATOR' | 'VIEWER';
+
+/** An operator account. The password hash stays in the repository layer. */
+export interface User {
+  id: string;
+  username: string;
+  role: UserRole;
+  /** Executor groups an operator or viewer may act on (admins act on all). */
+  groupIds: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type UserTokenKind = 'SESSION' | 'API';
+
+/** A session or API token's description; the token itself is never stored. */
+export interface UserToken {
+  id: string;
+  userId: string;
+  kind: UserTokenKind;
+  name: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+}

@@ -21,6 +21,12 @@ export class AdminMetrics {
     labelNames: ['outcome', 'applied'] as const,
     registers: [this.registry],
   });
+  readonly resultsRefused = new Counter({
+    name: 'jobstream_run_results_refused_total',
+    help: 'Run results refused because their run was not sent to the reporting session, by group',
+    labelNames: ['app_name'] as const,
+    registers: [this.registry],
+  });
   readonly triggersInFlight = new Gauge({
     name: 'jobstream_triggers_in_flight',
     help: 'Run requests sent and not yet answered',

@@ -54,7 +54,8 @@ export class ExecutorStoppedError extends Error {
 
 export interface ConnectionOptions {
   addresses: readonly string[];
-  accessToken: string;
+  /** Undefined when a client certificate authenticates the executor. */
+  accessToken: string | undefined;
   credentials: ChannelCredentials | undefined;
   channelOptions: ChannelOptions;
   outboundQueueCapacity: number;
@@ -260,7 +261,8 @@ export class Connection {
       // The queue is empty, so this cannot wait.
       void session.send({ kind: { $case: 'register', value: this.#handlers.buildRegister() } });
       const responses = client.connect(session.outbound, {
-        metadata: Metadata({ authorization: `Bearer ${accessToken}` }),
+        metadata:
+          accessToken === undefined ? Metadata() : Metadata({ authorization: `Bearer ${accessToken}` }),
         signal: session.callSignal,
       });
       for await (const message of responses) {

@@ -333,9 +333,16 @@ export class Executor {
           await this.#onLogReadRequest(session, kind.value);
           return;
         case 'resultAck': {
-          const spool = this.#spool;
-          spool
-            ?.ack(kind.value.results)
+          const { results, refused } = kind.value;
+          if (refused.length > 0) {
+            // Kept would mean re-sent on every stream forever; the admin's word is final.
+            this.#logger.warn(
+              { refused: refused.map(run => `${run.logId}/${run.attempt}`) },
+              'admin refused run results (run not sent to this executor, or already ended); dropping them',
+            );
+          }
+          this.#spool
+            ?.ack(refused.length > 0 ? [...results, ...refused] : results)
             .catch((err: unknown) => this.#logger.warn({ err }, 'result ack failed'));
           return;
         }

@@ -1,6 +1,6 @@
 export { Executor } from './executor.js';
 export type { ExecutorState } from './executor.js';
-export type { ExecutorOptions } from './options.js';
+export type { ExecutorOptions, ExecutorTlsOptions } from './options.js';
 export {
   DEFAULT_CAPACITY,
   DEFAULT_LOG_RETENTION_DAYS,

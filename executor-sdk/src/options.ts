@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
-import type { ChannelCredentials, ChannelOptions } from 'nice-grpc';
+import { createSecureContext } from 'node:tls';
+import { ChannelCredentials, type ChannelOptions } from 'nice-grpc';
 import type { Logger } from './logger.js';
 import { createJsonLogger } from './logger.js';
 
@@ -12,8 +13,13 @@ export interface ExecutorOptions {
   adminAddresses: readonly string[] | string;
   /** The executor group (XXL-JOB appname) the access token was issued for. */
   appName: string;
-  /** The group's access token, sent as `authorization: Bearer <token>`. */
-  accessToken: string;
+  /**
+   * The group's access token, sent as `authorization: Bearer <token>`. May be left out
+   * when the executor presents a client certificate (`tls.cert`, or one inside
+   * `channelCredentials`) to an admin that requires them: the certificate's subject CN
+   * then names the app. Given together with a certificate, it must be of the same app.
+   */
+  accessToken?: string;
   /**
    * This executor's address within its group: unique in the group and stable across
    * restarts (routing and manual executor lists refer to it). Letters, digits, '.', '_',
@@ -51,16 +57,34 @@ export interface ExecutorOptions {
   reconnectMaxDelayMs?: number;
   /** Outgoing messages buffered per stream before request handling waits. Default 256. */
   outboundQueueCapacity?: number;
-  /** Channel credentials, for TLS. Default: insecure (plaintext). */
+  /**
+   * TLS to the admin; see {@link ExecutorTlsOptions}. Default: plaintext. Exclusive
+   * with `channelCredentials`.
+   */
+  tls?: ExecutorTlsOptions;
+  /** Channel credentials, for TLS set up by hand. Default: insecure (plaintext). */
   channelCredentials?: ChannelCredentials;
   /** Extra grpc-js channel options, merged over the keepalive defaults. */
   channelOptions?: ChannelOptions;
 }
 
+/** PEM contents (text or bytes, not file paths), as node:tls takes them. */
+export interface ExecutorTlsOptions {
+  /** The CA certificates the admin's certificate must chain to. Default: the system roots. */
+  ca?: string | Buffer;
+  /**
+   * A client certificate chain and its key, both or neither, for an admin that requires
+   * client certificates (mutual TLS). Its subject CN must be the appName.
+   */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
 export interface ResolvedOptions {
   adminAddresses: readonly string[];
   appName: string;
-  accessToken: string;
+  /** Undefined when a client certificate authenticates the executor. */
+  accessToken: string | undefined;
   instanceName: string;
   dataDir: string;
   capacity: number;
@@ -108,6 +132,7 @@ const KNOWN_KEYS = new Set<string>([
   'reconnectBaseDelayMs',
   'reconnectMaxDelayMs',
   'outboundQueueCapacity',
+  'tls',
   'channelCredentials',
   'channelOptions',
 ] satisfies (keyof ExecutorOptions)[]);
@@ -136,8 +161,16 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     problems.push('appName must be a non-empty string without whitespace, at most 128 characters');
   }
   const accessToken = raw.accessToken;
-  if (typeof accessToken !== 'string' || !/^[\x21-\x7e]+$/.test(accessToken)) {
-    problems.push('accessToken must be a non-empty string of printable ASCII without spaces');
+  const mayPresentCertificate =
+    raw.channelCredentials !== undefined ||
+    (typeof raw.tls === 'object' && raw.tls !== null && (raw.tls as ExecutorTlsOptions).cert !== undefined);
+  // Without a token the admin decides: under mutual TLS it accepts the certificate instead.
+  const tokenOptional = accessToken === undefined && mayPresentCertificate;
+  if (!tokenOptional && (typeof accessToken !== 'string' || !/^[\x21-\x7e]+$/.test(accessToken))) {
+    problems.push(
+      'accessToken must be a non-empty string of printable ASCII without spaces' +
+        (accessToken === undefined ? ' (or give tls.cert and tls.key for a client certificate)' : ''),
+    );
   }
 
   let instanceName = defaultInstanceName();
@@ -244,6 +277,13 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
       channelCredentials = raw.channelCredentials as ChannelCredentials;
     }
   }
+  if (raw.tls !== undefined) {
+    if (raw.channelCredentials !== undefined) {
+      problems.push('tls and channelCredentials exclude each other: give one of them');
+    } else {
+      channelCredentials = tlsCredentials(raw.tls, problems);
+    }
+  }
   let channelOptions: ChannelOptions = {};
   if (raw.channelOptions !== undefined) {
     if (typeof raw.channelOptions !== 'object' || raw.channelOptions === null) {
@@ -260,7 +300,7 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
   return {
     adminAddresses: addresses,
     appName: app,
-    accessToken: accessToken as string,
+    accessToken: accessToken as string | undefined,
     instanceName,
     dataDir: dataDir ?? path.resolve('.jobstream-executor', app, instanceName.replace(/:/g, '_')),
     capacity,
@@ -276,6 +316,43 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     channelCredentials,
     channelOptions: { ...KEEPALIVE_CHANNEL_OPTIONS, ...channelOptions },
   };
+}
+
+function tlsCredentials(value: unknown, problems: string[]): ChannelCredentials | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value)) {
+    problems.push('tls must be an object with ca, cert and key (each optional)');
+    return undefined;
+  }
+  const raw = value as Record<string, unknown>;
+  const before = problems.length;
+  for (const key of Object.keys(raw)) {
+    if (key !== 'ca' && key !== 'cert' && key !== 'key') problems.push(`unknown option "tls.${key}"`);
+  }
+  const pem = (name: 'ca' | 'cert' | 'key'): Buffer | undefined => {
+    const item = raw[name];
+    if (item === undefined) return undefined;
+    if (Buffer.isBuffer(item) && item.length > 0) return item;
+    // A path here is the likely mistake: node:tls takes contents, and so does this option.
+    if (typeof item === 'string' && item.includes('-----BEGIN ')) return Buffer.from(item, 'utf8');
+    problems.push(`tls.${name} must be PEM text (a string or Buffer with the file's contents, not its path)`);
+    return undefined;
+  };
+  const ca = pem('ca');
+  const cert = pem('cert');
+  const key = pem('key');
+  if ((raw.cert === undefined) !== (raw.key === undefined)) {
+    problems.push('tls.cert and tls.key must be given together');
+  }
+  if (problems.length > before) return undefined;
+  try {
+    // Parses the PEM and checks that the key belongs to the certificate, so a mistake fails
+    // here instead of every connection attempt.
+    createSecureContext({ ca, cert, key });
+  } catch (error) {
+    problems.push(`tls: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
+  return ChannelCredentials.createSsl(ca ?? null, key ?? null, cert ?? null);
 }
 
 function parseAddresses(value: unknown, problems: string[]): string[] {

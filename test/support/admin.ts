@@ -1,7 +1,15 @@
-import { createChannel, createClient, Metadata, type Channel, type Client } from 'nice-grpc';
+import {
+  createChannel,
+  createClient,
+  Metadata,
+  type Channel,
+  type ChannelCredentials,
+  type Client,
+} from 'nice-grpc';
 import { AdminApp } from '../../admin/src/app.js';
 import { loadConfig, type AdminConfig } from '../../admin/src/config.js';
 import { AdminServiceDefinition, LogStatus, type Log } from '../../admin/src/gen/jobstream/v1/admin.js';
+import { peerChannelCredentials } from '../../admin/src/grpc/tls.js';
 import { createLogger } from '../../admin/src/logger.js';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -33,7 +41,12 @@ export async function startTestAdmin(
   );
   const app = new AdminApp(config, createLogger({ level: config.logLevel }));
   await app.start();
-  const { client, channel } = adminClient(app.grpcAddress);
+  // Under TLS, trusted like a peer admin (config.tls.ca, and its own certificate under mutual TLS).
+  const { client, channel } = adminClient(
+    app.grpcAddress,
+    TEST_ADMIN_TOKEN,
+    peerChannelCredentials(config.tls),
+  );
   return {
     app,
     address: app.grpcAddress,
@@ -48,8 +61,9 @@ export async function startTestAdmin(
 export function adminClient(
   address: string,
   token = TEST_ADMIN_TOKEN,
+  credentials?: ChannelCredentials,
 ): { client: AdminClient; channel: Channel } {
-  const channel = createChannel(address);
+  const channel = createChannel(address, credentials);
   const client = createClient(AdminServiceDefinition, channel, {
     '*': { metadata: Metadata({ authorization: `Bearer ${token}` }) },
   });

@@ -1,8 +1,11 @@
+import { sql } from 'kysely';
 import type { Db } from './database.js';
 import type { ExecutorGroupRow } from './schema.js';
 import type { ExecutorGroup, ExecutorGroupSpec } from '../domain.js';
 
-function toGroup(row: Omit<ExecutorGroupRow, 'access_token_hash'>): ExecutorGroup {
+function toGroup(
+  row: Omit<ExecutorGroupRow, 'access_token_hash' | 'previous_token_hash' | 'previous_token_expires_at'>,
+): ExecutorGroup {
   return {
     id: row.id,
     appName: row.app_name,
@@ -63,10 +66,24 @@ export async function updateGroup(
   return row && toGroup(row);
 }
 
-export async function setGroupTokenHash(db: Db, id: string, accessTokenHash: string): Promise<boolean> {
+/**
+ * Replaces a group's token. With `previousValidUntil`, the replaced token keeps working
+ * until then (executors move to the new one without downtime); without, it stops at once.
+ */
+export async function setGroupTokenHash(
+  db: Db,
+  id: string,
+  accessTokenHash: string,
+  previousValidUntil: Date | null,
+): Promise<boolean> {
   const result = await db
     .updateTable('executor_group')
-    .set({ access_token_hash: accessTokenHash, updated_at: new Date() })
+    .set({
+      access_token_hash: accessTokenHash,
+      previous_token_hash: previousValidUntil === null ? null : sql<string>`access_token_hash`,
+      previous_token_expires_at: previousValidUntil,
+      updated_at: new Date(),
+    })
     .where('id', '=', id)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
@@ -95,22 +112,43 @@ export async function findGroupByAppName(db: Db, appName: string): Promise<Execu
   return row && toGroup(row);
 }
 
+/** The group a token belongs to: its current token, or a rotated one still in its grace period. */
 export async function findGroupByTokenHash(
   db: Db,
   accessTokenHash: string,
+  now: Date,
 ): Promise<ExecutorGroup | undefined> {
   const row = await db
     .selectFrom('executor_group')
     .select(publicColumns)
-    .where('access_token_hash', '=', accessTokenHash)
+    .where(eb =>
+      eb.or([
+        eb('access_token_hash', '=', accessTokenHash),
+        eb.and([eb('previous_token_hash', '=', accessTokenHash), eb('previous_token_expires_at', '>', now)]),
+      ]),
+    )
     .executeTakeFirst();
   return row && toGroup(row);
 }
 
-export async function listGroups(db: Db, appNameContains: string): Promise<ExecutorGroup[]> {
+export async function listGroups(
+  db: Db,
+  appNameContains: string,
+  /** Only these groups (a caller's grants); undefined means all. */
+  ids?: readonly string[],
+): Promise<ExecutorGroup[]> {
+  if (ids?.length === 0) return [];
   let query = db.selectFrom('executor_group').select(publicColumns).orderBy('app_name');
+  if (ids !== undefined) query = query.where('id', 'in', ids);
   if (appNameContains !== '') query = query.where('app_name', 'ilike', `%${escapeLike(appNameContains)}%`);
   return (await query.execute()).map(toGroup);
+}
+
+/** Which of `ids` name existing groups. */
+export async function existingGroupIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.selectFrom('executor_group').select('id').where('id', 'in', ids).execute();
+  return new Set(rows.map(row => row.id));
 }
 
 export async function countJobsOfGroup(db: Db, groupId: string): Promise<number> {

@@ -112,6 +112,13 @@ export async function existingJobIds(db: Db, ids: readonly string[]): Promise<Se
   return new Set(rows.map(row => row.id));
 }
 
+/** The group of each of `ids` that exists. */
+export async function groupIdsOfJobs(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('job').select(['id', 'group_id']).where('id', 'in', ids).execute();
+  return new Map(rows.map(row => [row.id, String(row.group_id)]));
+}
+
 /** Ids of the jobs that list `jobId` as a child. */
 export async function parentJobIds(db: Db, jobId: string): Promise<string[]> {
   const rows = await db
@@ -130,6 +137,8 @@ export async function childJobIdsOf(db: Db, ids: readonly string[]): Promise<Map
 
 export interface JobFilter {
   groupId?: string;
+  /** Only jobs of these groups (a caller's grants); undefined means all. */
+  groupIds?: readonly string[] | undefined;
   triggerStatus?: TriggerStatus;
   descriptionContains?: string;
   handlerContains?: string;
@@ -143,6 +152,10 @@ export async function listJobs(
 ): Promise<{ jobs: Job[]; totalCount: number }> {
   let query = db.selectFrom('job');
   if (filter.groupId !== undefined) query = query.where('group_id', '=', filter.groupId);
+  if (filter.groupIds !== undefined) {
+    if (filter.groupIds.length === 0) return { jobs: [], totalCount: 0 };
+    query = query.where('group_id', 'in', filter.groupIds);
+  }
   if (filter.triggerStatus !== undefined) query = query.where('trigger_status', '=', filter.triggerStatus);
   if (filter.descriptionContains)
     query = query.where('description', 'ilike', `%${escapeLike(filter.descriptionContains)}%`);

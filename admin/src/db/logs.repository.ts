@@ -193,6 +193,36 @@ export async function applyRunResults(
  * After a reconnect, runs the executor reports as still executing belong to its new
  * session: kills, log reads and results go to the live stream.
  */
+/**
+ * Which of the runs an executor lists at Register are its own and unfinished: of its
+ * group, sent to this instance, or whose dispatch was never recorded (the admin that sent
+ * it died first). Results for these may be reported on the new session.
+ */
+export async function reconcilableRuns(
+  db: Db,
+  groupId: string,
+  instanceName: string,
+  runs: readonly { logId: string; attempt: number }[],
+): Promise<{ logId: string; attempt: number }[]> {
+  if (runs.length === 0) return [];
+  const rows = await db
+    .selectFrom('trigger_log')
+    .select(['id', 'attempt'])
+    .where(
+      'id',
+      'in',
+      runs.map(run => run.logId),
+    )
+    .where('group_id', '=', groupId)
+    .where('outcome', 'is', null)
+    .where(eb =>
+      eb.or([eb('executor_instance', '=', instanceName), eb('executor_instance', 'is', null)]),
+    )
+    .execute();
+  const found = new Set(rows.map(row => `${row.id}/${row.attempt}`));
+  return runs.filter(run => found.has(`${run.logId}/${run.attempt}`));
+}
+
 export async function adoptRunningLogs(
   db: Db,
   instanceName: string,
@@ -216,6 +246,8 @@ export async function findLogById(db: Db, id: string): Promise<TriggerLog | unde
 
 export interface LogFilter {
   groupId?: string;
+  /** Only logs of these groups (a caller's grants); undefined means all. */
+  groupIds?: readonly string[] | undefined;
   jobId?: string;
   status?: LogStatus;
   triggeredAfter?: Date;
@@ -230,6 +262,10 @@ export async function listLogs(
 ): Promise<TriggerLog[]> {
   let query = db.selectFrom('trigger_log').selectAll();
   if (filter.groupId !== undefined) query = query.where('group_id', '=', filter.groupId);
+  if (filter.groupIds !== undefined) {
+    if (filter.groupIds.length === 0) return [];
+    query = query.where('group_id', 'in', filter.groupIds);
+  }
   if (filter.jobId !== undefined) query = query.where('job_id', '=', filter.jobId);
   if (filter.triggeredAfter) query = query.where('triggered_at', '>=', filter.triggeredAfter);
   if (filter.triggeredBefore) query = query.where('triggered_at', '<', filter.triggeredBefore);

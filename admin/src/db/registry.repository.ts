@@ -106,9 +106,15 @@ export async function listPresence(
   db: Db,
   appName: string | undefined,
   now: Date,
+  /** Only these app names (a caller's grants); undefined means all. */
+  appNames?: readonly string[],
 ): Promise<ExecutorPresence[]> {
   let query = db.selectFrom('executor_registry').selectAll().where('expires_at', '>', now);
   if (appName !== undefined) query = query.where('app_name', '=', appName);
+  if (appNames !== undefined) {
+    if (appNames.length === 0) return [];
+    query = query.where('app_name', 'in', appNames);
+  }
   const rows = await query.orderBy('app_name').orderBy('instance_name').execute();
   return rows.map(toPresence);
 }

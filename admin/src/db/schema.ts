@@ -37,6 +37,8 @@ export interface ExecutorGroupTable {
   address_type: AddressTypeValue;
   addresses: string[];
   access_token_hash: string;
+  previous_token_hash: string | null;
+  previous_token_expires_at: Date | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -151,6 +153,23 @@ export interface AppUserTable {
   updated_at: UpdatedAt;
 }
 
+export type UserTokenKindValue = 'SESSION' | 'API';
+
+export interface UserTokenTable {
+  id: Generated<string>;
+  user_id: BigId;
+  kind: UserTokenKindValue;
+  name: string;
+  token_hash: string;
+  created_at: CreatedAt;
+  expires_at: Date | null;
+}
+
+export interface ClusterSecretTable {
+  id: ColumnType<number, number | undefined, never>;
+  secret: string;
+}
+
 export interface AdminLockTable {
   name: string;
   holder: string | null;
@@ -173,6 +192,8 @@ export interface Database {
   log_report: LogReportTable;
   glue_version: GlueVersionTable;
   app_user: AppUserTable;
+  user_token: UserTokenTable;
+  cluster_secret: ClusterSecretTable;
   admin_lock: AdminLockTable;
 }
 

@@ -6,6 +6,7 @@ import {
   Metadata,
   Status,
   type Channel,
+  type ChannelCredentials,
   type Client,
 } from 'nice-grpc';
 import type { Db } from '../db/database.js';
@@ -32,6 +33,8 @@ export interface ExecutorDirectoryOptions {
   adminInstanceId: string;
   /** The bearer token peers accept (the cluster shares its admin token). */
   peerToken: string;
+  /** How peers are called: TLS when the cluster serves TLS. Default: plaintext. */
+  peerCredentials?: ChannelCredentials;
   /** How stale the view of other admins' executors may be. */
   cacheTtlMs?: number;
 }
@@ -166,7 +169,7 @@ export class ExecutorDirectory {
     const existing = this.#peers.get(adminInstanceId);
     if (existing?.address === address) return existing;
     existing?.channel.close();
-    const channel = createChannel(address);
+    const channel = createChannel(address, this.#options.peerCredentials);
     const peer = { address, channel, client: createClient(AdminPeerServiceDefinition, channel) };
     this.#peers.set(adminInstanceId, peer);
     return peer;

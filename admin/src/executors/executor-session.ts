@@ -68,6 +68,12 @@ export class ExecutorSession {
   readonly #inFlight = new Set<AbortController>();
   #nextRequestId = 1n;
   #endedByAdmin: string | undefined;
+  /**
+   * "logId/attempt" of the runs whose results this session may report: those sent down
+   * this stream and those adopted at Register. A token proves the group, not which runs
+   * an executor was given, so a result for any other run is refused.
+   */
+  readonly #reportableRuns = new Set<string>();
 
   constructor(sessionId: string, register: Register, connectedAt: Date) {
     this.sessionId = sessionId;
@@ -123,6 +129,7 @@ export class ExecutorSession {
     // thousands of event listeners is linear, a set delete is not.
     this.#inFlight.add(abort);
     const isRun = body.$case === 'runRequest';
+    if (isRun) this.#reportableRuns.add(runKey(body.value.logId, body.value.attempt));
     const requestId = (this.#nextRequestId++).toString();
     let permitHeld = false;
     try {
@@ -163,6 +170,21 @@ export class ExecutorSession {
     }
   }
 
+  /** Whether a result for this run may come from this session. */
+  mayReport(logId: string, attempt: number): boolean {
+    return this.#reportableRuns.has(runKey(logId, attempt));
+  }
+
+  /** Runs of this instance the database confirmed at Register (still running, or results to re-send). */
+  adoptRuns(runs: readonly { logId: string; attempt: number }[]): void {
+    for (const run of runs) this.#reportableRuns.add(runKey(run.logId, run.attempt));
+  }
+
+  /** A run's result was stored: nothing more is expected for it. */
+  runReported(logId: string, attempt: number): void {
+    this.#reportableRuns.delete(runKey(logId, attempt));
+  }
+
   /** Routes a Reply to the request waiting for it. Returns false for an unknown request id. */
   handleReply(reply: Reply): boolean {
     const pending = this.#pending.get(reply.requestId);
@@ -196,4 +218,8 @@ export class ExecutorSession {
     }
     this.#pending.clear();
   }
+}
+
+function runKey(logId: string, attempt: number): string {
+  return `${logId}/${attempt}`;
 }

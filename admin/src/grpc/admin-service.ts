@@ -1,5 +1,4 @@
 import { ServerError, Status, type CallContext } from 'nice-grpc';
-import type { Db } from '../db/database.js';
 import {
   countJobsOfGroup,
   deleteGroup,
@@ -12,6 +11,7 @@ import {
 import {
   deleteJob,
   findJobById,
+  groupIdsOfJobs,
   insertJob,
   listJobs,
   parentJobIds,
@@ -33,9 +33,20 @@ import type { Scheduler } from '../scheduler/scheduler.js';
 import type * as adminPb from '../gen/jobstream/v1/admin.js';
 import type { AdminServiceImplementation } from '../gen/jobstream/v1/admin.js';
 import { RejectReason, rejectReasonToJSON } from '../gen/jobstream/v1/executor.js';
-import { bearerToken, generateToken, hashToken, isAcceptedToken } from './auth.js';
+import { generateToken, hashToken } from './auth.js';
+import { createAccountMethods, type AccountMethodsOptions } from './account-methods.js';
+import {
+  type Access,
+  type Principal,
+  denied,
+  mayAccessGroup,
+  requireAdmin,
+  requireGroupAccess,
+  visibleGroupIds,
+} from '../auth/access.js';
 import { addressTypes, logStatuses, scheduleTypes, triggerStatuses } from './enums.js';
 import { checkJobReferences, parseJobSpec } from './job-spec.js';
+import { durationToMs } from './time.js';
 import { executorToProto, groupToProto, jobSpecToProto, jobToProto, logToProto } from './mappers.js';
 import {
   applyFieldMask,
@@ -52,13 +63,11 @@ import {
   truncate,
 } from './validation.js';
 
-export interface AdminServiceOptions {
-  db: Db;
+export interface AdminServiceOptions extends AccountMethodsOptions {
   directory: ExecutorDirectory;
   scheduler: Scheduler;
   defaultTimeZone: string;
   dispatcher: Dispatcher;
-  adminTokens: readonly string[];
   requestDeadlineMs: number;
 }
 
@@ -66,6 +75,7 @@ const APP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_EXPLICIT_EXECUTORS = 1_000;
 const MAX_MANUAL_ADDRESSES = 1_000;
+const MAX_PREVIOUS_TOKEN_GRACE_MS = 30 * 24 * 3_600_000;
 
 /** PostgreSQL's unique_violation. */
 const UNIQUE_VIOLATION = '23505';
@@ -137,22 +147,52 @@ function groupSpecToProto(group: domain.ExecutorGroupSpec): adminPb.ExecutorGrou
   };
 }
 
-/** AdminService: the operator API. Every method checks the bearer token first. */
+/**
+ * AdminService: the operator API. Every method authenticates the caller first, then
+ * checks its role and group grants against every object the call touches.
+ */
 export function createAdminService(options: AdminServiceOptions): AdminServiceImplementation {
   const { db } = options;
 
-  function authorize(context: CallContext): void {
-    if (!isAcceptedToken(bearerToken(context), options.adminTokens)) {
-      throw new ServerError(Status.UNAUTHENTICATED, 'admin token not accepted');
-    }
+  function authenticate(context: CallContext): Promise<Principal> {
+    return options.authenticator.authenticate(context);
   }
 
-  async function requireJob(field: string, id: string): Promise<domain.Job> {
-    return (await findJobById(db, requireId(field, id))) ?? notFound('job', id);
+  async function requireJob(
+    caller: Principal,
+    access: Access,
+    field: string,
+    id: string,
+  ): Promise<domain.Job> {
+    const job = (await findJobById(db, requireId(field, id))) ?? notFound('job', id);
+    requireGroupAccess(caller, job.groupId, access, `job ${job.id}`);
+    return job;
   }
 
-  async function requireLog(field: string, id: string): Promise<domain.TriggerLog> {
-    return (await findLogById(db, requireId(field, id))) ?? notFound('log', id);
+  async function requireLog(
+    caller: Principal,
+    access: Access,
+    field: string,
+    id: string,
+  ): Promise<domain.TriggerLog> {
+    const log = (await findLogById(db, requireId(field, id))) ?? notFound('log', id);
+    requireGroupAccess(caller, log.groupId, access, `log ${log.id}`);
+    return log;
+  }
+
+  /** A job spec may only name the caller's groups: its own group and its child jobs'. */
+  async function requireSpecAccess(caller: Principal, spec: domain.JobSpec): Promise<void> {
+    requireGroupAccess(caller, spec.groupId, 'write', 'spec.group_id');
+    if (caller.role === 'ADMIN' || spec.childJobIds.length === 0) return;
+    const groups = await groupIdsOfJobs(db, spec.childJobIds);
+    spec.childJobIds.forEach((childId, index) => {
+      const groupId = groups.get(childId);
+      if (groupId !== undefined && !mayAccessGroup(caller, groupId, 'write')) {
+        denied(
+          `spec.child_job_ids[${index}]: job ${childId} belongs to executor group ${groupId}, which user "${caller.name}" is not granted`,
+        );
+      }
+    });
   }
 
   /** The executor a log's run was sent to, through whichever admin holds its stream. */
@@ -203,8 +243,10 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
   }
 
   return {
+    ...createAccountMethods(options),
+
     async createExecutorGroup(request, context) {
-      authorize(context);
+      requireAdmin(await authenticate(context), 'create executor groups');
       const spec = parseGroupSpec('spec', request.spec);
       const token = generateToken();
       const group = await insertGroup(db, spec, hashToken(token)).catch(appNameTaken(spec));
@@ -212,7 +254,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async updateExecutorGroup(request, context) {
-      authorize(context);
+      requireAdmin(await authenticate(context), 'change executor groups');
       const id = requireId('id', request.id);
       const current = (await findGroupById(db, id)) ?? notFound('executor group', id);
       const merged = applyFieldMask(
@@ -228,7 +270,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async deleteExecutorGroup(request, context) {
-      authorize(context);
+      requireAdmin(await authenticate(context), 'delete executor groups');
       const id = requireId('id', request.id);
       const jobs = await countJobsOfGroup(db, id);
       if (jobs > 0) {
@@ -242,36 +284,45 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async getExecutorGroup(request, context) {
-      authorize(context);
+      const caller = await authenticate(context);
       const id = requireId('id', request.id);
+      requireGroupAccess(caller, id, 'read', `executor group ${id}`);
       const group = (await findGroupById(db, id)) ?? notFound('executor group', id);
       return { group: groupToProto(group) };
     },
 
     async listExecutorGroups(request, context) {
-      authorize(context);
+      const caller = await authenticate(context);
       const contains = requireText('app_name_contains', request.appNameContains, { max: 64 });
-      return { groups: (await listGroups(db, contains)).map(groupToProto) };
+      return { groups: (await listGroups(db, contains, visibleGroupIds(caller))).map(groupToProto) };
     },
 
     async rotateExecutorGroupToken(request, context) {
-      authorize(context);
+      requireAdmin(await authenticate(context), 'rotate executor tokens');
       const id = requireId('id', request.id);
+      const graceMs = durationToMs(request.previousTokenGrace);
+      if (graceMs < 0 || graceMs > MAX_PREVIOUS_TOKEN_GRACE_MS) {
+        invalid('previous_token_grace', 'must be from 0 to 30 days');
+      }
       const token = generateToken();
-      if (!(await setGroupTokenHash(db, id, hashToken(token)))) notFound('executor group', id);
+      const previousValidUntil = graceMs > 0 ? new Date(Date.now() + graceMs) : null;
+      if (!(await setGroupTokenHash(db, id, hashToken(token), previousValidUntil))) {
+        notFound('executor group', id);
+      }
       return { accessToken: token };
     },
 
     async createJob(request, context) {
-      authorize(context);
+      const caller = await authenticate(context);
       const spec = parseJobSpec('spec', request.spec);
       await checkJobReferences(db, 'spec', spec, undefined);
+      await requireSpecAccess(caller, spec);
       return { job: jobToProto(await insertJob(db, spec)) };
     },
 
     async updateJob(request, context) {
-      authorize(context);
-      const current = await requireJob('id', request.id);
+      const caller = await authenticate(context);
+      const current = await requireJob(caller, 'write', 'id', request.id);
       const merged = applyFieldMask(
         'update_mask',
         jobSpecToProto(current),
@@ -280,6 +331,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       );
       const spec = parseJobSpec('spec', merged);
       await checkJobReferences(db, 'spec', spec, current.id);
+      await requireSpecAccess(caller, spec);
       const glueChanged = spec.glueSource !== current.glueSource || spec.glueType !== current.glueType;
       let job = (await updateJobSpec(db, current.id, spec, glueChanged)) ?? notFound('job', current.id);
       const scheduleChanged =
@@ -299,8 +351,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async deleteJob(request, context) {
-      authorize(context);
-      const id = requireId('id', request.id);
+      const caller = await authenticate(context);
+      const id = (await requireJob(caller, 'write', 'id', request.id)).id;
       const parents = await parentJobIds(db, id);
       if (parents.length > 0) {
         throw new ServerError(
@@ -313,20 +365,23 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async getJob(request, context) {
-      authorize(context);
-      return { job: jobToProto(await requireJob('id', request.id)) };
+      const caller = await authenticate(context);
+      return { job: jobToProto(await requireJob(caller, 'read', 'id', request.id)) };
     },
 
     async listJobs(request, context) {
-      authorize(context);
+      const caller = await authenticate(context);
       const limit = pageSize('page_size', request.pageSize);
       const afterId = decodePageToken('page_token', request.pageToken, value =>
         typeof value === 'object' && value !== null && typeof (value as { a?: unknown }).a === 'string'
           ? requireId('page_token', (value as { a: string }).a)
           : undefined,
       );
+      const groupId = optionalId('group_id', request.groupId);
+      if (groupId !== undefined) requireGroupAccess(caller, groupId, 'read', `executor group ${groupId}`);
       const filter = {
-        groupId: optionalId('group_id', request.groupId),
+        groupId,
+        groupIds: visibleGroupIds(caller),
         triggerStatus:
           request.triggerStatus === 0
             ? undefined
@@ -345,8 +400,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async startJob(request, context) {
-      authorize(context);
-      const job = await requireJob('id', request.id);
+      const caller = await authenticate(context);
+      const job = await requireJob(caller, 'write', 'id', request.id);
       if (job.scheduleType === 'NONE') {
         throw new ServerError(
           Status.FAILED_PRECONDITION,
@@ -360,8 +415,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async stopJob(request, context) {
-      authorize(context);
-      const job = await requireJob('id', request.id);
+      const caller = await authenticate(context);
+      const job = await requireJob(caller, 'write', 'id', request.id);
       const stopped = (await setJobTriggerStatus(db, job.id, 'STOPPED', null)) ?? notFound('job', job.id);
       // After the status change: a claim that held the job's row lock has committed its
       // fires by now, and they are withdrawn here unless already being sent.
@@ -369,8 +424,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       return { job: jobToProto(stopped) };
     },
 
-    nextTriggerTimes(request, context) {
-      authorize(context);
+    async nextTriggerTimes(request, context) {
+      await authenticate(context);
       const type = requireEnum('schedule_type', scheduleTypes, request.scheduleType);
       const timeZone = request.timeZone || options.defaultTimeZone;
       if (!isTimeZone(timeZone)) invalid('time_zone', `"${truncate(timeZone)}" is not an IANA time zone`);
@@ -391,12 +446,12 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
         times.push(next);
         after = next;
       }
-      return Promise.resolve({ times, timeZone });
+      return { times, timeZone };
     },
 
     async triggerJob(request, context) {
-      authorize(context);
-      const job = await requireJob('job_id', request.jobId);
+      const caller = await authenticate(context);
+      const job = await requireJob(caller, 'write', 'job_id', request.jobId);
       const param =
         request.param === undefined ? undefined : requireText('param', request.param, { max: 4096 });
       if (request.executorInstances.length > MAX_EXPLICIT_EXECUTORS) {
@@ -414,16 +469,25 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async listExecutors(request, context) {
-      authorize(context);
+      const caller = await authenticate(context);
       const appName =
         request.appName === ''
           ? undefined
           : requirePattern('app_name', request.appName, APP_NAME, "1 to 64 letters, digits, '.', '_' or '-'");
-      return { executors: (await listPresence(db, appName, new Date())).map(executorToProto) };
+      let appNames: string[] | undefined;
+      const visible = visibleGroupIds(caller);
+      if (visible !== undefined) {
+        appNames = (await listGroups(db, '', visible)).map(group => group.appName);
+        if (appName !== undefined && !appNames.includes(appName)) {
+          denied(`user "${caller.name}" is not granted the executor group of app_name "${appName}"`);
+        }
+      }
+      const executors = await listPresence(db, appName, new Date(), appNames);
+      return { executors: executors.map(executorToProto) };
     },
 
     async listLogs(request, context) {
-      authorize(context);
+      const caller = await authenticate(context);
       const limit = pageSize('page_size', request.pageSize);
       const before = decodePageToken('page_token', request.pageToken, value => {
         const token = value as { t?: unknown; i?: unknown } | null;
@@ -437,11 +501,16 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       ) {
         invalid('triggered_before', 'must be later than triggered_after');
       }
+      const groupId = optionalId('group_id', request.groupId);
+      if (groupId !== undefined) requireGroupAccess(caller, groupId, 'read', `executor group ${groupId}`);
+      const jobId = optionalId('job_id', request.jobId);
+      if (jobId !== undefined) await requireJob(caller, 'read', 'job_id', jobId);
       const logs = await listLogs(
         db,
         {
-          groupId: optionalId('group_id', request.groupId),
-          jobId: optionalId('job_id', request.jobId),
+          groupId,
+          groupIds: visibleGroupIds(caller),
+          jobId,
           status: request.status === 0 ? undefined : requireEnum('status', logStatuses, request.status),
           triggeredAfter: request.triggeredAfter,
           triggeredBefore: request.triggeredBefore,
@@ -457,13 +526,13 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async getLog(request, context) {
-      authorize(context);
-      return { log: logToProto(await requireLog('id', request.id)) };
+      const caller = await authenticate(context);
+      return { log: logToProto(await requireLog(caller, 'read', 'id', request.id)) };
     },
 
     async readExecutorLog(request, context) {
-      authorize(context);
-      const log = await requireLog('log_id', request.logId);
+      const caller = await authenticate(context);
+      const log = await requireLog(caller, 'read', 'log_id', request.logId);
       const fromLine = request.fromLine === 0 ? 1 : request.fromLine;
       const maxLines = request.maxLines === 0 ? 200 : request.maxLines;
       if (maxLines > 1000) invalid('max_lines', 'must be from 1 to 1000');
@@ -489,8 +558,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async killRun(request, context) {
-      authorize(context);
-      const log = await requireLog('log_id', request.logId);
+      const caller = await authenticate(context);
+      const log = await requireLog(caller, 'write', 'log_id', request.logId);
       if (logStatus(log) !== 'RUNNING') {
         throw new ServerError(Status.FAILED_PRECONDITION, `log ${log.id} is not running`);
       }
@@ -513,7 +582,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
     },
 
     async getDashboard(request, context) {
-      authorize(context);
+      // Its totals span every group (XXL-JOB showed them to every user, a known leak).
+      requireAdmin(await authenticate(context), 'read the dashboard, which covers every group');
       const timeZone = options.defaultTimeZone;
       const now = new Date();
       const today = dayInZone(now, timeZone);

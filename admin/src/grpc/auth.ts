@@ -1,9 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ServerError, Status, type CallContext } from 'nice-grpc';
 
-/** A new access token: 256 random bits, URL-safe. */
-export function generateToken(): string {
-  return randomBytes(32).toString('base64url');
+/**
+ * A new token: 256 random bits, URL-safe. The prefix says what kind of token it is
+ * ("jss_" session, "jsa_" API), so a leaked one is recognisable, e.g. by secret scanners.
+ */
+export function generateToken(prefix = ''): string {
+  return `${prefix}${randomBytes(32).toString('base64url')}`;
 }
 
 /** Tokens are stored as SHA-256: they carry 256 bits of entropy, so no slow hash is needed. */

@@ -13,6 +13,7 @@ import {
   LogStatus,
   TriggerStatus,
   TriggerType,
+  UserRole,
 } from '../gen/jobstream/v1/admin.js';
 import type * as domain from '../domain.js';
 
@@ -131,4 +132,9 @@ export const runOutcomes = new EnumCodec<domain.RunOutcome, RunOutcome>(RunOutco
   'COVERED',
   'SHUTDOWN',
   'LOST',
+]);
+export const userRoles = new EnumCodec<domain.UserRole, UserRole>(UserRole, 'USER_ROLE_', [
+  'ADMIN',
+  'OPERATOR',
+  'VIEWER',
 ]);

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ServerError, Status, type CallContext } from 'nice-grpc';
 import type { Db } from '../db/database.js';
-import { findGroupByTokenHash } from '../db/groups.repository.js';
-import { adoptRunningLogs } from '../db/logs.repository.js';
+import { findGroupByAppName, findGroupByTokenHash } from '../db/groups.repository.js';
+import { adoptRunningLogs, reconcilableRuns } from '../db/logs.repository.js';
 import type { ExecutorGroup, RunResultInput } from '../domain.js';
 import { ExecutorSession } from '../executors/executor-session.js';
 import type { PresenceTracker } from '../executors/presence-tracker.js';
@@ -20,6 +20,7 @@ import type { AdminMetrics } from '../metrics.js';
 import { bearerToken, hashToken } from './auth.js';
 import { runOutcomes } from './enums.js';
 import { durationFromMs } from './time.js';
+import { clientCertificateName } from './tls.js';
 
 /** How many runs that ignore their abort signal a beat may report. */
 const MAX_REPORTED_UNRESPONSIVE_RUNS = 100;
@@ -60,10 +61,39 @@ const PROTOCOL_VERSION = 1;
 export function createExecutorService(options: ExecutorServiceOptions): ExecutorServiceImplementation {
   const { logger, metrics } = options;
 
+  /**
+   * By the access token, or by a client certificate (mutual TLS) whose subject CN is the
+   * app name. A token sent along with a certificate must be one of the same app, so the
+   * two never disagree about who the executor is.
+   */
   async function authenticate(context: CallContext): Promise<ExecutorGroup> {
-    const token = bearerToken(context);
-    const group = await findGroupByTokenHash(options.db, hashToken(token));
-    if (!group) throw new ServerError(Status.UNAUTHENTICATED, 'access token not accepted');
+    const byToken = async (): Promise<ExecutorGroup> => {
+      const token = bearerToken(context);
+      const group = await findGroupByTokenHash(options.db, hashToken(token), new Date());
+      if (!group) throw new ServerError(Status.UNAUTHENTICATED, 'access token not accepted');
+      return group;
+    };
+    const certificateApp = clientCertificateName(context);
+    if (certificateApp === undefined) return byToken();
+    if (certificateApp === '') {
+      throw new ServerError(
+        Status.PERMISSION_DENIED,
+        'the client certificate names no app (its subject must have exactly one CN)',
+      );
+    }
+    const group = await findGroupByAppName(options.db, certificateApp);
+    if (!group) {
+      throw new ServerError(
+        Status.PERMISSION_DENIED,
+        `the client certificate names app "${certificateApp}", which has no executor group`,
+      );
+    }
+    if (context.metadata.has('authorization') && (await byToken()).id !== group.id) {
+      throw new ServerError(
+        Status.PERMISSION_DENIED,
+        `the access token does not belong to app "${certificateApp}" named by the client certificate`,
+      );
+    }
     return group;
   }
 
@@ -95,7 +125,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       if (register.appName !== group.appName) {
         throw new ServerError(
           Status.PERMISSION_DENIED,
-          `register.app_name "${register.appName}" is not the group this token belongs to`,
+          `register.app_name "${register.appName}" is not the app this stream authenticated as ("${group.appName}")`,
         );
       }
       return register;
@@ -127,6 +157,12 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         session.instanceName,
         session.sessionId,
         register.running.map(run => run.logId),
+      );
+      session.adoptRuns(
+        await reconcilableRuns(options.db, group.id, session.instanceName, [
+          ...register.running,
+          ...register.unacknowledgedResults,
+        ]),
       );
       metrics.streamRegistrations.inc({ app_name: session.appName });
       metrics.executorsOnline.set(
@@ -215,6 +251,10 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
             if (typeof result === 'string') {
               return new ServerError(Status.INVALID_ARGUMENT, result);
             }
+            if (!session.mayReport(result.logId, result.attempt)) {
+              refuseResult(session, result, log);
+              break;
+            }
             const storing = storeAndAcknowledge(session, result, log).finally(() =>
               resultsInFlight.delete(storing),
             );
@@ -238,6 +278,26 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     }
   }
 
+  /**
+   * A result for a run this session was never given: another group's or instance's, or
+   * one that ended without it. Never stored; the executor is told so it stops re-sending.
+   */
+  function refuseResult(session: ExecutorSession, result: RunResultInput, log: Logger): void {
+    metrics.resultsRefused.inc({ app_name: session.appName });
+    log.warn(
+      { logId: result.logId, attempt: result.attempt },
+      'run result refused: the run was not sent to this executor session',
+    );
+    session
+      .send({
+        kind: {
+          $case: 'resultAck',
+          value: { results: [], refused: [{ logId: result.logId, attempt: result.attempt }] },
+        },
+      })
+      .catch(() => undefined);
+  }
+
   async function storeAndAcknowledge(
     session: ExecutorSession,
     result: RunResultInput,
@@ -245,8 +305,12 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
   ): Promise<void> {
     try {
       await options.results.record(result, session.closedSignal);
+      session.runReported(result.logId, result.attempt);
       await session.send({
-        kind: { $case: 'resultAck', value: { results: [{ logId: result.logId, attempt: result.attempt }] } },
+        kind: {
+          $case: 'resultAck',
+          value: { results: [{ logId: result.logId, attempt: result.attempt }], refused: [] },
+        },
       });
     } catch (error) {
       // Not acknowledged: the executor keeps the result and sends it again on its next stream.

@@ -15,6 +15,7 @@ import {
   scheduleTypes,
   triggerStatuses,
   triggerTypes,
+  userRoles,
 } from './enums.js';
 
 /** Domain objects to wire messages. Secrets (token hashes) never reach these types. */
@@ -112,5 +113,26 @@ export function executorToProto(presence: domain.ExecutorPresence): adminPb.Exec
     sessionId: presence.sessionId,
     adminInstanceId: presence.adminInstanceId,
     unresponsiveLogIds: presence.unresponsiveLogIds,
+  };
+}
+
+export function userToProto(user: domain.User): adminPb.User {
+  return {
+    id: user.id,
+    username: user.username,
+    role: userRoles.toProto(user.role),
+    groupIds: user.role === 'ADMIN' ? [] : user.groupIds,
+    createdAt: user.createdAt,
+    updatedAt: user.updatedAt,
+  };
+}
+
+export function apiTokenToProto(token: domain.UserToken): adminPb.ApiToken {
+  return {
+    id: token.id,
+    name: token.name,
+    userId: token.userId,
+    createdAt: token.createdAt,
+    expiresAt: token.expiresAt ?? undefined,
   };
 }

@@ -7,7 +7,8 @@ import { invalid } from './validation.js';
 
 export interface PeerServiceOptions {
   sessions: SessionRegistry;
-  adminTokens: readonly string[];
+  /** The cluster's shared secret (cluster_secret table): only peer admins know it. */
+  peerSecret: string;
 }
 
 const MAX_FORWARD_DEADLINE_MS = 60_000;
@@ -15,7 +16,7 @@ const MAX_FORWARD_DEADLINE_MS = 60_000;
 /** AdminPeerService: other admins of the cluster reach the executors whose streams this admin holds. */
 export function createPeerService(options: PeerServiceOptions): AdminPeerServiceImplementation {
   function authorize(context: CallContext): void {
-    if (!isAcceptedToken(bearerToken(context), options.adminTokens)) {
+    if (!isAcceptedToken(bearerToken(context), [options.peerSecret])) {
       throw new ServerError(Status.UNAUTHENTICATED, 'peer token not accepted');
     }
   }

@@ -419,6 +419,65 @@ export function alarmStatusToJSON(object: AlarmStatus): string {
   }
 }
 
+/** UserRole is what a user may do. */
+export const UserRole = {
+  USER_ROLE_UNSPECIFIED: 0,
+  /** USER_ROLE_ADMIN - Everything: groups, users, tokens, and every job and log. */
+  USER_ROLE_ADMIN: 1,
+  /** USER_ROLE_OPERATOR - Jobs, triggers, logs and kills of the granted groups; reads them too. */
+  USER_ROLE_OPERATOR: 2,
+  /** USER_ROLE_VIEWER - Reads jobs, logs and executors of the granted groups. */
+  USER_ROLE_VIEWER: 3,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type UserRole = typeof UserRole[keyof typeof UserRole];
+
+export namespace UserRole {
+  export type USER_ROLE_UNSPECIFIED = typeof UserRole.USER_ROLE_UNSPECIFIED;
+  export type USER_ROLE_ADMIN = typeof UserRole.USER_ROLE_ADMIN;
+  export type USER_ROLE_OPERATOR = typeof UserRole.USER_ROLE_OPERATOR;
+  export type USER_ROLE_VIEWER = typeof UserRole.USER_ROLE_VIEWER;
+  export type UNRECOGNIZED = typeof UserRole.UNRECOGNIZED;
+}
+
+export function userRoleFromJSON(object: any): UserRole {
+  switch (object) {
+    case 0:
+    case "USER_ROLE_UNSPECIFIED":
+      return UserRole.USER_ROLE_UNSPECIFIED;
+    case 1:
+    case "USER_ROLE_ADMIN":
+      return UserRole.USER_ROLE_ADMIN;
+    case 2:
+    case "USER_ROLE_OPERATOR":
+      return UserRole.USER_ROLE_OPERATOR;
+    case 3:
+    case "USER_ROLE_VIEWER":
+      return UserRole.USER_ROLE_VIEWER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return UserRole.UNRECOGNIZED;
+  }
+}
+
+export function userRoleToJSON(object: UserRole): string {
+  switch (object) {
+    case UserRole.USER_ROLE_UNSPECIFIED:
+      return "USER_ROLE_UNSPECIFIED";
+    case UserRole.USER_ROLE_ADMIN:
+      return "USER_ROLE_ADMIN";
+    case UserRole.USER_ROLE_OPERATOR:
+      return "USER_ROLE_OPERATOR";
+    case UserRole.USER_ROLE_VIEWER:
+      return "USER_ROLE_VIEWER";
+    case UserRole.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** ExecutorGroup is a set of executors sharing an app name (XXL-JOB "executor"). */
 export interface ExecutorGroup {
   /** Assigned by the admin. */
@@ -526,6 +585,11 @@ export interface ListExecutorGroupsResponse {
 export interface RotateExecutorGroupTokenRequest {
   /** The group whose token is replaced. */
   id: string;
+  /**
+   * How long the replaced token is still accepted on Connect (at most 30
+   * days); unset or zero revokes it at once.
+   */
+  previousTokenGrace?: Duration | undefined;
 }
 
 /** RotateExecutorGroupTokenResponse is the output of RotateExecutorGroupToken. */
@@ -1020,6 +1084,207 @@ export interface GetDashboardResponse {
   succeededCount: string;
   /** Sums of `days`. */
   failedCount: string;
+}
+
+/** User is an operator account. Its password hash is never returned. */
+export interface User {
+  /** Unique id. */
+  id: string;
+  /** Login name: 1 to 64 lowercase letters, digits, '.', '_', '@' or '-'. */
+  username: string;
+  /** What the user may do. */
+  role: UserRole;
+  /** The executor groups an operator or viewer may act on (ignored for admins). */
+  groupIds: string[];
+  /** When the user was created. */
+  createdAt?:
+    | Date
+    | undefined;
+  /** When the user was last changed. */
+  updatedAt?: Date | undefined;
+}
+
+/** LoginRequest is the input of Login. */
+export interface LoginRequest {
+  /** The user's login name. */
+  username: string;
+  /** The user's password. */
+  password: string;
+}
+
+/** LoginResponse is the output of Login. */
+export interface LoginResponse {
+  /** The session token, sent as `authorization: Bearer <token>`; shown only once. */
+  token: string;
+  /** When the session token stops working. */
+  expiresAt?:
+    | Date
+    | undefined;
+  /** The user logged in. */
+  user?: User | undefined;
+}
+
+/** LogoutRequest is the input of Logout. */
+export interface LogoutRequest {
+}
+
+/** LogoutResponse is the output of Logout. */
+export interface LogoutResponse {
+}
+
+/** WhoAmIRequest is the input of WhoAmI. */
+export interface WhoAmIRequest {
+}
+
+/** WhoAmIResponse is the output of WhoAmI. */
+export interface WhoAmIResponse {
+  /** The caller; unset when the call used a static token from the admin's configuration. */
+  user?:
+    | User
+    | undefined;
+  /** The caller's role (USER_ROLE_ADMIN for a static token). */
+  role: UserRole;
+}
+
+/** ChangePasswordRequest is the input of ChangePassword. */
+export interface ChangePasswordRequest {
+  /** The caller's current password. */
+  currentPassword: string;
+  /** The new password: 12 to 1024 characters. */
+  newPassword: string;
+}
+
+/** ChangePasswordResponse is the output of ChangePassword. */
+export interface ChangePasswordResponse {
+}
+
+/** CreateUserRequest is the input of CreateUser. */
+export interface CreateUserRequest {
+  /** Login name: 1 to 64 lowercase letters, digits, '.', '_', '@' or '-'. */
+  username: string;
+  /** Password: 12 to 1024 characters. */
+  password: string;
+  /** The user's role (required). */
+  role: UserRole;
+  /** The executor groups granted to an operator or viewer. */
+  groupIds: string[];
+}
+
+/** CreateUserResponse is the output of CreateUser. */
+export interface CreateUserResponse {
+  /** The user created. */
+  user?: User | undefined;
+}
+
+/** UpdateUserRequest is the input of UpdateUser. */
+export interface UpdateUserRequest {
+  /** The user to change. */
+  id: string;
+  /** The new role; unspecified keeps it. */
+  role: UserRole;
+  /** Replaces the group grants when replace_group_ids is true. */
+  groupIds: string[];
+  /** Whether group_ids replaces the grants (an empty list removes them all). */
+  replaceGroupIds: boolean;
+  /**
+   * A new password (12 to 1024 characters); empty keeps it. Setting it
+   * revokes the user's session tokens.
+   */
+  password: string;
+}
+
+/** UpdateUserResponse is the output of UpdateUser. */
+export interface UpdateUserResponse {
+  /** The user as stored now. */
+  user?: User | undefined;
+}
+
+/** DeleteUserRequest is the input of DeleteUser. */
+export interface DeleteUserRequest {
+  /** The user to delete. The caller cannot delete itself. */
+  id: string;
+}
+
+/** DeleteUserResponse is the output of DeleteUser. */
+export interface DeleteUserResponse {
+}
+
+/** GetUserRequest is the input of GetUser. */
+export interface GetUserRequest {
+  /** The user to return. */
+  id: string;
+}
+
+/** GetUserResponse is the output of GetUser. */
+export interface GetUserResponse {
+  /** The user. */
+  user?: User | undefined;
+}
+
+/** ListUsersRequest is the input of ListUsers. */
+export interface ListUsersRequest {
+}
+
+/** ListUsersResponse is the output of ListUsers. */
+export interface ListUsersResponse {
+  /** Every user, ordered by username. */
+  users: User[];
+}
+
+/** ApiToken describes an API token; its secret is shown only when created. */
+export interface ApiToken {
+  /** Unique id. */
+  id: string;
+  /** What the token is for, as its creator named it. */
+  name: string;
+  /** The user the token acts as. */
+  userId: string;
+  /** When the token was created. */
+  createdAt?:
+    | Date
+    | undefined;
+  /** When the token stops working; unset if never. */
+  expiresAt?: Date | undefined;
+}
+
+/** CreateApiTokenRequest is the input of CreateApiToken. */
+export interface CreateApiTokenRequest {
+  /** What the token is for: 1 to 128 characters. */
+  name: string;
+  /** The user the token acts as; unset means the caller. */
+  userId: string;
+  /** How long the token works (at most 10 years); unset means until revoked. */
+  ttl?: Duration | undefined;
+}
+
+/** CreateApiTokenResponse is the output of CreateApiToken. */
+export interface CreateApiTokenResponse {
+  /** The token's secret, sent as `authorization: Bearer <token>`; shown only once. */
+  token: string;
+  /** The token's description. */
+  apiToken?: ApiToken | undefined;
+}
+
+/** ListApiTokensRequest is the input of ListApiTokens. */
+export interface ListApiTokensRequest {
+  /** Whose tokens; unset means the caller's. */
+  userId: string;
+}
+
+/** ListApiTokensResponse is the output of ListApiTokens. */
+export interface ListApiTokensResponse {
+  /** The tokens, newest first. */
+  apiTokens: ApiToken[];
+}
+
+/** RevokeApiTokenRequest is the input of RevokeApiToken. */
+export interface RevokeApiTokenRequest {
+  /** The token to revoke. */
+  id: string;
+}
+
+/** RevokeApiTokenResponse is the output of RevokeApiToken. */
+export interface RevokeApiTokenResponse {
 }
 
 function createBaseExecutorGroup(): ExecutorGroup {
@@ -2066,13 +2331,16 @@ export const ListExecutorGroupsResponse: MessageFns<ListExecutorGroupsResponse> 
 };
 
 function createBaseRotateExecutorGroupTokenRequest(): RotateExecutorGroupTokenRequest {
-  return { id: "0" };
+  return { id: "0", previousTokenGrace: undefined };
 }
 
 export const RotateExecutorGroupTokenRequest: MessageFns<RotateExecutorGroupTokenRequest> = {
   encode(message: RotateExecutorGroupTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "0") {
       writer.uint32(8).int64(message.id);
+    }
+    if (message.previousTokenGrace !== undefined) {
+      Duration.encode(message.previousTokenGrace, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2098,6 +2366,14 @@ export const RotateExecutorGroupTokenRequest: MessageFns<RotateExecutorGroupToke
             message.id = reader.int64().toString();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.previousTokenGrace = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2111,13 +2387,23 @@ export const RotateExecutorGroupTokenRequest: MessageFns<RotateExecutorGroupToke
   },
 
   fromJSON(object: any): RotateExecutorGroupTokenRequest {
-    return { id: isSet(object.id) ? globalThis.String(object.id) : "0" };
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "0",
+      previousTokenGrace: isSet(object.previousTokenGrace)
+        ? Duration.fromJSON(object.previousTokenGrace)
+        : isSet(object.previous_token_grace)
+        ? Duration.fromJSON(object.previous_token_grace)
+        : undefined,
+    };
   },
 
   toJSON(message: RotateExecutorGroupTokenRequest): unknown {
     const obj: any = {};
     if (message.id !== "0") {
       obj.id = message.id;
+    }
+    if (message.previousTokenGrace !== undefined) {
+      obj.previousTokenGrace = Duration.toJSON(message.previousTokenGrace);
     }
     return obj;
   },
@@ -2128,6 +2414,9 @@ export const RotateExecutorGroupTokenRequest: MessageFns<RotateExecutorGroupToke
   fromPartial(object: DeepPartial<RotateExecutorGroupTokenRequest>): RotateExecutorGroupTokenRequest {
     const message = createBaseRotateExecutorGroupTokenRequest();
     message.id = object.id ?? "0";
+    message.previousTokenGrace = (object.previousTokenGrace !== undefined && object.previousTokenGrace !== null)
+      ? Duration.fromPartial(object.previousTokenGrace)
+      : undefined;
     return message;
   },
 };
@@ -6795,13 +7084,2173 @@ export const GetDashboardResponse: MessageFns<GetDashboardResponse> = {
   },
 };
 
+function createBaseUser(): User {
+  return { id: "0", username: "", role: 0, groupIds: [], createdAt: undefined, updatedAt: undefined };
+}
+
+export const User: MessageFns<User> = {
+  encode(message: User, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.username !== "") {
+      writer.uint32(18).string(message.username);
+    }
+    if (message.role !== 0) {
+      writer.uint32(24).int32(message.role);
+    }
+    if (message.groupIds.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.groupIds) {
+        writer.int64(v);
+      }
+      writer.join();
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(42).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): User {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUser();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.groupIds.push(reader.int64().toString());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.groupIds.push(reader.int64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): User {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "0",
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      role: isSet(object.role) ? userRoleFromJSON(object.role) : 0,
+      groupIds: globalThis.Array.isArray(object?.groupIds)
+        ? object.groupIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.group_ids)
+        ? object.group_ids.map((e: any) => globalThis.String(e))
+        : [],
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: User): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.role !== 0) {
+      obj.role = userRoleToJSON(message.role);
+    }
+    if (message.groupIds?.length) {
+      obj.groupIds = message.groupIds;
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<User>): User {
+    return User.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<User>): User {
+    const message = createBaseUser();
+    message.id = object.id ?? "0";
+    message.username = object.username ?? "";
+    message.role = object.role ?? 0;
+    message.groupIds = object.groupIds?.map((e) => e) || [];
+    message.createdAt = object.createdAt ?? undefined;
+    message.updatedAt = object.updatedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseLoginRequest(): LoginRequest {
+  return { username: "", password: "" };
+}
+
+export const LoginRequest: MessageFns<LoginRequest> = {
+  encode(message: LoginRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.username !== "") {
+      writer.uint32(10).string(message.username);
+    }
+    if (message.password !== "") {
+      writer.uint32(18).string(message.password);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoginRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoginRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.password = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoginRequest {
+    return {
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      password: isSet(object.password) ? globalThis.String(object.password) : "",
+    };
+  },
+
+  toJSON(message: LoginRequest): unknown {
+    const obj: any = {};
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.password !== "") {
+      obj.password = message.password;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LoginRequest>): LoginRequest {
+    return LoginRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LoginRequest>): LoginRequest {
+    const message = createBaseLoginRequest();
+    message.username = object.username ?? "";
+    message.password = object.password ?? "";
+    return message;
+  },
+};
+
+function createBaseLoginResponse(): LoginResponse {
+  return { token: "", expiresAt: undefined, user: undefined };
+}
+
+export const LoginResponse: MessageFns<LoginResponse> = {
+  encode(message: LoginResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(18).fork()).join();
+    }
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoginResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoginResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoginResponse {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      user: isSet(object.user) ? User.fromJSON(object.user) : undefined,
+    };
+  },
+
+  toJSON(message: LoginResponse): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.user !== undefined) {
+      obj.user = User.toJSON(message.user);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LoginResponse>): LoginResponse {
+    return LoginResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LoginResponse>): LoginResponse {
+    const message = createBaseLoginResponse();
+    message.token = object.token ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    return message;
+  },
+};
+
+function createBaseLogoutRequest(): LogoutRequest {
+  return {};
+}
+
+export const LogoutRequest: MessageFns<LogoutRequest> = {
+  encode(_: LogoutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogoutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogoutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): LogoutRequest {
+    return {};
+  },
+
+  toJSON(_: LogoutRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<LogoutRequest>): LogoutRequest {
+    return LogoutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<LogoutRequest>): LogoutRequest {
+    const message = createBaseLogoutRequest();
+    return message;
+  },
+};
+
+function createBaseLogoutResponse(): LogoutResponse {
+  return {};
+}
+
+export const LogoutResponse: MessageFns<LogoutResponse> = {
+  encode(_: LogoutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LogoutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLogoutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): LogoutResponse {
+    return {};
+  },
+
+  toJSON(_: LogoutResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<LogoutResponse>): LogoutResponse {
+    return LogoutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<LogoutResponse>): LogoutResponse {
+    const message = createBaseLogoutResponse();
+    return message;
+  },
+};
+
+function createBaseWhoAmIRequest(): WhoAmIRequest {
+  return {};
+}
+
+export const WhoAmIRequest: MessageFns<WhoAmIRequest> = {
+  encode(_: WhoAmIRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WhoAmIRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWhoAmIRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): WhoAmIRequest {
+    return {};
+  },
+
+  toJSON(_: WhoAmIRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<WhoAmIRequest>): WhoAmIRequest {
+    return WhoAmIRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<WhoAmIRequest>): WhoAmIRequest {
+    const message = createBaseWhoAmIRequest();
+    return message;
+  },
+};
+
+function createBaseWhoAmIResponse(): WhoAmIResponse {
+  return { user: undefined, role: 0 };
+}
+
+export const WhoAmIResponse: MessageFns<WhoAmIResponse> = {
+  encode(message: WhoAmIResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    if (message.role !== 0) {
+      writer.uint32(16).int32(message.role);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WhoAmIResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWhoAmIResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WhoAmIResponse {
+    return {
+      user: isSet(object.user) ? User.fromJSON(object.user) : undefined,
+      role: isSet(object.role) ? userRoleFromJSON(object.role) : 0,
+    };
+  },
+
+  toJSON(message: WhoAmIResponse): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = User.toJSON(message.user);
+    }
+    if (message.role !== 0) {
+      obj.role = userRoleToJSON(message.role);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WhoAmIResponse>): WhoAmIResponse {
+    return WhoAmIResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WhoAmIResponse>): WhoAmIResponse {
+    const message = createBaseWhoAmIResponse();
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    message.role = object.role ?? 0;
+    return message;
+  },
+};
+
+function createBaseChangePasswordRequest(): ChangePasswordRequest {
+  return { currentPassword: "", newPassword: "" };
+}
+
+export const ChangePasswordRequest: MessageFns<ChangePasswordRequest> = {
+  encode(message: ChangePasswordRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.currentPassword !== "") {
+      writer.uint32(10).string(message.currentPassword);
+    }
+    if (message.newPassword !== "") {
+      writer.uint32(18).string(message.newPassword);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChangePasswordRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChangePasswordRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.currentPassword = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.newPassword = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChangePasswordRequest {
+    return {
+      currentPassword: isSet(object.currentPassword)
+        ? globalThis.String(object.currentPassword)
+        : isSet(object.current_password)
+        ? globalThis.String(object.current_password)
+        : "",
+      newPassword: isSet(object.newPassword)
+        ? globalThis.String(object.newPassword)
+        : isSet(object.new_password)
+        ? globalThis.String(object.new_password)
+        : "",
+    };
+  },
+
+  toJSON(message: ChangePasswordRequest): unknown {
+    const obj: any = {};
+    if (message.currentPassword !== "") {
+      obj.currentPassword = message.currentPassword;
+    }
+    if (message.newPassword !== "") {
+      obj.newPassword = message.newPassword;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChangePasswordRequest>): ChangePasswordRequest {
+    return ChangePasswordRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChangePasswordRequest>): ChangePasswordRequest {
+    const message = createBaseChangePasswordRequest();
+    message.currentPassword = object.currentPassword ?? "";
+    message.newPassword = object.newPassword ?? "";
+    return message;
+  },
+};
+
+function createBaseChangePasswordResponse(): ChangePasswordResponse {
+  return {};
+}
+
+export const ChangePasswordResponse: MessageFns<ChangePasswordResponse> = {
+  encode(_: ChangePasswordResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChangePasswordResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChangePasswordResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ChangePasswordResponse {
+    return {};
+  },
+
+  toJSON(_: ChangePasswordResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChangePasswordResponse>): ChangePasswordResponse {
+    return ChangePasswordResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ChangePasswordResponse>): ChangePasswordResponse {
+    const message = createBaseChangePasswordResponse();
+    return message;
+  },
+};
+
+function createBaseCreateUserRequest(): CreateUserRequest {
+  return { username: "", password: "", role: 0, groupIds: [] };
+}
+
+export const CreateUserRequest: MessageFns<CreateUserRequest> = {
+  encode(message: CreateUserRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.username !== "") {
+      writer.uint32(10).string(message.username);
+    }
+    if (message.password !== "") {
+      writer.uint32(18).string(message.password);
+    }
+    if (message.role !== 0) {
+      writer.uint32(24).int32(message.role);
+    }
+    if (message.groupIds.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.groupIds) {
+        writer.int64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateUserRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateUserRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.password = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.groupIds.push(reader.int64().toString());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.groupIds.push(reader.int64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateUserRequest {
+    return {
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      password: isSet(object.password) ? globalThis.String(object.password) : "",
+      role: isSet(object.role) ? userRoleFromJSON(object.role) : 0,
+      groupIds: globalThis.Array.isArray(object?.groupIds)
+        ? object.groupIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.group_ids)
+        ? object.group_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateUserRequest): unknown {
+    const obj: any = {};
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.password !== "") {
+      obj.password = message.password;
+    }
+    if (message.role !== 0) {
+      obj.role = userRoleToJSON(message.role);
+    }
+    if (message.groupIds?.length) {
+      obj.groupIds = message.groupIds;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateUserRequest>): CreateUserRequest {
+    return CreateUserRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateUserRequest>): CreateUserRequest {
+    const message = createBaseCreateUserRequest();
+    message.username = object.username ?? "";
+    message.password = object.password ?? "";
+    message.role = object.role ?? 0;
+    message.groupIds = object.groupIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseCreateUserResponse(): CreateUserResponse {
+  return { user: undefined };
+}
+
+export const CreateUserResponse: MessageFns<CreateUserResponse> = {
+  encode(message: CreateUserResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateUserResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateUserResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateUserResponse {
+    return { user: isSet(object.user) ? User.fromJSON(object.user) : undefined };
+  },
+
+  toJSON(message: CreateUserResponse): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = User.toJSON(message.user);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateUserResponse>): CreateUserResponse {
+    return CreateUserResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateUserResponse>): CreateUserResponse {
+    const message = createBaseCreateUserResponse();
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateUserRequest(): UpdateUserRequest {
+  return { id: "0", role: 0, groupIds: [], replaceGroupIds: false, password: "" };
+}
+
+export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
+  encode(message: UpdateUserRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.role !== 0) {
+      writer.uint32(16).int32(message.role);
+    }
+    if (message.groupIds.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.groupIds) {
+        writer.int64(v);
+      }
+      writer.join();
+    }
+    if (message.replaceGroupIds !== false) {
+      writer.uint32(32).bool(message.replaceGroupIds);
+    }
+    if (message.password !== "") {
+      writer.uint32(42).string(message.password);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateUserRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateUserRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.groupIds.push(reader.int64().toString());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.groupIds.push(reader.int64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.replaceGroupIds = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.password = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateUserRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "0",
+      role: isSet(object.role) ? userRoleFromJSON(object.role) : 0,
+      groupIds: globalThis.Array.isArray(object?.groupIds)
+        ? object.groupIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.group_ids)
+        ? object.group_ids.map((e: any) => globalThis.String(e))
+        : [],
+      replaceGroupIds: isSet(object.replaceGroupIds)
+        ? globalThis.Boolean(object.replaceGroupIds)
+        : isSet(object.replace_group_ids)
+        ? globalThis.Boolean(object.replace_group_ids)
+        : false,
+      password: isSet(object.password) ? globalThis.String(object.password) : "",
+    };
+  },
+
+  toJSON(message: UpdateUserRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    if (message.role !== 0) {
+      obj.role = userRoleToJSON(message.role);
+    }
+    if (message.groupIds?.length) {
+      obj.groupIds = message.groupIds;
+    }
+    if (message.replaceGroupIds !== false) {
+      obj.replaceGroupIds = message.replaceGroupIds;
+    }
+    if (message.password !== "") {
+      obj.password = message.password;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateUserRequest>): UpdateUserRequest {
+    return UpdateUserRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateUserRequest>): UpdateUserRequest {
+    const message = createBaseUpdateUserRequest();
+    message.id = object.id ?? "0";
+    message.role = object.role ?? 0;
+    message.groupIds = object.groupIds?.map((e) => e) || [];
+    message.replaceGroupIds = object.replaceGroupIds ?? false;
+    message.password = object.password ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateUserResponse(): UpdateUserResponse {
+  return { user: undefined };
+}
+
+export const UpdateUserResponse: MessageFns<UpdateUserResponse> = {
+  encode(message: UpdateUserResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateUserResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateUserResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateUserResponse {
+    return { user: isSet(object.user) ? User.fromJSON(object.user) : undefined };
+  },
+
+  toJSON(message: UpdateUserResponse): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = User.toJSON(message.user);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateUserResponse>): UpdateUserResponse {
+    return UpdateUserResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateUserResponse>): UpdateUserResponse {
+    const message = createBaseUpdateUserResponse();
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteUserRequest(): DeleteUserRequest {
+  return { id: "0" };
+}
+
+export const DeleteUserRequest: MessageFns<DeleteUserRequest> = {
+  encode(message: DeleteUserRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).int64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteUserRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteUserRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteUserRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "0" };
+  },
+
+  toJSON(message: DeleteUserRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteUserRequest>): DeleteUserRequest {
+    return DeleteUserRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteUserRequest>): DeleteUserRequest {
+    const message = createBaseDeleteUserRequest();
+    message.id = object.id ?? "0";
+    return message;
+  },
+};
+
+function createBaseDeleteUserResponse(): DeleteUserResponse {
+  return {};
+}
+
+export const DeleteUserResponse: MessageFns<DeleteUserResponse> = {
+  encode(_: DeleteUserResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteUserResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteUserResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteUserResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteUserResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteUserResponse>): DeleteUserResponse {
+    return DeleteUserResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DeleteUserResponse>): DeleteUserResponse {
+    const message = createBaseDeleteUserResponse();
+    return message;
+  },
+};
+
+function createBaseGetUserRequest(): GetUserRequest {
+  return { id: "0" };
+}
+
+export const GetUserRequest: MessageFns<GetUserRequest> = {
+  encode(message: GetUserRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).int64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetUserRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetUserRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetUserRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "0" };
+  },
+
+  toJSON(message: GetUserRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetUserRequest>): GetUserRequest {
+    return GetUserRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetUserRequest>): GetUserRequest {
+    const message = createBaseGetUserRequest();
+    message.id = object.id ?? "0";
+    return message;
+  },
+};
+
+function createBaseGetUserResponse(): GetUserResponse {
+  return { user: undefined };
+}
+
+export const GetUserResponse: MessageFns<GetUserResponse> = {
+  encode(message: GetUserResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetUserResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetUserResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetUserResponse {
+    return { user: isSet(object.user) ? User.fromJSON(object.user) : undefined };
+  },
+
+  toJSON(message: GetUserResponse): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = User.toJSON(message.user);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetUserResponse>): GetUserResponse {
+    return GetUserResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetUserResponse>): GetUserResponse {
+    const message = createBaseGetUserResponse();
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    return message;
+  },
+};
+
+function createBaseListUsersRequest(): ListUsersRequest {
+  return {};
+}
+
+export const ListUsersRequest: MessageFns<ListUsersRequest> = {
+  encode(_: ListUsersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListUsersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListUsersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListUsersRequest {
+    return {};
+  },
+
+  toJSON(_: ListUsersRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListUsersRequest>): ListUsersRequest {
+    return ListUsersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListUsersRequest>): ListUsersRequest {
+    const message = createBaseListUsersRequest();
+    return message;
+  },
+};
+
+function createBaseListUsersResponse(): ListUsersResponse {
+  return { users: [] };
+}
+
+export const ListUsersResponse: MessageFns<ListUsersResponse> = {
+  encode(message: ListUsersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.users) {
+      User.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListUsersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListUsersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.users.push(User.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListUsersResponse {
+    return { users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => User.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListUsersResponse): unknown {
+    const obj: any = {};
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => User.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListUsersResponse>): ListUsersResponse {
+    return ListUsersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListUsersResponse>): ListUsersResponse {
+    const message = createBaseListUsersResponse();
+    message.users = object.users?.map((e) => User.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseApiToken(): ApiToken {
+  return { id: "0", name: "", userId: "0", createdAt: undefined, expiresAt: undefined };
+}
+
+export const ApiToken: MessageFns<ApiToken> = {
+  encode(message: ApiToken, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.userId !== "0") {
+      writer.uint32(24).int64(message.userId);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(34).fork()).join();
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApiToken {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApiToken();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.userId = reader.int64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApiToken {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "0",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "0",
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ApiToken): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.userId !== "0") {
+      obj.userId = message.userId;
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApiToken>): ApiToken {
+    return ApiToken.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApiToken>): ApiToken {
+    const message = createBaseApiToken();
+    message.id = object.id ?? "0";
+    message.name = object.name ?? "";
+    message.userId = object.userId ?? "0";
+    message.createdAt = object.createdAt ?? undefined;
+    message.expiresAt = object.expiresAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCreateApiTokenRequest(): CreateApiTokenRequest {
+  return { name: "", userId: "0", ttl: undefined };
+}
+
+export const CreateApiTokenRequest: MessageFns<CreateApiTokenRequest> = {
+  encode(message: CreateApiTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.userId !== "0") {
+      writer.uint32(16).int64(message.userId);
+    }
+    if (message.ttl !== undefined) {
+      Duration.encode(message.ttl, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateApiTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateApiTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.userId = reader.int64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ttl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateApiTokenRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "0",
+      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
+    };
+  },
+
+  toJSON(message: CreateApiTokenRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.userId !== "0") {
+      obj.userId = message.userId;
+    }
+    if (message.ttl !== undefined) {
+      obj.ttl = Duration.toJSON(message.ttl);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateApiTokenRequest>): CreateApiTokenRequest {
+    return CreateApiTokenRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateApiTokenRequest>): CreateApiTokenRequest {
+    const message = createBaseCreateApiTokenRequest();
+    message.name = object.name ?? "";
+    message.userId = object.userId ?? "0";
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
+    return message;
+  },
+};
+
+function createBaseCreateApiTokenResponse(): CreateApiTokenResponse {
+  return { token: "", apiToken: undefined };
+}
+
+export const CreateApiTokenResponse: MessageFns<CreateApiTokenResponse> = {
+  encode(message: CreateApiTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.apiToken !== undefined) {
+      ApiToken.encode(message.apiToken, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateApiTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateApiTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.apiToken = ApiToken.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateApiTokenResponse {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      apiToken: isSet(object.apiToken)
+        ? ApiToken.fromJSON(object.apiToken)
+        : isSet(object.api_token)
+        ? ApiToken.fromJSON(object.api_token)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CreateApiTokenResponse): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.apiToken !== undefined) {
+      obj.apiToken = ApiToken.toJSON(message.apiToken);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateApiTokenResponse>): CreateApiTokenResponse {
+    return CreateApiTokenResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateApiTokenResponse>): CreateApiTokenResponse {
+    const message = createBaseCreateApiTokenResponse();
+    message.token = object.token ?? "";
+    message.apiToken = (object.apiToken !== undefined && object.apiToken !== null)
+      ? ApiToken.fromPartial(object.apiToken)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListApiTokensRequest(): ListApiTokensRequest {
+  return { userId: "0" };
+}
+
+export const ListApiTokensRequest: MessageFns<ListApiTokensRequest> = {
+  encode(message: ListApiTokensRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "0") {
+      writer.uint32(8).int64(message.userId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListApiTokensRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListApiTokensRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.userId = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListApiTokensRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "0",
+    };
+  },
+
+  toJSON(message: ListApiTokensRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "0") {
+      obj.userId = message.userId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListApiTokensRequest>): ListApiTokensRequest {
+    return ListApiTokensRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListApiTokensRequest>): ListApiTokensRequest {
+    const message = createBaseListApiTokensRequest();
+    message.userId = object.userId ?? "0";
+    return message;
+  },
+};
+
+function createBaseListApiTokensResponse(): ListApiTokensResponse {
+  return { apiTokens: [] };
+}
+
+export const ListApiTokensResponse: MessageFns<ListApiTokensResponse> = {
+  encode(message: ListApiTokensResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.apiTokens) {
+      ApiToken.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListApiTokensResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListApiTokensResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.apiTokens.push(ApiToken.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListApiTokensResponse {
+    return {
+      apiTokens: globalThis.Array.isArray(object?.apiTokens)
+        ? object.apiTokens.map((e: any) => ApiToken.fromJSON(e))
+        : globalThis.Array.isArray(object?.api_tokens)
+        ? object.api_tokens.map((e: any) => ApiToken.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListApiTokensResponse): unknown {
+    const obj: any = {};
+    if (message.apiTokens?.length) {
+      obj.apiTokens = message.apiTokens.map((e) => ApiToken.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListApiTokensResponse>): ListApiTokensResponse {
+    return ListApiTokensResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListApiTokensResponse>): ListApiTokensResponse {
+    const message = createBaseListApiTokensResponse();
+    message.apiTokens = object.apiTokens?.map((e) => ApiToken.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRevokeApiTokenRequest(): RevokeApiTokenRequest {
+  return { id: "0" };
+}
+
+export const RevokeApiTokenRequest: MessageFns<RevokeApiTokenRequest> = {
+  encode(message: RevokeApiTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).int64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeApiTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeApiTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeApiTokenRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "0" };
+  },
+
+  toJSON(message: RevokeApiTokenRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RevokeApiTokenRequest>): RevokeApiTokenRequest {
+    return RevokeApiTokenRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RevokeApiTokenRequest>): RevokeApiTokenRequest {
+    const message = createBaseRevokeApiTokenRequest();
+    message.id = object.id ?? "0";
+    return message;
+  },
+};
+
+function createBaseRevokeApiTokenResponse(): RevokeApiTokenResponse {
+  return {};
+}
+
+export const RevokeApiTokenResponse: MessageFns<RevokeApiTokenResponse> = {
+  encode(_: RevokeApiTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeApiTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeApiTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RevokeApiTokenResponse {
+    return {};
+  },
+
+  toJSON(_: RevokeApiTokenResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<RevokeApiTokenResponse>): RevokeApiTokenResponse {
+    return RevokeApiTokenResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<RevokeApiTokenResponse>): RevokeApiTokenResponse {
+    const message = createBaseRevokeApiTokenResponse();
+    return message;
+  },
+};
+
 /**
  * AdminService is the operator API of the scheduling center.
  *
- * Every call needs `authorization: Bearer <admin token>` metadata; without it
- * the call fails with UNAUTHENTICATED. Invalid fields fail with
+ * Every call except Login needs `authorization: Bearer <token>` metadata: a
+ * session token from Login, an API token from CreateApiToken, or one of the
+ * admin's configured static tokens. Without a valid token a call fails with
+ * UNAUTHENTICATED; a caller whose role or group grants do not cover the call,
+ * or an object it touches (a job's group, its child jobs, a log's group), gets
+ * PERMISSION_DENIED. Roles: USER_ROLE_ADMIN may do everything;
+ * USER_ROLE_OPERATOR manages jobs, triggers, logs and kills of its granted
+ * groups; USER_ROLE_VIEWER reads its granted groups. Invalid fields fail with
  * INVALID_ARGUMENT and a message naming the field; unknown ids fail with
- * NOT_FOUND. A failed call never changes stored data.
+ * NOT_FOUND. A failed call never changes stored data. No read call returns a
+ * secret (tokens and password hashes).
  */
 export type AdminServiceDefinition = typeof AdminServiceDefinition;
 export const AdminServiceDefinition = {
@@ -6854,8 +9303,9 @@ export const AdminServiceDefinition = {
       options: {},
     },
     /**
-     * Replaces a group's access token. Executors using the old token are refused
-     * when they next connect; connected streams stay open.
+     * Replaces a group's access token (admin role). The old token keeps working
+     * for `previous_token_grace` (default: not at all), so executors can be
+     * moved to the new one without downtime; connected streams stay open.
      */
     rotateExecutorGroupToken: {
       name: "RotateExecutorGroupToken",
@@ -7003,6 +9453,124 @@ export const AdminServiceDefinition = {
       responseStream: false,
       options: {},
     },
+    /**
+     * Exchanges a username and password for a session token. Needs no token.
+     * Wrong credentials fail with UNAUTHENTICATED; too many failures for one
+     * username with RESOURCE_EXHAUSTED.
+     */
+    login: {
+      name: "Login",
+      requestType: LoginRequest as typeof LoginRequest,
+      requestStream: false,
+      responseType: LoginResponse as typeof LoginResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Revokes the session or API token the call is made with. */
+    logout: {
+      name: "Logout",
+      requestType: LogoutRequest as typeof LogoutRequest,
+      requestStream: false,
+      responseType: LogoutResponse as typeof LogoutResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Returns the caller. */
+    whoAmI: {
+      name: "WhoAmI",
+      requestType: WhoAmIRequest as typeof WhoAmIRequest,
+      requestStream: false,
+      responseType: WhoAmIResponse as typeof WhoAmIResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Changes the caller's own password; every session token of the caller is
+     * revoked (API tokens stay).
+     */
+    changePassword: {
+      name: "ChangePassword",
+      requestType: ChangePasswordRequest as typeof ChangePasswordRequest,
+      requestStream: false,
+      responseType: ChangePasswordResponse as typeof ChangePasswordResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Creates a user (admin role). */
+    createUser: {
+      name: "CreateUser",
+      requestType: CreateUserRequest as typeof CreateUserRequest,
+      requestStream: false,
+      responseType: CreateUserResponse as typeof CreateUserResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Changes a user's role, group grants or password (admin role). */
+    updateUser: {
+      name: "UpdateUser",
+      requestType: UpdateUserRequest as typeof UpdateUserRequest,
+      requestStream: false,
+      responseType: UpdateUserResponse as typeof UpdateUserResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Deletes a user and revokes its tokens (admin role). */
+    deleteUser: {
+      name: "DeleteUser",
+      requestType: DeleteUserRequest as typeof DeleteUserRequest,
+      requestStream: false,
+      responseType: DeleteUserResponse as typeof DeleteUserResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Returns one user (admin role, or the user itself). */
+    getUser: {
+      name: "GetUser",
+      requestType: GetUserRequest as typeof GetUserRequest,
+      requestStream: false,
+      responseType: GetUserResponse as typeof GetUserResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Lists users (admin role). */
+    listUsers: {
+      name: "ListUsers",
+      requestType: ListUsersRequest as typeof ListUsersRequest,
+      requestStream: false,
+      responseType: ListUsersResponse as typeof ListUsersResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Creates an API token for scripts; it acts with its user's role and grants.
+     * Any user may create tokens for itself; the admin role for anyone.
+     */
+    createApiToken: {
+      name: "CreateApiToken",
+      requestType: CreateApiTokenRequest as typeof CreateApiTokenRequest,
+      requestStream: false,
+      responseType: CreateApiTokenResponse as typeof CreateApiTokenResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Lists API tokens (never their secret): the caller's, or anyone's for the admin role. */
+    listApiTokens: {
+      name: "ListApiTokens",
+      requestType: ListApiTokensRequest as typeof ListApiTokensRequest,
+      requestStream: false,
+      responseType: ListApiTokensResponse as typeof ListApiTokensResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Revokes an API token: the caller's own, or anyone's for the admin role. */
+    revokeApiToken: {
+      name: "RevokeApiToken",
+      requestType: RevokeApiTokenRequest as typeof RevokeApiTokenRequest,
+      requestStream: false,
+      responseType: RevokeApiTokenResponse as typeof RevokeApiTokenResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
 
@@ -7033,8 +9601,9 @@ export interface AdminServiceImplementation<CallContextExt = {}> {
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<ListExecutorGroupsResponse>>;
   /**
-   * Replaces a group's access token. Executors using the old token are refused
-   * when they next connect; connected streams stay open.
+   * Replaces a group's access token (admin role). The old token keeps working
+   * for `previous_token_grace` (default: not at all), so executors can be
+   * moved to the new one without downtime; connected streams stay open.
    */
   rotateExecutorGroupToken(
     request: RotateExecutorGroupTokenRequest,
@@ -7088,6 +9657,61 @@ export interface AdminServiceImplementation<CallContextExt = {}> {
     request: GetDashboardRequest,
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<GetDashboardResponse>>;
+  /**
+   * Exchanges a username and password for a session token. Needs no token.
+   * Wrong credentials fail with UNAUTHENTICATED; too many failures for one
+   * username with RESOURCE_EXHAUSTED.
+   */
+  login(request: LoginRequest, context: CallContext & CallContextExt): Promise<DeepPartial<LoginResponse>>;
+  /** Revokes the session or API token the call is made with. */
+  logout(request: LogoutRequest, context: CallContext & CallContextExt): Promise<DeepPartial<LogoutResponse>>;
+  /** Returns the caller. */
+  whoAmI(request: WhoAmIRequest, context: CallContext & CallContextExt): Promise<DeepPartial<WhoAmIResponse>>;
+  /**
+   * Changes the caller's own password; every session token of the caller is
+   * revoked (API tokens stay).
+   */
+  changePassword(
+    request: ChangePasswordRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<ChangePasswordResponse>>;
+  /** Creates a user (admin role). */
+  createUser(
+    request: CreateUserRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<CreateUserResponse>>;
+  /** Changes a user's role, group grants or password (admin role). */
+  updateUser(
+    request: UpdateUserRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<UpdateUserResponse>>;
+  /** Deletes a user and revokes its tokens (admin role). */
+  deleteUser(
+    request: DeleteUserRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<DeleteUserResponse>>;
+  /** Returns one user (admin role, or the user itself). */
+  getUser(request: GetUserRequest, context: CallContext & CallContextExt): Promise<DeepPartial<GetUserResponse>>;
+  /** Lists users (admin role). */
+  listUsers(request: ListUsersRequest, context: CallContext & CallContextExt): Promise<DeepPartial<ListUsersResponse>>;
+  /**
+   * Creates an API token for scripts; it acts with its user's role and grants.
+   * Any user may create tokens for itself; the admin role for anyone.
+   */
+  createApiToken(
+    request: CreateApiTokenRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<CreateApiTokenResponse>>;
+  /** Lists API tokens (never their secret): the caller's, or anyone's for the admin role. */
+  listApiTokens(
+    request: ListApiTokensRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<ListApiTokensResponse>>;
+  /** Revokes an API token: the caller's own, or anyone's for the admin role. */
+  revokeApiToken(
+    request: RevokeApiTokenRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<RevokeApiTokenResponse>>;
 }
 
 export interface AdminServiceClient<CallOptionsExt = {}> {
@@ -7117,8 +9741,9 @@ export interface AdminServiceClient<CallOptionsExt = {}> {
     options?: CallOptions & CallOptionsExt,
   ): Promise<ListExecutorGroupsResponse>;
   /**
-   * Replaces a group's access token. Executors using the old token are refused
-   * when they next connect; connected streams stay open.
+   * Replaces a group's access token (admin role). The old token keeps working
+   * for `previous_token_grace` (default: not at all), so executors can be
+   * moved to the new one without downtime; connected streams stay open.
    */
   rotateExecutorGroupToken(
     request: DeepPartial<RotateExecutorGroupTokenRequest>,
@@ -7172,6 +9797,61 @@ export interface AdminServiceClient<CallOptionsExt = {}> {
     request: DeepPartial<GetDashboardRequest>,
     options?: CallOptions & CallOptionsExt,
   ): Promise<GetDashboardResponse>;
+  /**
+   * Exchanges a username and password for a session token. Needs no token.
+   * Wrong credentials fail with UNAUTHENTICATED; too many failures for one
+   * username with RESOURCE_EXHAUSTED.
+   */
+  login(request: DeepPartial<LoginRequest>, options?: CallOptions & CallOptionsExt): Promise<LoginResponse>;
+  /** Revokes the session or API token the call is made with. */
+  logout(request: DeepPartial<LogoutRequest>, options?: CallOptions & CallOptionsExt): Promise<LogoutResponse>;
+  /** Returns the caller. */
+  whoAmI(request: DeepPartial<WhoAmIRequest>, options?: CallOptions & CallOptionsExt): Promise<WhoAmIResponse>;
+  /**
+   * Changes the caller's own password; every session token of the caller is
+   * revoked (API tokens stay).
+   */
+  changePassword(
+    request: DeepPartial<ChangePasswordRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<ChangePasswordResponse>;
+  /** Creates a user (admin role). */
+  createUser(
+    request: DeepPartial<CreateUserRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<CreateUserResponse>;
+  /** Changes a user's role, group grants or password (admin role). */
+  updateUser(
+    request: DeepPartial<UpdateUserRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<UpdateUserResponse>;
+  /** Deletes a user and revokes its tokens (admin role). */
+  deleteUser(
+    request: DeepPartial<DeleteUserRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<DeleteUserResponse>;
+  /** Returns one user (admin role, or the user itself). */
+  getUser(request: DeepPartial<GetUserRequest>, options?: CallOptions & CallOptionsExt): Promise<GetUserResponse>;
+  /** Lists users (admin role). */
+  listUsers(request: DeepPartial<ListUsersRequest>, options?: CallOptions & CallOptionsExt): Promise<ListUsersResponse>;
+  /**
+   * Creates an API token for scripts; it acts with its user's role and grants.
+   * Any user may create tokens for itself; the admin role for anyone.
+   */
+  createApiToken(
+    request: DeepPartial<CreateApiTokenRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<CreateApiTokenResponse>;
+  /** Lists API tokens (never their secret): the caller's, or anyone's for the admin role. */
+  listApiTokens(
+    request: DeepPartial<ListApiTokensRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<ListApiTokensResponse>;
+  /** Revokes an API token: the caller's own, or anyone's for the admin role. */
+  revokeApiToken(
+    request: DeepPartial<RevokeApiTokenRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<RevokeApiTokenResponse>;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;

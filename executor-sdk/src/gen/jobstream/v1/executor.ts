@@ -411,6 +411,13 @@ export interface RunResult {
 export interface ResultAck {
   /** The results stored, including ones that were already stored before (duplicates). */
   results: RunRef[];
+  /**
+   * Results the admin will never store: their run was not sent to this
+   * executor (another group or instance), or it already ended without this
+   * result (for example declared lost and retried elsewhere). The executor
+   * forgets them as it does acknowledged ones.
+   */
+  refused: RunRef[];
 }
 
 /**
@@ -2761,13 +2768,16 @@ export const RunResult: MessageFns<RunResult> = {
 };
 
 function createBaseResultAck(): ResultAck {
-  return { results: [] };
+  return { results: [], refused: [] };
 }
 
 export const ResultAck: MessageFns<ResultAck> = {
   encode(message: ResultAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.results) {
       RunRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.refused) {
+      RunRef.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2793,6 +2803,14 @@ export const ResultAck: MessageFns<ResultAck> = {
             message.results.push(RunRef.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.refused.push(RunRef.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2808,6 +2826,7 @@ export const ResultAck: MessageFns<ResultAck> = {
   fromJSON(object: any): ResultAck {
     return {
       results: globalThis.Array.isArray(object?.results) ? object.results.map((e: any) => RunRef.fromJSON(e)) : [],
+      refused: globalThis.Array.isArray(object?.refused) ? object.refused.map((e: any) => RunRef.fromJSON(e)) : [],
     };
   },
 
@@ -2815,6 +2834,9 @@ export const ResultAck: MessageFns<ResultAck> = {
     const obj: any = {};
     if (message.results?.length) {
       obj.results = message.results.map((e) => RunRef.toJSON(e));
+    }
+    if (message.refused?.length) {
+      obj.refused = message.refused.map((e) => RunRef.toJSON(e));
     }
     return obj;
   },
@@ -2825,6 +2847,7 @@ export const ResultAck: MessageFns<ResultAck> = {
   fromPartial(object: DeepPartial<ResultAck>): ResultAck {
     const message = createBaseResultAck();
     message.results = object.results?.map((e) => RunRef.fromPartial(e)) || [];
+    message.refused = object.refused?.map((e) => RunRef.fromPartial(e)) || [];
     return message;
   },
 };
