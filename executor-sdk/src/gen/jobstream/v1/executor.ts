@@ -2934,7 +2934,12 @@ export const Drain: MessageFns<Drain> = {
  * Authentication: the executor sends its group's access token as gRPC metadata
  * `authorization: Bearer <token>`. A missing or wrong token ends the call with
  * UNAUTHENTICATED before any message is exchanged. A token authorizes exactly
- * one app name.
+ * one app name. When the admin runs mutual TLS, a verified client certificate
+ * whose subject CN is the app name may replace the token. Results are stored
+ * only for runs sent down this stream, or listed in Register and confirmed as
+ * this instance's unfinished runs; others are refused in ResultAck.refused.
+ * Too many Connect attempts, or too many streams for one group, end the call
+ * with RESOURCE_EXHAUSTED: back off and retry.
  *
  * Ordering rules:
  *   * The first executor message must be Register; anything else ends the call
