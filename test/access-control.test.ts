@@ -579,6 +579,19 @@ describe('executor tokens and results bound to their session', () => {
     expect((await client.getLog({ id: run.logId })).log!.handleMessage).toBe('after reconnect');
   });
 
+  it('never sends a run to an executor of another group, even when a trigger names it', async () => {
+    const mine = await createGroup(client, 'named-mine');
+    const theirs = await createGroup(client, 'named-theirs');
+    const outsider = connect(theirs.token, 'named-theirs', 'outsider');
+    await outsider.next('welcome');
+    const jobId = await createJob(client, mine.groupId, 'echo');
+    const { logIds } = await client.triggerJob({ jobId, executorInstances: ['outsider'] });
+    const { log } = await client.getLog({ id: logIds[0]! });
+    expect(log!.triggerMessage).toContain('none of the requested executors (outsider)');
+    expect(log!.executorInstance).toBe('');
+    expect(outsider.count('runRequest')).toBe(0);
+  });
+
   it('keeps a rotated token working for its grace period only', async () => {
     const group = await createGroup(client, 'rotating');
     const { accessToken: second } = await client.rotateExecutorGroupToken({
