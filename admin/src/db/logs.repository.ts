@@ -215,9 +215,7 @@ export async function reconcilableRuns(
     )
     .where('group_id', '=', groupId)
     .where('outcome', 'is', null)
-    .where(eb =>
-      eb.or([eb('executor_instance', '=', instanceName), eb('executor_instance', 'is', null)]),
-    )
+    .where(eb => eb.or([eb('executor_instance', '=', instanceName), eb('executor_instance', 'is', null)]))
     .execute();
   const found = new Set(rows.map(row => `${row.id}/${row.attempt}`));
   return runs.filter(run => found.has(`${run.logId}/${run.attempt}`));
