@@ -56,6 +56,8 @@ describe('routing strategies end to end (real PostgreSQL, real gRPC on loopback)
     silent = new RawExecutor(admin.address, failover.token);
     silent.register({ appName: 'failover', instanceName: 'failover-0-silent' });
     await silent.next('welcome');
+    // Alive (it beats) but answering nothing: a silent stream would be closed instead.
+    silent.keepBeating(100);
     await startExecutor('failover', failover.token, 'failover-1');
   });
 

@@ -102,6 +102,8 @@ describe('scheduling on one admin', () => {
     const silent = new RawExecutor(admin.address, silentGroup.token);
     silent.register({ appName: 'silent', instanceName: 'silent-1', capacity: 100 });
     await silent.next('welcome');
+    // Alive (it beats) but answering nothing: a silent stream would be closed instead.
+    silent.keepBeating(100);
     try {
       const stuck = await createJob(client, silentGroup.groupId, 'echo', {
         scheduleType: FIX_RATE,

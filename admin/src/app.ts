@@ -23,10 +23,13 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { AdminServiceDefinition } from './gen/jobstream/v1/admin.js';
 import { ExecutorServiceDefinition } from './gen/jobstream/v1/executor.js';
 import { createAdminService } from './grpc/admin-service.js';
+import { ConnectLimits } from './grpc/connect-limits.js';
 import { errorBoundary } from './grpc/error-boundary.js';
+import { tolerantDecoding } from './grpc/malformed-messages.js';
 import { createExecutorService } from './grpc/executor-service.js';
 import { clientCertificateInterceptor, peerChannelCredentials, serverCredentials } from './grpc/tls.js';
 import { addReflectionAndHealth } from './grpc/reflection.js';
+import { requestSanity } from './grpc/request-sanity.js';
 import type { Logger } from './logger.js';
 import { AdminMetrics } from './metrics.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -187,9 +190,11 @@ export class AdminApp {
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
       // The only way handlers learn which client certificate a connection was verified with.
       interceptors: [clientCertificateInterceptor()],
-    }).use(errorBoundary(logger.child({ component: 'grpc' })));
+    })
+      .use(errorBoundary(logger.child({ component: 'grpc' })))
+      .use(requestSanity());
     server.add(
-      ExecutorServiceDefinition,
+      tolerantDecoding(ExecutorServiceDefinition),
       createExecutorService({
         db,
         sessions: this.sessions,
@@ -200,6 +205,11 @@ export class AdminApp {
         adminInstanceId: config.adminInstanceId,
         beatIntervalMs: config.beatIntervalMs,
         registerTimeoutMs: config.registerTimeoutMs,
+        connectLimits: new ConnectLimits({
+          maxStreamsPerGroup: config.maxStreamsPerGroup,
+          attemptsPerSecond: config.connectRatePerSecond,
+          failedAuthenticationsPerSecond: config.connectFailedAuthPerSecond,
+        }),
         onSessionEnded: session => failures.sessionEnded(session.sessionId),
       }),
     );
@@ -214,7 +224,7 @@ export class AdminApp {
       leaseTtlMs: config.adminLeaseMs,
     });
     server.add(
-      AdminServiceDefinition,
+      tolerantDecoding(AdminServiceDefinition),
       createAdminService({
         db,
         directory,
@@ -228,7 +238,10 @@ export class AdminApp {
         logger: logger.child({ component: 'accounts' }),
       }),
     );
-    server.add(AdminPeerServiceDefinition, createPeerService({ sessions: this.sessions, peerSecret }));
+    server.add(
+      tolerantDecoding(AdminPeerServiceDefinition),
+      createPeerService({ sessions: this.sessions, peerSecret }),
+    );
     addReflectionAndHealth(server, {
       serviceNames: [AdminServiceDefinition.fullName, ExecutorServiceDefinition.fullName],
     });

@@ -33,6 +33,12 @@ export interface AdminConfig {
   /** How long a new stream has to send Register. */
   readonly registerTimeoutMs: number;
   readonly maxMessageBytes: number;
+  /** Concurrent executor streams one group (one token) may hold on this admin. */
+  readonly maxStreamsPerGroup: number;
+  /** Connect attempts per second per remote host, in bursts of twice as many; 0 disables the limit. */
+  readonly connectRatePerSecond: number;
+  /** Failed Connect authentications per second per remote host (bursts of twice as many); 0 disables. */
+  readonly connectFailedAuthPerSecond: number;
   readonly logLevel: string;
   /** Names this admin process in presence rows and Welcome messages. */
   readonly adminInstanceId: string;
@@ -192,7 +198,16 @@ export function loadConfig(
     beatIntervalMs: integer('JOBSTREAM_BEAT_INTERVAL_MS', 3_000, 100, 60_000),
     requestDeadlineMs: integer('JOBSTREAM_REQUEST_DEADLINE_MS', 3_000, 100, 60_000),
     registerTimeoutMs: integer('JOBSTREAM_REGISTER_TIMEOUT_MS', 10_000, 100, 120_000),
-    maxMessageBytes: integer('JOBSTREAM_MAX_MESSAGE_BYTES', 4 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024),
+    // At least 2 MiB: a log-read reply carries up to 1 MiB of lines (MAX_LOG_READ_BYTES) plus framing.
+    maxMessageBytes: integer(
+      'JOBSTREAM_MAX_MESSAGE_BYTES',
+      4 * 1024 * 1024,
+      2 * 1024 * 1024,
+      64 * 1024 * 1024,
+    ),
+    maxStreamsPerGroup: integer('JOBSTREAM_MAX_STREAMS_PER_GROUP', 1_000, 1, 1_000_000),
+    connectRatePerSecond: integer('JOBSTREAM_CONNECT_RATE_PER_SECOND', 20, 0, 1_000_000),
+    connectFailedAuthPerSecond: integer('JOBSTREAM_CONNECT_FAILED_AUTH_PER_SECOND', 5, 0, 1_000_000),
     logLevel,
     adminInstanceId:
       env.JOBSTREAM_ADMIN_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,

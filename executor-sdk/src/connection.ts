@@ -212,6 +212,7 @@ export class Connection {
     const { addresses, logger, reconnectBaseDelayMs, reconnectMaxDelayMs } = this.#options;
     let failures = 0;
     while (!this.#stop.signal.aborted) {
+      let minDelayMs = 0;
       const address = addresses[this.#nextAddress % addresses.length] ?? addresses[0] ?? '';
       this.#nextAddress = (this.#nextAddress + 1) % addresses.length;
       const end = await this.#runSession(address);
@@ -227,6 +228,9 @@ export class Connection {
           }
           logger.error({ err, address }, 'admin refused the executor; retrying');
         } else {
+          // A rate limit or stream cap: retried like any failure (never fatal, the limit
+          // passes), but never at once, which would only be refused again.
+          if (code === Status.RESOURCE_EXHAUSTED) minDelayMs = reconnectBaseDelayMs;
           logger.warn({ err: end.error, address }, 'executor stream failed; reconnecting');
         }
       } else if (end.closeRequested) {
@@ -235,7 +239,10 @@ export class Connection {
       } else {
         logger.info({ address }, 'admin ended the executor stream; reconnecting');
       }
-      const delay = fullJitterDelay(failures++, reconnectBaseDelayMs, reconnectMaxDelayMs);
+      const delay = Math.max(
+        minDelayMs,
+        fullJitterDelay(failures++, reconnectBaseDelayMs, reconnectMaxDelayMs),
+      );
       logger.debug({ delayMs: delay, failures }, 'reconnect backoff');
       await sleep(delay, this.#stop.signal);
     }

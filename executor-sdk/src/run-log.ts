@@ -6,6 +6,11 @@ import type { Logger } from './logger.js';
 
 /** The most lines one LogReadRequest returns, whatever it asks for. */
 export const MAX_LOG_READ_LINES = 1000;
+/**
+ * The most bytes of line text (UTF-8) one LogReadRequest returns: the reply must fit in one
+ * gRPC message with room to spare, and the admin refuses larger chunks.
+ */
+export const MAX_LOG_READ_BYTES = 1024 * 1024;
 
 /** Every this many lines the byte offset is remembered, so a rolling read skips to it. */
 const CHECKPOINT_EVERY_LINES = 1000;
@@ -189,7 +194,23 @@ export class RunLogStore {
       }
 
       const lines: string[] = [];
+      let bytes = 0;
       let more = false;
+      /** Adds a line unless the chunk is full; a line larger than a whole chunk is truncated. */
+      const add = (text: string): boolean => {
+        const size = Buffer.byteLength(text, 'utf8');
+        if (bytes + size <= MAX_LOG_READ_BYTES) {
+          lines.push(text);
+          bytes += size;
+          return true;
+        }
+        if (lines.length > 0) return false;
+        // Returning nothing would stall a rolling read at this line forever.
+        const truncated = truncateUtf8(text, MAX_LOG_READ_BYTES - 100);
+        lines.push(`${truncated} [line truncated: ${size} bytes]`);
+        bytes = MAX_LOG_READ_BYTES;
+        return true;
+      };
       const idx = index;
       const { tail } = await scanLines(fh, offset, size, (text, start, end) => {
         if (lineNo === idx.lines + 1) {
@@ -199,11 +220,10 @@ export class RunLogStore {
             idx.checkpoints[(lineNo - 1) / CHECKPOINT_EVERY_LINES] = start;
         }
         if (lineNo >= from) {
-          if (lines.length >= limit) {
+          if (lines.length >= limit || !add(text)) {
             more = true;
             return false;
           }
-          lines.push(text);
         }
         lineNo++;
         return true;
@@ -213,8 +233,7 @@ export class RunLogStore {
         if (lineNo < from) {
           // The unterminated line lies before the requested range.
         } else if (this.isActive(logId)) more = true;
-        else if (lines.length < limit) lines.push(tail);
-        else more = true;
+        else if (lines.length >= limit || !add(tail)) more = true;
       }
       return { fromLine: from, toLine: from + lines.length - 1, lines, more };
     } finally {
@@ -333,6 +352,16 @@ export class RunLogWriter {
     this.#hooks.closed();
     this.#whenClosed?.resolve();
   }
+}
+
+/** The longest prefix of `text` that is at most `maxBytes` of UTF-8, cut between characters. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  const encoded = Buffer.from(text, 'utf8');
+  if (encoded.length <= maxBytes) return text;
+  let end = maxBytes;
+  // Back up over continuation bytes (10xxxxxx) to the start of a character.
+  while (end > 0 && ((encoded[end] ?? 0) & 0xc0) === 0x80) end--;
+  return encoded.toString('utf8', 0, end);
 }
 
 function formatLines(texts: readonly string[]): string {

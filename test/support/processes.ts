@@ -62,6 +62,19 @@ export class ChildTs {
     }
   }
 
+  /** Every stdout line so far that parses as JSON and matches. */
+  records(match: (record: Record<string, unknown>) => boolean = () => true): Record<string, unknown>[] {
+    return this.lines.flatMap(line => {
+      const record = parseJson(line);
+      return record && match(record) ? [record] : [];
+    });
+  }
+
+  /** Sends a signal without waiting for an exit (SIGSTOP, SIGCONT, a SIGTERM to be awaited later). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill(signal);
+  }
+
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill(signal);
     await this.exited;
@@ -83,6 +96,8 @@ export interface AdminProcessOptions {
   port?: number;
   beatIntervalMs?: number;
   instanceId?: string;
+  /** More JOBSTREAM_* settings (lost-run grace, monitor interval, ...), applied last. */
+  env?: Record<string, string>;
 }
 
 /** A real admin process (`jobstream-admin serve`); resolves once it listens. */
@@ -97,6 +112,7 @@ export async function startAdminProcess(
     JOBSTREAM_BEAT_INTERVAL_MS: String(options.beatIntervalMs ?? 500),
     JOBSTREAM_LOG_LEVEL: 'info',
     ...(options.instanceId ? { JOBSTREAM_ADMIN_INSTANCE_ID: options.instanceId } : {}),
+    ...options.env,
   });
   const started = await child.waitForJson(record => record.msg === 'admin started');
   return { child, address: String(started.grpc) };
@@ -108,6 +124,8 @@ export interface ExecutorProcessOptions {
   accessToken: string;
   instanceName: string;
   dataDir: string;
+  /** The SDK's shutdownGracePeriodMs (what SIGTERM gives running runs); the SDK default when omitted. */
+  shutdownGracePeriodMs?: number;
 }
 
 /** A real executor process running test/fixtures/executor-process.ts; resolves once it is registered. */
@@ -121,6 +139,9 @@ export async function startExecutorProcess(
     FIXTURE_ACCESS_TOKEN: options.accessToken,
     FIXTURE_INSTANCE_NAME: options.instanceName,
     FIXTURE_DATA_DIR: options.dataDir,
+    ...(options.shutdownGracePeriodMs === undefined
+      ? {}
+      : { FIXTURE_SHUTDOWN_GRACE_MS: String(options.shutdownGracePeriodMs) }),
   });
   if (waitReady) await child.waitForJson(record => record.event === 'ready');
   return child;

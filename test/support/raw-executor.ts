@@ -21,6 +21,7 @@ export class RawExecutor {
   readonly #abort = new AbortController();
   readonly done: Promise<unknown>;
   #wake: (() => void) | undefined;
+  #beats: NodeJS.Timeout | undefined;
   error: unknown;
 
   constructor(address: string, token: string) {
@@ -90,16 +91,40 @@ export class RawExecutor {
     }
   }
 
+  /**
+   * Beats every `intervalMs` from now on, whatever else the test has it do (or not do):
+   * the admin closes a stream that stays silent for three beat intervals.
+   */
+  keepBeating(intervalMs: number): void {
+    clearInterval(this.#beats);
+    this.#beats = setInterval(() => {
+      this.#outbound.tryPush({
+        kind: {
+          $case: 'beat',
+          value: {
+            runningCount: 0,
+            queuedCount: 0,
+            eventLoopLagMs: 0,
+            sentAt: new Date(),
+            unresponsiveRuns: [],
+          },
+        },
+      });
+    }, intervalMs);
+  }
+
   count(kind: NonNullable<AdminMessage['kind']>['$case']): number {
     return this.received.filter(message => message.kind?.$case === kind).length;
   }
 
   /** Half-closes the stream, as an executor leaving cleanly would. */
   end(): void {
+    clearInterval(this.#beats);
     this.#outbound.close();
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#beats);
     this.#outbound.close();
     this.#abort.abort();
     await this.done;

@@ -20,5 +20,11 @@ export function createDatabase(options: DatabaseOptions): Db {
   // An idle client's error (the server went away) must not crash the process: the pool
   // drops the client and the next query opens a new connection.
   pool.on('error', () => undefined);
+  // A checked-out client has no pool listener: when the server ends its connection
+  // between two of its messages (a restart terminates every backend, and the error can
+  // arrive right after a query's last reply, before the client is released), the client
+  // emits 'error' with nobody listening, which would crash the admin. The query in flight
+  // already failed, and the pool drops the broken client when it is released.
+  pool.on('connect', client => client.on('error', () => undefined));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

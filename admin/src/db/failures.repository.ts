@@ -31,6 +31,24 @@ export async function markUnroutableRuns(db: Db, sessionId?: string): Promise<nu
   return Number(numAffectedRows ?? 0n);
 }
 
+/**
+ * Undoes markUnroutableRuns for a session that turned out to be alive (its presence row
+ * had expired while the database was unreachable, and the session beat again since).
+ */
+export async function clearUnroutableRuns(db: Db, instanceName: string, sessionId: string): Promise<number> {
+  const { numUpdatedRows } = await db
+    .updateTable('trigger_log')
+    .set({ unroutable_since: null })
+    // executor_instance and the first two conditions select trigger_log_running_idx.
+    .where('executor_instance', '=', instanceName)
+    .where('dispatch_outcome', '=', 'ACCEPTED')
+    .where('outcome', 'is', null)
+    .where('executor_session_id', '=', sessionId)
+    .where('unroutable_since', 'is not', null)
+    .executeTakeFirst();
+  return Number(numUpdatedRows);
+}
+
 export interface LostRun {
   logId: string;
   jobId: string;

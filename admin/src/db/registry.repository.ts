@@ -23,12 +23,8 @@ function toPresence(row: ExecutorRegistryRow): ExecutorPresence {
   };
 }
 
-/**
- * Records a new session for an instance, replacing whatever session it had: the
- * newest stream of an instance is the one that counts.
- */
-export async function upsertPresence(db: Db, presence: ExecutorPresence, expiresAt: Date): Promise<void> {
-  const values = {
+function registryValues(presence: ExecutorPresence, expiresAt: Date) {
+  return {
     app_name: presence.appName,
     instance_name: presence.instanceName,
     session_id: presence.sessionId,
@@ -46,6 +42,14 @@ export async function upsertPresence(db: Db, presence: ExecutorPresence, expires
     running_count: presence.runningCount,
     queued_count: presence.queuedCount,
   };
+}
+
+/**
+ * Records a new session for an instance, replacing whatever session it had: the
+ * newest stream of an instance is the one that counts.
+ */
+export async function upsertPresence(db: Db, presence: ExecutorPresence, expiresAt: Date): Promise<void> {
+  const values = registryValues(presence, expiresAt);
   await db
     .insertInto('executor_registry')
     .values(values)
@@ -68,6 +72,20 @@ export async function upsertPresence(db: Db, presence: ExecutorPresence, expires
       })),
     )
     .execute();
+}
+
+/**
+ * Puts back the row of a live session whose row is gone (it expired and was swept while
+ * its admin could not refresh it). Inserts nothing when the instance has a row, which
+ * then belongs to a newer session. Returns whether the row was inserted.
+ */
+export async function restorePresence(db: Db, presence: ExecutorPresence, expiresAt: Date): Promise<boolean> {
+  const result = await db
+    .insertInto('executor_registry')
+    .values(registryValues(presence, expiresAt))
+    .onConflict(oc => oc.columns(['app_name', 'instance_name']).doNothing())
+    .executeTakeFirst();
+  return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
 }
 
 /** Refreshes a session's row. Fenced by session id: a replaced session updates nothing. */

@@ -53,6 +53,18 @@ function onlineByName(online: readonly ExecutorHandle[], names: readonly string[
   return [...new Set(names)].flatMap(name => byName.get(name) ?? []);
 }
 
+/**
+ * A scheduled fire that failed while being routed (the database could not be read), before
+ * any run request went out or anything was written for it: sending it again cannot run it
+ * twice.
+ */
+export class FireNotSentError extends Error {
+  override readonly name = 'FireNotSentError';
+  constructor(logId: string, cause: unknown) {
+    super(`fire ${logId} was not sent: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 /** Groups change rarely and every fire needs one: a short cache saves a query per fire. */
 const GROUP_CACHE_MS = 1_000;
 
@@ -149,7 +161,12 @@ export class Dispatcher {
       handleMessage: '',
       alarmStatus: 'NONE',
     };
-    const decision = await this.#route(job, undefined);
+    let decision: { targets: RouteTarget[]; trace: string } | { failure: string };
+    try {
+      decision = await this.#route(job, undefined);
+    } catch (error) {
+      throw new FireNotSentError(fire.logId, error);
+    }
     if ('failure' in decision || decision.targets.length === 1)
       return this.#dispatchAll(job, [first], decision);
     // A broadcast: the recorded row is shard 0, the other shards get rows of their own.

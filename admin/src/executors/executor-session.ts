@@ -10,6 +10,7 @@ import type {
 } from '../gen/jobstream/v1/executor.js';
 import { BoundedQueue } from '../util/bounded-queue.js';
 import { Semaphore } from '../util/semaphore.js';
+import { sanitizeReply } from './reply-limits.js';
 
 /** How many admin messages may wait for a slow stream before senders are made to wait. */
 const OUTBOUND_QUEUE_CAPACITY = 1024;
@@ -74,6 +75,7 @@ export class ExecutorSession {
    * an executor was given, so a result for any other run is refused.
    */
   readonly #reportableRuns = new Set<string>();
+  #lastReplyAt = 0;
 
   constructor(sessionId: string, register: Register, connectedAt: Date) {
     this.sessionId = sessionId;
@@ -185,12 +187,21 @@ export class ExecutorSession {
     this.#reportableRuns.delete(runKey(logId, attempt));
   }
 
+  /**
+   * When the executor was last heard from: its last beat or reply (ms since the epoch).
+   * A live executor beats every beat interval whatever else it sends.
+   */
+  get lastHeardAt(): number {
+    return Math.max(this.load.lastBeatAt.getTime(), this.#lastReplyAt);
+  }
+
   /** Routes a Reply to the request waiting for it. Returns false for an unknown request id. */
   handleReply(reply: Reply): boolean {
+    this.#lastReplyAt = Date.now();
     const pending = this.#pending.get(reply.requestId);
     if (!pending) return false;
     this.#pending.delete(reply.requestId);
-    pending.resolve(reply);
+    pending.resolve(sanitizeReply(reply));
     return true;
   }
 

@@ -47,6 +47,7 @@ import {
 import { addressTypes, logStatuses, scheduleTypes, triggerStatuses } from './enums.js';
 import { checkJobReferences, parseJobSpec } from './job-spec.js';
 import { durationToMs } from './time.js';
+import { isInTimestampRange } from './request-sanity.js';
 import { executorToProto, groupToProto, jobSpecToProto, jobToProto, logToProto } from './mappers.js';
 import {
   applyFieldMask,
@@ -430,6 +431,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const timeZone = request.timeZone || options.defaultTimeZone;
       if (!isTimeZone(timeZone)) invalid('time_zone', `"${truncate(timeZone)}" is not an IANA time zone`);
       const count = request.count === 0 ? 5 : requireInteger('count', request.count, 1, 100);
+      requireText('schedule_conf', request.scheduleConf, { max: 256 });
       let schedule;
       try {
         schedule = compileSchedule(type, request.scheduleConf.trim(), timeZone);
@@ -492,6 +494,8 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const before = decodePageToken('page_token', request.pageToken, value => {
         const token = value as { t?: unknown; i?: unknown } | null;
         if (typeof token?.t !== 'number' || typeof token.i !== 'string') return undefined;
+        // A forged time outside Timestamp's range would fail in PostgreSQL (INTERNAL).
+        if (!isInTimestampRange(new Date(token.t))) return undefined;
         return { triggeredAt: new Date(token.t), id: requireId('page_token', token.i) };
       });
       if (
@@ -550,7 +554,9 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
             : Status.UNAVAILABLE;
         throw new ServerError(
           status,
-          `executor ${session.instanceName} has no log for run ${log.id} (${rejectReasonToJSON(reply.rejectReason)})`,
+          `executor ${session.instanceName} has no log for run ${log.id} (${rejectReasonToJSON(reply.rejectReason)})${
+            reply.message ? `: ${reply.message}` : ''
+          }`,
         );
       }
       const chunk = reply.logChunk;

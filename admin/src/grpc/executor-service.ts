@@ -18,6 +18,8 @@ import type {
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
 import { bearerToken, hashToken } from './auth.js';
+import type { ConnectAdmission, ConnectLimits } from './connect-limits.js';
+import { isInTimestampRange } from './request-sanity.js';
 import { runOutcomes } from './enums.js';
 import { durationFromMs } from './time.js';
 import { clientCertificateName } from './tls.js';
@@ -35,6 +37,8 @@ export interface ExecutorServiceOptions {
   adminInstanceId: string;
   beatIntervalMs: number;
   registerTimeoutMs: number;
+  /** Rate limits and stream caps applied to every Connect call. */
+  connectLimits: ConnectLimits;
   /** Called when a session opens or closes (routing caches, waiting triggers). */
   onSessionChange?: () => void;
   /** Called once a session's stream has ended and its presence row is gone. */
@@ -42,6 +46,8 @@ export interface ExecutorServiceOptions {
 }
 
 const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What CreateExecutorGroup accepts as an app name. */
+const APP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_HANDLERS = 1_000;
 const MAX_CAPACITY = 10_000;
 const MAX_RECONCILED_RUNS = 100_000;
@@ -52,6 +58,10 @@ const MAX_RECONCILED_RUNS = 100_000;
  * results (head-of-line blocking). Still a bound: a result is a few hundred bytes.
  */
 const MAX_RESULTS_IN_FLIGHT = 10_000;
+/** PostgreSQL integer columns; several uint32 wire fields are stored in them. */
+const MAX_INT32 = 2_147_483_647;
+const MAX_ID = 9_223_372_036_854_775_807n;
+const MAX_LABELS = 100;
 const PROTOCOL_VERSION = 1;
 
 /**
@@ -139,8 +149,12 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     context: CallContext,
   ): AsyncGenerator<AdminMessage, void, undefined> {
     let session: ExecutorSession | undefined;
+    let admission: ConnectAdmission | undefined;
     try {
+      // Before anything that costs a database round trip or holds a stream.
+      admission = options.connectLimits.admit(context.peer);
       const group = await authenticate(context);
+      admission.holdStream(group);
       const inbound = requests[Symbol.asyncIterator]();
       const register = await readRegister(inbound, group);
       session = new ExecutorSession(randomUUID(), register, new Date());
@@ -193,9 +207,13 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       if (protocolError) throw protocolError;
       if (session.endedByAdmin !== undefined) throw new ServerError(Status.ABORTED, session.endedByAdmin);
     } catch (error) {
-      if (error instanceof ServerError) metrics.streamsRefused.inc({ code: Status[error.code] });
+      if (error instanceof ServerError) {
+        metrics.streamsRefused.inc({ code: Status[error.code] });
+        if (error.code === Status.UNAUTHENTICATED) admission?.authenticationFailed();
+      }
       throw error;
     } finally {
+      admission?.release();
       if (session) await closeSession(session);
     }
   }
@@ -223,14 +241,15 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
           case 'beat': {
             const beat = kind.value;
             session.load = {
-              runningCount: beat.runningCount,
-              queuedCount: beat.queuedCount,
+              // uint32 on the wire, integer columns in the registry row.
+              runningCount: Math.min(beat.runningCount, MAX_INT32),
+              queuedCount: Math.min(beat.queuedCount, MAX_INT32),
               eventLoopLagMs: beat.eventLoopLagMs,
               lastBeatAt: new Date(),
               // Bounded: a beat is advisory and must not grow the registry row without limit.
               unresponsiveLogIds: beat.unresponsiveRuns
                 .map(run => run.logId)
-                .filter(logId => /^\d{1,19}$/.test(logId))
+                .filter(isPositiveId)
                 .slice(0, MAX_REPORTED_UNRESPONSIVE_RUNS),
             };
             options.presence.beat(session).catch((error: unknown) => {
@@ -269,6 +288,8 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         }
       }
     } catch (error) {
+      // A message that did not decode (refused by the request-sanity middleware).
+      if (error instanceof ServerError) return error;
       // A reset or cancelled stream surfaces here; it is the normal way an executor leaves.
       log.debug({ err: error }, 'executor stream read ended');
       return undefined;
@@ -348,6 +369,10 @@ function validateRegister(register: Register): void {
   const invalid = (message: string): never => {
     throw new ServerError(Status.INVALID_ARGUMENT, message);
   };
+  // Any other name matches no group; refused here so the refusal never quotes a huge one.
+  if (!APP_NAME.test(register.appName)) {
+    invalid("register.app_name must be 1 to 64 characters of letters, digits, '.', '_', '-'");
+  }
   if (!INSTANCE_NAME.test(register.instanceName)) {
     invalid("register.instance_name must be 1 to 128 characters of letters, digits, '.', '_', ':', '-'");
   }
@@ -366,6 +391,17 @@ function validateRegister(register: Register): void {
       invalid('register.handlers: each name must be 1 to 255 characters');
   }
   if (register.hostname.length > 255) invalid('register.hostname is longer than 255 characters');
+  if (register.pid > MAX_INT32) invalid(`register.pid must be at most ${MAX_INT32}`);
+  const labels = Object.entries(register.labels);
+  if (labels.length > MAX_LABELS) invalid(`register.labels holds more than ${MAX_LABELS} labels`);
+  for (const [key, value] of labels) {
+    if (key.length === 0 || key.length > 128 || value.length > 1024)
+      invalid('register.labels: each key must be 1 to 128 characters and each value at most 1024');
+  }
+  // Stored as PostgreSQL text, which cannot hold NUL.
+  const texts = [register.hostname, register.sdkName, register.sdkVersion, ...register.handlers];
+  if ([...texts, ...labels.flat()].some(text => text.includes('\u0000')))
+    invalid('register: hostname, sdk_name, sdk_version, handlers and labels must not contain NUL characters');
   if (register.sdkName.length > 128 || register.sdkVersion.length > 64)
     invalid('register.sdk_name or sdk_version too long');
   if (register.running.length + register.unacknowledgedResults.length > MAX_RECONCILED_RUNS) {
@@ -379,13 +415,21 @@ function validateRegister(register: Register): void {
 }
 
 function isPositiveId(id: string): boolean {
-  return /^[1-9][0-9]{0,18}$/.test(id);
+  // Also within int64: a larger id fails the bigint casts of the statements it reaches.
+  return /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= MAX_ID;
+}
+
+/** A wire time the database can store, or null (unknown) for one out of Timestamp's range. */
+function storableTime(time: Date | undefined): Date | null {
+  return time !== undefined && isInTimestampRange(time) ? time : null;
 }
 
 /** Converts a wire result, or returns the reason it is invalid. */
 function toRunResultInput(result: RunResult): RunResultInput | string {
   if (!isPositiveId(result.logId)) return `run_result.log_id "${result.logId}" is not a positive id`;
-  if (result.attempt < 1) return 'run_result.attempt must be at least 1';
+  if (result.attempt < 1 || result.attempt > MAX_INT32) {
+    return `run_result.attempt must be from 1 to ${MAX_INT32}`;
+  }
   const outcome = runOutcomes.toDomain(result.outcome);
   if (outcome === undefined || outcome === 'LOST') {
     return `run_result.outcome ${result.outcome} is not an outcome an executor may report`;
@@ -394,8 +438,10 @@ function toRunResultInput(result: RunResult): RunResultInput | string {
     logId: result.logId,
     attempt: result.attempt,
     outcome,
-    message: result.message.slice(0, 64 * 1024),
-    startedAt: result.startedAt ?? null,
-    finishedAt: result.finishedAt ?? null,
+    // Repaired rather than refused: the SDK would re-send a refused result after every
+    // reconnect, and one bad result must not keep a run from being recorded at all.
+    message: result.message.slice(0, 64 * 1024).replaceAll('\u0000', '\uFFFD'),
+    startedAt: storableTime(result.startedAt),
+    finishedAt: storableTime(result.finishedAt),
   };
 }

@@ -10,7 +10,7 @@ import {
   takeFires,
   type ClaimedFire,
 } from '../db/scheduler.repository.js';
-import type { Dispatcher } from '../dispatch/dispatcher.js';
+import { FireNotSentError, type Dispatcher } from '../dispatch/dispatcher.js';
 import type { Job } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
@@ -39,7 +39,18 @@ export interface SchedulerOptions {
 interface HeldFire {
   fire: ClaimedFire;
   job: Job;
+  /** Sends that failed before anything went out (see #send). */
+  unsent?: number;
 }
+
+/**
+ * A fire whose send failed before anything went out stays PENDING and claimed by this
+ * admin, where no pass looks for it: it is sent again with a backoff up to this cap, for
+ * about a minute (a database restart or failover), then left as it is; peers take it over
+ * once this admin's lease lapses.
+ */
+const RESEND_MAX_DELAY_MS = 5_000;
+const RESEND_ATTEMPTS = 16;
 
 /**
  * Fires are checked (taken) this long before their time, in 10 ms buckets, so that a
@@ -289,7 +300,8 @@ export class Scheduler {
     this.#track(taking);
   }
 
-  #send({ fire, job }: HeldFire): void {
+  #send(held: HeldFire): void {
+    const { fire, job } = held;
     const lateness = Date.now() - fire.scheduledAt.getTime();
     this.#options.metrics.fireLateness.observe(Math.max(0, lateness) / 1000);
     const sending = this.#options.dispatcher.fire(job, fire).then(
@@ -299,6 +311,17 @@ export class Scheduler {
         }
       },
       (error: unknown) => {
+        const unsent = (held.unsent ?? 0) + 1;
+        if (error instanceof FireNotSentError && unsent < RESEND_ATTEMPTS) {
+          // Taken again first: a fire withdrawn or taken over meanwhile is not sent.
+          const delayMs = Math.min(RESEND_MAX_DELAY_MS, 100 * 2 ** unsent);
+          this.#options.logger.warn(
+            { err: error, logId: fire.logId, jobId: job.id, retryInMs: delayMs },
+            'sending a fire failed before anything went out; retrying',
+          );
+          this.#takeTimer.add({ ...held, unsent }, Date.now() + delayMs);
+          return;
+        }
         this.#options.logger.error({ err: error, logId: fire.logId, jobId: job.id }, 'sending a fire failed');
       },
     );
