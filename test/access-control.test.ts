@@ -592,6 +592,51 @@ describe('executor tokens and results bound to their session', () => {
     expect(outsider.count('runRequest')).toBe(0);
   });
 
+  it('kills runs an executor reports at Register that the admin gave up on', async () => {
+    const quick = await startTestAdmin(database.url, { requestDeadlineMs: 300 });
+    try {
+      const group = await createGroup(quick.client, 'given-up');
+      const silent = new RawExecutor(quick.address, group.token);
+      raws.push(silent);
+      silent.register({ appName: 'given-up', instanceName: 'sleepy' });
+      await silent.next('welcome');
+      const jobId = await createJob(quick.client, group.groupId, 'echo');
+      // The executor never answers: the admin records the trigger as failed.
+      const { logIds } = await quick.client.triggerJob({ jobId });
+      const request = await silent.next('runRequest');
+      expect(request.answerBy!.getTime()).toBeGreaterThan(Date.now() - 1_000);
+      expect((await quick.client.getLog({ id: logIds[0]! })).log!.triggerMessage).toContain(
+        'did not answer within 300 ms',
+      );
+      await silent.close();
+
+      // It wakes up, says it is running that run after all, and is told to kill it.
+      const run = { logId: request.logId, attempt: request.attempt };
+      const woken = new RawExecutor(quick.address, group.token);
+      raws.push(woken);
+      woken.register({ appName: 'given-up', instanceName: 'sleepy', running: [run] });
+      await woken.next('welcome');
+      const kill = await woken.next('killRequest');
+      expect(kill.logId).toBe(run.logId);
+      woken.send({
+        kind: {
+          $case: 'runResult',
+          value: {
+            ...run,
+            outcome: RunOutcome.RUN_OUTCOME_KILLED,
+            message: 'killed',
+            startedAt: undefined,
+            finishedAt: undefined,
+          },
+        },
+      });
+      expect((await woken.next('resultAck')).refused).toEqual([run]);
+      expect((await quick.client.getLog({ id: run.logId })).log!.outcome).toBe(0);
+    } finally {
+      await quick.stop();
+    }
+  });
+
   it('keeps a rotated token working for its grace period only', async () => {
     const group = await createGroup(client, 'rotating');
     const { accessToken: second } = await client.rotateExecutorGroupToken({

@@ -451,6 +451,9 @@ describe('process faults', () => {
 
     frozen.signal('SIGSTOP');
     const stoppedAt = Date.now();
+    // Sent before the admin notices: the request waits in the frozen process's socket.
+    // The admin gives up on it; the executor must not start it when it wakes up.
+    const stalledTrigger = admin.client.triggerJob({ jobId, param: '50' });
     await waitFor(
       async () =>
         (await listed(admin.client, 'stall')).some(e => e.instanceName === 'stall-a') ? undefined : true,
@@ -487,6 +490,8 @@ describe('process faults', () => {
       expectWorked(log);
     }
 
+    const [stalled] = (await stalledTrigger).logIds;
+
     frozen.signal('SIGCONT');
     await waitFor(
       async () =>
@@ -495,6 +500,14 @@ describe('process faults', () => {
     );
     const logs = await settledLogs([jobId], 'the in-flight run to be reconciled');
     expectWorked(logs.find(log => log.id === inFlight)!);
+    expect(logs.find(log => log.id === stalled)).toMatchObject({
+      executor_instance: 'stall-a',
+      dispatch_outcome: 'FAILED',
+      outcome: null,
+    });
+    await frozen.waitForJson(
+      r => r.logId === stalled && String(r.msg).startsWith('run request refused: this executor was stalled'),
+    );
     const frozenStarts = startsByLog(frozen);
     const healthyStarts = startsByLog(healthy);
     expect([...frozenStarts.entries()]).toEqual([[inFlight, 1]]);

@@ -205,6 +205,7 @@ export class AdminApp {
         adminInstanceId: config.adminInstanceId,
         beatIntervalMs: config.beatIntervalMs,
         registerTimeoutMs: config.registerTimeoutMs,
+        requestDeadlineMs: config.requestDeadlineMs,
         connectLimits: new ConnectLimits({
           maxStreamsPerGroup: config.maxStreamsPerGroup,
           attemptsPerSecond: config.connectRatePerSecond,

@@ -80,6 +80,12 @@ export class StreamSession {
   readonly outbound: OutboundQueue<ExecutorMessage>;
   sessionId = '';
   welcomed = false;
+  /** Admin clock minus local clock, measured at Welcome. */
+  adminClockOffsetMs = 0;
+  /** A run request read after the process was stalled longer than this is refused. */
+  stallLimitMs = Number.POSITIVE_INFINITY;
+  /** Set when a stall over stallLimitMs happened while this stream was open. */
+  stalledForMs: number | undefined;
   readonly #call = new AbortController();
   readonly #closed = new AbortController();
   #closeRequested = false;

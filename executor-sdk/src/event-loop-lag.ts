@@ -10,8 +10,12 @@ export class EventLoopLagMonitor {
   #expected = 0;
   #maxLagMs = 0;
 
-  constructor(intervalMs = 100) {
+  readonly #onLag: ((lagMs: number) => void) | undefined;
+
+  /** `onLag` hears of every tick that came later than due (the lag in ms). */
+  constructor(intervalMs = 100, onLag?: (lagMs: number) => void) {
     this.#intervalMs = intervalMs;
+    this.#onLag = onLag;
   }
 
   start(): void {
@@ -19,8 +23,10 @@ export class EventLoopLagMonitor {
     this.#expected = performance.now() + this.#intervalMs;
     this.#timer = setInterval(() => {
       const now = performance.now();
-      this.#maxLagMs = Math.max(this.#maxLagMs, now - this.#expected);
+      const lagMs = now - this.#expected;
+      this.#maxLagMs = Math.max(this.#maxLagMs, lagMs);
       this.#expected = now + this.#intervalMs;
+      if (lagMs > 0) this.#onLag?.(lagMs);
     }, this.#intervalMs);
     this.#timer.unref();
   }
@@ -28,6 +34,15 @@ export class EventLoopLagMonitor {
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /**
+   * How overdue the next tick is now: large right after the process was stopped
+   * (SIGSTOP) or its loop blocked, because I/O callbacks run before the timers
+   * that would catch up.
+   */
+  currentLagMs(): number {
+    return this.#timer === undefined ? 0 : Math.max(0, performance.now() - this.#expected);
   }
 
   /** The largest lag since the previous call, in whole milliseconds; resets the maximum. */

@@ -38,6 +38,8 @@ export type ExecutorState = 'idle' | 'starting' | 'running' | 'stopping' | 'stop
 const DEFAULT_BEAT_INTERVAL_MS = 10_000;
 /** An admin asking for faster beats than this is misconfigured; the executor would only burn CPU. */
 const MIN_BEAT_INTERVAL_MS = 50;
+/** A stall shorter than this never expires run requests: a long GC pause is not a partition. */
+const MIN_STALL_LIMIT_MS = 1_000;
 const LOG_RETENTION_SWEEP_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
 /**
@@ -65,7 +67,7 @@ export class Executor {
   readonly #handlers: HandlerRegistry;
   readonly #runLogs: RunLogStore;
   readonly #scheduler: RunScheduler;
-  readonly #lag = new EventLoopLagMonitor();
+  readonly #lag = new EventLoopLagMonitor(100, lagMs => this.#onLag(lagMs));
   #state: ExecutorState = 'idle';
   #spool: ResultSpool | undefined;
   #connection: Connection | undefined;
@@ -262,9 +264,46 @@ export class Executor {
     if (this.#state === 'starting') this.#state = 'running';
     const requested = durationToMs(welcome.beatInterval);
     const intervalMs = requested > 0 ? Math.max(requested, MIN_BEAT_INTERVAL_MS) : DEFAULT_BEAT_INTERVAL_MS;
+    // Off by at most the time Welcome took to arrive, which is well under any request deadline.
+    session.adminClockOffsetMs = welcome.serverTime ? welcome.serverTime.getTime() - Date.now() : 0;
+    session.stallLimitMs = Math.max(2 * intervalMs, MIN_STALL_LIMIT_MS);
     const timer = setInterval(() => session.offerBeat(this.#beat()), intervalMs);
     session.closedSignal.addEventListener('abort', () => clearInterval(timer), { once: true });
     void this.#resendResults(session);
+  }
+
+  /**
+   * Why a run request must not be started, if it arrived too late: the admin records a
+   * request it got no answer to as failed (and may retry it elsewhere), so starting it
+   * now would run it twice.
+   */
+  #expiredRequest(session: StreamSession, req: RunRequest): string | undefined {
+    // Read before the lag timer caught up, or after it found the stall and gave up the stream.
+    const stalledMs = Math.max(this.#lag.currentLagMs(), session.stalledForMs ?? 0);
+    if (stalledMs > session.stallLimitMs) {
+      return `this executor was stalled for ${Math.round(stalledMs)} ms; the admin has likely given up on the request`;
+    }
+    if (req.answerBy) {
+      const lateMs = Date.now() + session.adminClockOffsetMs - req.answerBy.getTime();
+      if (lateMs > 0) return `it arrived ${lateMs} ms after its answer_by`;
+    }
+    return undefined;
+  }
+
+  /**
+   * A stall this long (the process was stopped, or its loop blocked) means the admin has
+   * likely closed the stream and given up on the requests it sent meanwhile: the stream
+   * is replaced, and requests still read from it are refused.
+   */
+  #onLag(lagMs: number): void {
+    const session = this.#connection?.session;
+    if (!session || lagMs <= session.stallLimitMs) return;
+    session.stalledForMs = lagMs;
+    this.#logger.warn(
+      { stalledMs: Math.round(lagMs), sessionId: session.sessionId },
+      'executor was stalled; replacing its stream',
+    );
+    session.close();
   }
 
   #beat(): Beat {
@@ -383,6 +422,12 @@ export class Executor {
         RejectReason.REJECT_REASON_UNSPECIFIED,
         'already accepted (duplicate request)',
       );
+      return;
+    }
+    const expired = this.#expiredRequest(session, req);
+    if (expired) {
+      this.#logger.warn({ logId, attempt }, `run request refused: ${expired}`);
+      await reply(session, requestId, false, RejectReason.REJECT_REASON_EXPIRED, expired);
       return;
     }
     if (this.#state !== 'running' || session.closeRequested) {

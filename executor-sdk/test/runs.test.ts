@@ -151,6 +151,33 @@ describe('running handlers', () => {
     await session.waitForResult('306');
   });
 
+  it('refuses a run request read after its answer_by, without running it', async () => {
+    let calls = 0;
+    const { session } = await connected(e =>
+      e.register('count', () => {
+        calls++;
+        return 'ran';
+      }),
+    );
+    // The admin stopped waiting a second ago (the message was held up on the way).
+    const late = await session.run({
+      logId: '451',
+      handler: 'count',
+      answerBy: new Date(Date.now() - 1_000),
+    });
+    expect(late).toMatchObject({ accepted: false, rejectReason: RejectReason.REJECT_REASON_EXPIRED });
+    expect(late.message).toMatch(/after its answer_by/);
+    const inTime = await session.run({
+      logId: '452',
+      handler: 'count',
+      answerBy: new Date(Date.now() + 3_000),
+    });
+    expect(inTime).toMatchObject({ accepted: true });
+    await session.waitForResult('452');
+    expect(calls).toBe(1);
+    expect(session.results().map(result => result.logId)).toEqual(['452']);
+  });
+
   it('answers a repeated RunRequest for the same (log, attempt) as accepted without running it twice', async () => {
     let calls = 0;
     const release = gate();

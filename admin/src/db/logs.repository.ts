@@ -196,7 +196,8 @@ export async function applyRunResults(
 /**
  * Which of the runs an executor lists at Register are its own and unfinished: of its
  * group, sent to this instance, or whose dispatch was never recorded (the admin that sent
- * it died first). Results for these may be reported on the new session.
+ * it died first), and not given up on. Results for these may be reported on the new
+ * session.
  */
 export async function reconcilableRuns(
   db: Db,
@@ -215,6 +216,8 @@ export async function reconcilableRuns(
     )
     .where('group_id', '=', groupId)
     .where('outcome', 'is', null)
+    // A dispatch recorded as failed was given up on (and may have been retried elsewhere).
+    .where('dispatch_outcome', '!=', 'FAILED')
     .where(eb => eb.or([eb('executor_instance', '=', instanceName), eb('executor_instance', 'is', null)]))
     .execute();
   const found = new Set(rows.map(row => `${row.id}/${row.attempt}`));

@@ -264,6 +264,9 @@ export class Dispatcher {
             glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
             glueUpdatedAt: job.glueUpdatedAt,
             scheduledAt: log.scheduledAt,
+            // When this admin stops waiting: a request read later must not start a run
+            // that is already recorded as failed (and may be retried elsewhere).
+            answerBy: new Date(Date.now() + this.#options.requestDeadlineMs),
           },
         },
         this.#options.requestDeadlineMs,

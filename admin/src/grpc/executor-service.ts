@@ -37,6 +37,8 @@ export interface ExecutorServiceOptions {
   adminInstanceId: string;
   beatIntervalMs: number;
   registerTimeoutMs: number;
+  /** How long an executor has to answer a request (kills of stray runs). */
+  requestDeadlineMs: number;
   /** Rate limits and stream caps applied to every Connect call. */
   connectLimits: ConnectLimits;
   /** Called when a session opens or closes (routing caches, waiting triggers). */
@@ -172,12 +174,13 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         session.sessionId,
         register.running.map(run => run.logId),
       );
-      session.adoptRuns(
-        await reconcilableRuns(options.db, group.id, session.instanceName, [
-          ...register.running,
-          ...register.unacknowledgedResults,
-        ]),
-      );
+      const reconcilable = await reconcilableRuns(options.db, group.id, session.instanceName, [
+        ...register.running,
+        ...register.unacknowledgedResults,
+      ]);
+      session.adoptRuns(reconcilable);
+      const adopted = new Set(reconcilable.map(run => `${run.logId}/${run.attempt}`));
+      const strayRuns = register.running.filter(run => !adopted.has(`${run.logId}/${run.attempt}`));
       metrics.streamRegistrations.inc({ app_name: session.appName });
       metrics.executorsOnline.set(
         { app_name: session.appName },
@@ -201,6 +204,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         },
       };
 
+      if (strayRuns.length > 0) killStrayRuns(session, strayRuns, log);
       const inboundDone = consumeInbound(inbound, session, log);
       yield* session.outboundMessages();
       const protocolError = await inboundDone;
@@ -296,6 +300,32 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     } finally {
       session.close();
       await Promise.allSettled(resultsInFlight);
+    }
+  }
+
+  /**
+   * Runs an executor says it is running that the admin has given up on (recorded as
+   * failed to dispatch, already ended, e.g. lost and retried elsewhere) or never gave
+   * it: they are killed, so a stalled executor waking up does not run work twice.
+   */
+  function killStrayRuns(session: ExecutorSession, runs: readonly { logId: string }[], log: Logger): void {
+    log.warn(
+      { logIds: runs.map(run => run.logId) },
+      'executor reports runs the admin gave up on; killing them',
+    );
+    for (const run of runs) {
+      session
+        .request(
+          {
+            $case: 'killRequest',
+            value: {
+              logId: run.logId,
+              reason: 'the admin gave up on this run (no answer in time, or it ended)',
+            },
+          },
+          options.requestDeadlineMs,
+        )
+        .catch(() => undefined);
     }
   }
 

@@ -40,6 +40,11 @@ export const RejectReason = {
   REJECT_REASON_UNKNOWN_RUN: 5,
   /** REJECT_REASON_INVALID - The request was malformed (for example an unsupported GLUE type). */
   REJECT_REASON_INVALID: 6,
+  /**
+   * REJECT_REASON_EXPIRED - The request arrived after its answer_by, or after the executor itself was
+   * stalled long enough that the admin has likely given up on it.
+   */
+  REJECT_REASON_EXPIRED: 7,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -53,6 +58,7 @@ export namespace RejectReason {
   export type REJECT_REASON_SHUTTING_DOWN = typeof RejectReason.REJECT_REASON_SHUTTING_DOWN;
   export type REJECT_REASON_UNKNOWN_RUN = typeof RejectReason.REJECT_REASON_UNKNOWN_RUN;
   export type REJECT_REASON_INVALID = typeof RejectReason.REJECT_REASON_INVALID;
+  export type REJECT_REASON_EXPIRED = typeof RejectReason.REJECT_REASON_EXPIRED;
   export type UNRECOGNIZED = typeof RejectReason.UNRECOGNIZED;
 }
 
@@ -79,6 +85,9 @@ export function rejectReasonFromJSON(object: any): RejectReason {
     case 6:
     case "REJECT_REASON_INVALID":
       return RejectReason.REJECT_REASON_INVALID;
+    case 7:
+    case "REJECT_REASON_EXPIRED":
+      return RejectReason.REJECT_REASON_EXPIRED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -102,6 +111,8 @@ export function rejectReasonToJSON(object: RejectReason): string {
       return "REJECT_REASON_UNKNOWN_RUN";
     case RejectReason.REJECT_REASON_INVALID:
       return "REJECT_REASON_INVALID";
+    case RejectReason.REJECT_REASON_EXPIRED:
+      return "REJECT_REASON_EXPIRED";
     case RejectReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -308,7 +319,17 @@ export interface RunRequest {
    * When the schedule wanted this run to fire (for manual triggers: when the
    * trigger was requested).
    */
-  scheduledAt?: Date | undefined;
+  scheduledAt?:
+    | Date
+    | undefined;
+  /**
+   * The admin's deadline for the Reply, on the admin's clock (see
+   * Welcome.server_time for the offset). After it the admin has recorded the
+   * trigger as failed and may retry it elsewhere, so an executor that only now
+   * reads the request (it was stalled, or the network held the message) must
+   * not start the run: it replies REJECT_REASON_EXPIRED. Unset: no deadline.
+   */
+  answerBy?: Date | undefined;
 }
 
 /**
@@ -1608,6 +1629,7 @@ function createBaseRunRequest(): RunRequest {
     glueSource: "",
     glueUpdatedAt: undefined,
     scheduledAt: undefined,
+    answerBy: undefined,
   };
 }
 
@@ -1654,6 +1676,9 @@ export const RunRequest: MessageFns<RunRequest> = {
     }
     if (message.scheduledAt !== undefined) {
       Timestamp.encode(toTimestamp(message.scheduledAt), writer.uint32(114).fork()).join();
+    }
+    if (message.answerBy !== undefined) {
+      Timestamp.encode(toTimestamp(message.answerBy), writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -1783,6 +1808,14 @@ export const RunRequest: MessageFns<RunRequest> = {
             message.scheduledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.answerBy = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1851,6 +1884,11 @@ export const RunRequest: MessageFns<RunRequest> = {
         : isSet(object.scheduled_at)
         ? fromJsonTimestamp(object.scheduled_at)
         : undefined,
+      answerBy: isSet(object.answerBy)
+        ? fromJsonTimestamp(object.answerBy)
+        : isSet(object.answer_by)
+        ? fromJsonTimestamp(object.answer_by)
+        : undefined,
     };
   },
 
@@ -1898,6 +1936,9 @@ export const RunRequest: MessageFns<RunRequest> = {
     if (message.scheduledAt !== undefined) {
       obj.scheduledAt = message.scheduledAt.toISOString();
     }
+    if (message.answerBy !== undefined) {
+      obj.answerBy = message.answerBy.toISOString();
+    }
     return obj;
   },
 
@@ -1922,6 +1963,7 @@ export const RunRequest: MessageFns<RunRequest> = {
     message.glueSource = object.glueSource ?? "";
     message.glueUpdatedAt = object.glueUpdatedAt ?? undefined;
     message.scheduledAt = object.scheduledAt ?? undefined;
+    message.answerBy = object.answerBy ?? undefined;
     return message;
   },
 };
