@@ -36,6 +36,48 @@ describe('the executor stream protocol, admin side', () => {
     await database?.drop();
   });
 
+  it('sends a run request again on the executor’s new stream when its stream breaks mid-request', async () => {
+    const patient = await startTestAdmin(database.url, { requestDeadlineMs: 5_000 });
+    try {
+      const { groupId: resendGroup, token: resendToken } = await createGroup(patient.client, 'resend');
+      const first = new RawExecutor(patient.address, resendToken);
+      raws.push(first);
+      first.register({ appName: 'resend', instanceName: 'mover' });
+      await first.next('welcome');
+      const jobId = await createJob(patient.client, resendGroup, 'echo');
+      const triggered = patient.client.triggerJob({ jobId });
+      const request = await first.next('runRequest');
+      // The stream breaks before the executor answers; the executor comes back at once.
+      await first.close();
+      const second = new RawExecutor(patient.address, resendToken);
+      raws.push(second);
+      second.register({ appName: 'resend', instanceName: 'mover' });
+      const again = await second.next('runRequest');
+      expect({ logId: again.logId, attempt: again.attempt }).toEqual({
+        logId: request.logId,
+        attempt: request.attempt,
+      });
+      expect(again.answerBy).toEqual(request.answerBy);
+      second.send({
+        kind: {
+          $case: 'reply',
+          value: { requestId: again.requestId, accepted: true, rejectReason: 0, message: '' },
+        },
+      });
+      const { logIds } = await triggered;
+      const { log } = await patient.client.getLog({ id: logIds[0]! });
+      expect(log).toMatchObject({
+        dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED,
+        executorInstance: 'mover',
+      });
+      expect(log!.triggerMessage).toMatch(
+        /accepted by mover \(sent again after its stream moved: executor mover disconnected\)/,
+      );
+    } finally {
+      await patient.stop();
+    }
+  });
+
   it('welcomes a registered executor with a session id and the beat interval', async () => {
     const raw = connect('welcome-1');
     const welcome = await raw.next('welcome');

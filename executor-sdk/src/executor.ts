@@ -414,7 +414,11 @@ export class Executor {
   async #onRunRequest(session: StreamSession, req: RunRequest): Promise<void> {
     const { requestId, logId, attempt } = req;
     // Re-dispatch after a reconnect: the run is already ours; running it again would double it.
-    if (this.#scheduler.has(logId, attempt) || this.#spool?.has(logId, attempt) === true) {
+    if (
+      this.#scheduler.has(logId, attempt) ||
+      this.#spool?.has(logId, attempt) === true ||
+      this.#spool?.acknowledgedRecently(logId, attempt) === true
+    ) {
       await reply(
         session,
         requestId,

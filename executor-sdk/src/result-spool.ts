@@ -10,6 +10,8 @@ export const SPOOL_FILE_NAME = 'results.spool.jsonl';
 
 /** Rewriting the file is not worth it for a handful of acknowledged lines. */
 const MIN_ACK_LINES_BEFORE_COMPACTION = 64;
+/** How many acknowledged runs are remembered to ignore re-sent requests for them. */
+const RECENTLY_ACKED_LIMIT = 10_000;
 
 type SpoolLine =
   | {
@@ -45,6 +47,7 @@ export class ResultSpool {
   readonly #file: string;
   readonly #logger: Logger;
   readonly #entries = new Map<string, Entry>();
+  readonly #recentlyAcked = new Set<string>();
   readonly #pendingAdds: { key: string; entry: Entry; resolve: () => void }[] = [];
   #flushQueued = false;
   #handle: FileHandle | undefined;
@@ -72,6 +75,15 @@ export class ResultSpool {
 
   has(logId: string, attempt: number): boolean {
     return this.#entries.has(runKey(logId, attempt));
+  }
+
+  /**
+   * Whether the admin acknowledged this run's result lately (kept in memory, the newest
+   * RECENTLY_ACKED_LIMIT): an admin re-sends a run request whose stream broke, and the
+   * run must not start again just because its result already left the spool.
+   */
+  acknowledgedRecently(logId: string, attempt: number): boolean {
+    return this.#recentlyAcked.has(runKey(logId, attempt));
   }
 
   /** Results that are safe to send (durable), oldest first. */
@@ -131,6 +143,11 @@ export class ResultSpool {
     const removed: RunRef[] = [];
     for (const ref of refs) {
       if (this.#entries.delete(refKey(ref))) removed.push(ref);
+      this.#recentlyAcked.add(refKey(ref));
+    }
+    for (const key of this.#recentlyAcked) {
+      if (this.#recentlyAcked.size <= RECENTLY_ACKED_LIMIT) break;
+      this.#recentlyAcked.delete(key);
     }
     if (this.#entries.size === 0) for (const wake of [...this.#emptyWaiters]) wake();
     if (removed.length === 0) return Promise.resolve(0);

@@ -198,6 +198,26 @@ describe('running handlers', () => {
     expect(session.results()).toHaveLength(1);
   });
 
+  it('ignores a re-sent RunRequest for a run whose result the admin already acknowledged', async () => {
+    let calls = 0;
+    const { session } = await connected(e =>
+      e.register('once', () => {
+        calls++;
+        return 'ran';
+      }),
+    );
+    await session.run({ logId: '411', handler: 'once' });
+    await session.waitForResult('411');
+    // Admin messages are handled in order: once this is answered, the ack sent on
+    // receiving the result has been applied and the result left the spool.
+    await session.request({ $case: 'beatRequest', value: {} });
+    // An admin whose stream to this executor broke mid-request sends it again.
+    const again = await session.run({ logId: '411', handler: 'once' });
+    expect(again).toMatchObject({ accepted: true, message: expect.stringMatching(/duplicate/) as string });
+    await session.request({ $case: 'beatRequest', value: {} });
+    expect(calls).toBe(1);
+  });
+
   it('runs init once before the first run, retries it after a failure, and destroy on stop', async () => {
     let initCalls = 0;
     let destroyCalls = 0;

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../db/database.js';
 import { findGroupById } from '../db/groups.repository.js';
 import {
@@ -12,7 +13,7 @@ import { retryOnDeadlock } from '../db/retry.js';
 import type { ClaimedFire } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
-import { ExecutorRequestError } from '../executors/executor-session.js';
+import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
 import { rejectReasonToJSON } from '../gen/jobstream/v1/executor.js';
 import { blockStrategies, glueTypes } from '../grpc/enums.js';
 import { durationFromMs } from '../grpc/time.js';
@@ -67,6 +68,10 @@ export class FireNotSentError extends Error {
 
 /** Groups change rarely and every fire needs one: a short cache saves a query per fire. */
 const GROUP_CACHE_MS = 1_000;
+/** How often a run request whose stream went away looks for the executor's new stream. */
+const RECONNECT_POLL_MS = 100;
+/** A resend needs at least this much of the request deadline left to be worth it. */
+const RESEND_MIN_REMAINING_MS = 200;
 
 /**
  * Turns a trigger into runs: records a log row per run before anything is sent (so a
@@ -239,47 +244,73 @@ export class Dispatcher {
     );
   }
 
+  /** The executor's new stream, once it has one, before `deadlineAt`; undefined otherwise. */
+  async #reconnected(gone: ExecutorHandle, deadlineAt: number): Promise<ExecutorHandle | undefined> {
+    // Leave the resent request a moment to be answered.
+    while (deadlineAt - Date.now() > RESEND_MIN_REMAINING_MS) {
+      const found = await this.#options.directory.find(gone.appName, gone.instanceName);
+      if (found && found.sessionId !== gone.sessionId) return found;
+      await delay(RECONNECT_POLL_MS);
+    }
+    return undefined;
+  }
+
   async #dispatchRun(job: Job, log: TriggerLog, target: RouteTarget, trace: string): Promise<TriggerLog> {
-    const handle: ExecutorHandle = target.session;
+    let handle: ExecutorHandle = target.session;
     const triggeredAt = new Date();
     const started = performance.now();
+    const deadlineAt = Date.now() + this.#options.requestDeadlineMs;
+    const request: RequestBody = {
+      $case: 'runRequest',
+      value: {
+        logId: log.id,
+        attempt: log.attempt,
+        jobId: job.id,
+        handler: job.handler,
+        param: log.param,
+        timeout: durationFromMs(job.timeoutSeconds * 1000),
+        blockStrategy: blockStrategies.toProto(job.blockStrategy),
+        shardIndex: target.shardIndex,
+        shardTotal: target.shardTotal,
+        glueType: glueTypes.toProto(job.glueType),
+        glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
+        glueUpdatedAt: job.glueUpdatedAt,
+        scheduledAt: log.scheduledAt,
+        // When this admin stops waiting: a request read later must not start a run
+        // that is already recorded as failed (and may be retried elsewhere).
+        answerBy: new Date(deadlineAt),
+      },
+    };
     this.#options.metrics.triggersInFlight.inc();
     let accepted = false;
     let answer: string;
+    let resent = '';
     try {
-      const reply = await handle.request(
-        {
-          $case: 'runRequest',
-          value: {
-            logId: log.id,
-            attempt: log.attempt,
-            jobId: job.id,
-            handler: job.handler,
-            param: log.param,
-            timeout: durationFromMs(job.timeoutSeconds * 1000),
-            blockStrategy: blockStrategies.toProto(job.blockStrategy),
-            shardIndex: target.shardIndex,
-            shardTotal: target.shardTotal,
-            glueType: glueTypes.toProto(job.glueType),
-            glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
-            glueUpdatedAt: job.glueUpdatedAt,
-            scheduledAt: log.scheduledAt,
-            // When this admin stops waiting: a request read later must not start a run
-            // that is already recorded as failed (and may be retried elsewhere).
-            answerBy: new Date(Date.now() + this.#options.requestDeadlineMs),
-          },
-        },
-        this.#options.requestDeadlineMs,
-      );
-      accepted = reply.accepted;
-      answer = reply.accepted
-        ? `accepted by ${handle.instanceName}`
-        : `rejected by ${handle.instanceName} (${rejectReasonToJSON(reply.rejectReason)})${
-            reply.message ? `: ${reply.message}` : ''
-          }`;
-    } catch (error) {
-      if (!(error instanceof ExecutorRequestError)) throw error;
-      answer = error.message;
+      for (;;) {
+        try {
+          const reply = await handle.request(request, Math.max(1, deadlineAt - Date.now()));
+          accepted = reply.accepted;
+          answer = reply.accepted
+            ? `accepted by ${handle.instanceName}${resent}`
+            : `rejected by ${handle.instanceName} (${rejectReasonToJSON(reply.rejectReason)})${
+                reply.message ? `: ${reply.message}` : ''
+              }`;
+          break;
+        } catch (error) {
+          if (!(error instanceof ExecutorRequestError)) throw error;
+          // The stream (or the admin holding it) went away with the request in flight. The
+          // executor may have it already; the same (log, attempt) sent again is ignored by
+          // an executor that has it, so waiting for its new stream and resending is safe.
+          const reconnected =
+            error.kind === 'session-closed' ? await this.#reconnected(handle, deadlineAt) : undefined;
+          if (!reconnected) {
+            answer = error.message;
+            break;
+          }
+          resent = ` (sent again after its stream moved: ${error.message})`;
+          handle = reconnected;
+        }
+      }
     } finally {
       this.#options.metrics.triggersInFlight.dec();
     }
