@@ -1,9 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { ChannelCredentials, createChannel, createClient, Metadata, Status } from 'nice-grpc';
 import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdminApp } from '../admin/src/app.js';
 import { ConfigError, loadConfig, type TlsConfig } from '../admin/src/config.js';
+import { createLogger } from '../admin/src/logger.js';
 import { LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
 import { ExecutorServiceDefinition, type ExecutorMessage } from '../admin/src/gen/jobstream/v1/executor.js';
 import { CLIENT_CERT_CN_KEY } from '../admin/src/grpc/tls.js';
@@ -526,5 +529,46 @@ describe('two admins under mutual TLS, the executor connected to one of them', (
       executorInstance: 'orders-remote-1',
       handleMessage: 'echo: via A',
     });
+  });
+});
+
+describe('the plaintext warning', () => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  async function warningsWhenServing(host: string, tls: TlsConfig | undefined): Promise<string[]> {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const config = loadConfig(
+      { DATABASE_URL: database.url, JOBSTREAM_GRPC_PORT: '0', JOBSTREAM_METRICS_PORT: 'off' },
+      { overrides: { grpcHost: host, tls } },
+    );
+    const app = new AdminApp(config, createLogger({ level: 'warn', destination }));
+    await app.start();
+    await app.stop();
+    return lines.filter(line => line.includes('plaintext'));
+  }
+
+  it('warns loudly when plaintext is bound beyond loopback, and not with TLS or on loopback', async () => {
+    const [warning] = await warningsWhenServing('0.0.0.0', undefined);
+    expect(JSON.parse(warning!)).toMatchObject({
+      level: 40,
+      host: '0.0.0.0',
+      msg: 'gRPC is served in plaintext on a non-loopback address: tokens cross the network unencrypted',
+    });
+    expect(await warningsWhenServing('0.0.0.0', serverTls(pki, false))).toEqual([]);
+    expect(await warningsWhenServing('127.0.0.1', undefined)).toEqual([]);
   });
 });
