@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { isUniqueViolation } from '../db/errors.js';
 import { existingGroupIds } from '../db/groups.repository.js';
 import { insertUser } from '../db/users.repository.js';
 import type { User, UserRole } from '../domain.js';
@@ -36,7 +37,7 @@ export async function createUserAccount(
       groupIds,
     });
   } catch (error) {
-    if ((error as { code?: unknown }).code === '23505') {
+    if (isUniqueViolation(error)) {
       throw new CreateUserError(`username "${account.username}" is already taken`);
     }
     throw error;

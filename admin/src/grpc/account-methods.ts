@@ -5,6 +5,7 @@ import { USERNAME_PATTERN as USERNAME, USERNAME_RULE } from '../auth/create-user
 import type { LoginThrottle } from '../auth/login-throttle.js';
 import { hashPassword, passwordProblem, verifyPassword, MAX_PASSWORD_LENGTH } from '../auth/passwords.js';
 import type { Db } from '../db/database.js';
+import { isUniqueViolation } from '../db/errors.js';
 import { existingGroupIds } from '../db/groups.repository.js';
 import {
   countUsers,
@@ -32,7 +33,6 @@ import { invalid, optionalId, requireEnum, requireId, requirePattern, requireTex
 
 const MAX_API_TOKEN_TTL_MS = 10 * 366 * 24 * 3_600_000;
 const MAX_GRANTED_GROUPS = 10_000;
-const UNIQUE_VIOLATION = '23505';
 
 export interface AccountMethodsOptions {
   db: Db;
@@ -192,7 +192,7 @@ export function createAccountMethods(options: AccountMethodsOptions): AccountMet
         role,
         groupIds,
       }).catch((error: unknown) => {
-        if ((error as { code?: unknown }).code === UNIQUE_VIOLATION) {
+        if (isUniqueViolation(error)) {
           throw new ServerError(Status.ALREADY_EXISTS, `username: "${username}" is already taken`);
         }
         throw error;

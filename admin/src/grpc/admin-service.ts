@@ -18,6 +18,7 @@ import {
   setJobTriggerStatus,
   updateJobSpec,
 } from '../db/jobs.repository.js';
+import { isUniqueViolation } from '../db/errors.js';
 import { findLogById, listLogs } from '../db/logs.repository.js';
 import { listPresence } from '../db/registry.repository.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
@@ -77,15 +78,6 @@ const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_EXPLICIT_EXECUTORS = 1_000;
 const MAX_MANUAL_ADDRESSES = 1_000;
 const MAX_PREVIOUS_TOKEN_GRACE_MS = 30 * 24 * 3_600_000;
-
-/** PostgreSQL's unique_violation. */
-const UNIQUE_VIOLATION = '23505';
-
-function isUniqueViolation(error: unknown): boolean {
-  return (
-    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION
-  );
-}
 
 /** Turns the unique violation on executor_group.app_name into ALREADY_EXISTS. */
 function appNameTaken(spec: domain.ExecutorGroupSpec): (error: unknown) => never {
