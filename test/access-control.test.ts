@@ -593,7 +593,11 @@ describe('executor tokens and results bound to their session', () => {
   });
 
   it('kills runs an executor reports at Register that the admin gave up on', async () => {
-    const quick = await startTestAdmin(database.url, { requestDeadlineMs: 300 });
+    const quick = await startTestAdmin(database.url, {
+      requestDeadlineMs: 300,
+      lostRunGraceMs: 200,
+      failureMonitorIntervalMs: 50,
+    });
     try {
       const group = await createGroup(quick.client, 'given-up');
       const silent = new RawExecutor(quick.address, group.token);
@@ -601,14 +605,17 @@ describe('executor tokens and results bound to their session', () => {
       silent.register({ appName: 'given-up', instanceName: 'sleepy' });
       await silent.next('welcome');
       const jobId = await createJob(quick.client, group.groupId, 'echo');
-      // The executor never answers: the admin records the trigger as failed.
+      // The executor never answers and stays away past the lost-run grace period: the
+      // admin declares the run lost (and would retry it).
       const { logIds } = await quick.client.triggerJob({ jobId });
       const request = await silent.next('runRequest');
       expect(request.answerBy!.getTime()).toBeGreaterThan(Date.now() - 1_000);
-      expect((await quick.client.getLog({ id: logIds[0]! })).log!.triggerMessage).toContain(
-        'did not answer within 300 ms',
-      );
-      await silent.close();
+      await silent.done;
+      const lost = await waitFor(async () => {
+        const { log } = await quick.client.getLog({ id: logIds[0]! });
+        return log?.outcome === RunOutcome.RUN_OUTCOME_LOST ? log : undefined;
+      });
+      expect(lost.triggerMessage).toContain('did not answer within 300 ms');
 
       // It wakes up, says it is running that run after all, and is told to kill it.
       const run = { logId: request.logId, attempt: request.attempt };
@@ -631,7 +638,7 @@ describe('executor tokens and results bound to their session', () => {
         },
       });
       expect((await woken.next('resultAck')).refused).toEqual([run]);
-      expect((await quick.client.getLog({ id: run.logId })).log!.outcome).toBe(0);
+      expect((await quick.client.getLog({ id: run.logId })).log!.outcome).toBe(RunOutcome.RUN_OUTCOME_LOST);
     } finally {
       await quick.stop();
     }

@@ -57,7 +57,8 @@ describe('the executor stream protocol, admin side', () => {
         logId: request.logId,
         attempt: request.attempt,
       });
-      expect(again.answerBy).toEqual(request.answerBy);
+      // A fresh deadline: the first request may never have arrived.
+      expect(again.answerBy!.getTime()).toBeGreaterThanOrEqual(request.answerBy!.getTime());
       second.send({
         kind: {
           $case: 'reply',
@@ -65,14 +66,13 @@ describe('the executor stream protocol, admin side', () => {
         },
       });
       const { logIds } = await triggered;
-      const { log } = await patient.client.getLog({ id: logIds[0]! });
-      expect(log).toMatchObject({
-        dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED,
-        executorInstance: 'mover',
+      const log = await waitFor(async () => {
+        const { log } = await patient.client.getLog({ id: logIds[0]! });
+        return log?.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED ? log : undefined;
       });
-      expect(log!.triggerMessage).toMatch(
-        /accepted by mover \(sent again after its stream moved: executor mover disconnected\)/,
-      );
+      expect(log).toMatchObject({ executorInstance: 'mover' });
+      expect(log.triggerMessage).toMatch(/accepted by mover/);
+      expect(second.count('runRequest')).toBe(1);
     } finally {
       await patient.stop();
     }
@@ -90,20 +90,26 @@ describe('the executor stream protocol, admin side', () => {
     );
   });
 
-  it('records a trigger as failed when the executor does not answer within the deadline', async () => {
+  it('holds a run request the executor does not answer in doubt and ends its stream', async () => {
     const raw = connect('silent-1');
     await raw.next('welcome');
     const jobId = await createJob(client, groupId, 'echo');
     const { logIds } = await client.triggerJob({ jobId });
     const request = await raw.next('runRequest');
     expect(request.logId).toBe(logIds[0]);
+    // The executor may have the run: never FAILED (and retried) on a guess.
     const { log } = await client.getLog({ id: logIds[0]! });
     expect(log).toMatchObject({
-      status: LogStatus.LOG_STATUS_FAILED,
-      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_FAILED,
+      status: LogStatus.LOG_STATUS_RUNNING,
+      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_PENDING,
+      executorInstance: 'silent-1',
     });
-    expect(log!.triggerMessage).toContain(`did not answer within ${DEADLINE_MS} ms`);
-    await raw.close();
+    expect(log!.triggerMessage).toContain(
+      `in doubt: executor silent-1 did not answer within ${DEADLINE_MS} ms`,
+    );
+    // Ended by the admin, so that the executor reconnects and says what it has.
+    await raw.done;
+    expect(String(raw.error)).toContain('no answer to run request');
   });
 
   it('never has more unanswered run requests in flight than the executor capacity', async () => {

@@ -161,6 +161,7 @@ export class AdminApp {
       metrics: this.metrics,
       requestDeadlineMs: config.requestDeadlineMs,
     });
+    this.#releasers.push({ name: 'dispatcher background work', release: () => dispatcher.stop() });
     const children = new ChildJobs({ db, dispatcher, logger: logger.child({ component: 'child-jobs' }) });
     followUps.childJobs = children;
     this.#releasers.push({ name: 'child job triggers', release: () => children.settled() });
@@ -212,6 +213,7 @@ export class AdminApp {
           failedAuthenticationsPerSecond: config.connectFailedAuthPerSecond,
         }),
         onSessionEnded: session => failures.sessionEnded(session.sessionId),
+        onRunsReleased: logIds => dispatcher.dispatchReleased(logIds),
       }),
     );
     const scheduler = new Scheduler({

@@ -434,7 +434,10 @@ export class Executor {
       await reply(session, requestId, false, RejectReason.REJECT_REASON_EXPIRED, expired);
       return;
     }
-    if (this.#state !== 'running' || session.closeRequested) {
+    // An ended stream's requests are never started, even if read after it ended: the
+    // executor's next Register lists what it took, and the admin takes anything not
+    // listed as never started (and sends it again).
+    if (this.#state !== 'running' || session.closeRequested || session.closedSignal.aborted) {
       const why =
         this.#state === 'running' ? 'executor is draining this stream' : 'executor is shutting down';
       await reply(session, requestId, false, RejectReason.REJECT_REASON_SHUTTING_DOWN, why);

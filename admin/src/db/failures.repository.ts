@@ -8,6 +8,16 @@ import { toJob } from './jobs.repository.js';
 /** The SQL condition of a failed log: the trigger failed, or the run ended other than SUCCEEDED. */
 const FAILED = sql`(l.dispatch_outcome = 'FAILED' or (l.outcome is not null and l.outcome <> 'SUCCEEDED'))`;
 
+/**
+ * Runs waiting on an executor: accepted ones, and runs in doubt (sent, never answered:
+ * PENDING with the session they went to). Two arms, each matching a partial index.
+ */
+const AWAITING_EXECUTOR = sql`(
+  select id from trigger_log where dispatch_outcome = 'ACCEPTED' and outcome is null
+  union all
+  select id from trigger_log
+   where dispatch_outcome = 'PENDING' and executor_session_id is not null and outcome is null)`;
+
 /** Every retry waits at most this long, however many doublings the backoff reached. */
 export const MAX_RETRY_DELAY_MS = 3_600_000;
 
@@ -21,7 +31,7 @@ export async function markUnroutableRuns(db: Db, sessionId?: string): Promise<nu
   const { numAffectedRows } = await sql`
     update trigger_log l
        set unroutable_since = now()
-     where l.dispatch_outcome = 'ACCEPTED'
+     where l.id in ${AWAITING_EXECUTOR}
        and l.outcome is null
        and l.unroutable_since is null
        and ${sessionId === undefined ? sql`true` : sql`l.executor_session_id = ${sessionId}`}
@@ -74,6 +84,10 @@ export async function declareLostRuns(db: Db, graceMs: number, noResultMs: numbe
            finished_at = now(),
            result_received_at = now(),
            handle_message = case
+             when l.dispatch_outcome = 'PENDING' then
+               'lost: the run request to executor ' || coalesce(l.executor_instance, '?')
+               || ' got no answer, and the executor did not reconnect to say whether it had the run within '
+               || ${Math.round(graceMs / 1000)} || ' s'
              when l.unroutable_since is not null then
                'lost: executor ' || coalesce(l.executor_instance, '?') || ' went away at '
                || to_char(l.unroutable_since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
@@ -81,10 +95,11 @@ export async function declareLostRuns(db: Db, graceMs: number, noResultMs: numbe
              else 'lost: no result after ' || ${Math.round(noResultMs / 1000)} || ' s and executor '
                || coalesce(l.executor_instance, '?') || ' is not online'
            end
-     where l.dispatch_outcome = 'ACCEPTED'
+     where l.id in ${AWAITING_EXECUTOR}
        and l.outcome is null
        and (l.unroutable_since <= now() - ${graceMs} * interval '1 millisecond'
-            or (l.triggered_at <= now() - ${noResultMs} * interval '1 millisecond'
+            or (l.dispatch_outcome = 'ACCEPTED'
+                and l.triggered_at <= now() - ${noResultMs} * interval '1 millisecond'
                 and not exists (
                   select 1 from executor_registry r
                    where r.instance_name = l.executor_instance and r.expires_at > now())))
@@ -111,6 +126,8 @@ export async function failUndispatchedLogs(db: Db, olderThanMs: number): Promise
              || 'trigger failed: the admin that created it stopped before dispatching it'
      where l.dispatch_outcome = 'PENDING'
        and l.claimed_by is null
+       -- A run in doubt names its session; it is settled by its executor or declared lost.
+       and l.executor_session_id is null
        and l.outcome is null
        and l.triggered_at <= now() - ${olderThanMs} * interval '1 millisecond'`.execute(db);
   return Number(numAffectedRows ?? 0n);

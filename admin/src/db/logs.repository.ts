@@ -118,6 +118,129 @@ export interface StoredResult {
   hasChildJobs: boolean;
 }
 
+/** What is known of a run request that went out and got no answer. */
+export interface RunInDoubt {
+  logId: string;
+  /** The session the log names now: none for a first send, else the one it was moved to. */
+  currentSessionId: string | null;
+  triggeredAt: Date;
+  executorInstance: string;
+  executorSessionId: string;
+  message: string;
+}
+
+/**
+ * Records a run request that may have reached its executor but got no answer: it stays
+ * PENDING, now naming the executor and session it went to, and is unroutable from now
+ * on (the session is ended), so it is declared lost after the grace period unless the
+ * executor settles it first (settleRunsInDoubt, claimRunInDoubt). Returns false when the
+ * log already has another fate (a result, settled at a Register, sent again by another
+ * admin), so the caller must leave it alone.
+ */
+export async function recordRunInDoubt(db: Db, run: RunInDoubt): Promise<boolean> {
+  const result = await db
+    .updateTable('trigger_log')
+    .set({
+      triggered_at: run.triggeredAt,
+      claimed_by: null,
+      executor_instance: run.executorInstance,
+      executor_session_id: run.executorSessionId,
+      trigger_message: run.message,
+      unroutable_since: sql<Date>`now()`,
+    })
+    .where('id', '=', run.logId)
+    .where('dispatch_outcome', '=', 'PENDING')
+    .where('outcome', 'is', null)
+    .where(eb =>
+      run.currentSessionId === null
+        ? eb('executor_session_id', 'is', null)
+        : eb('executor_session_id', '=', run.currentSessionId),
+    )
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/**
+ * Takes the settling of a run in doubt by asking the executor's new session: the run
+ * moves from the session it went to onto `toSessionId`. False when the run was settled
+ * meanwhile (by the executor's Register, or a result) or moved on already.
+ */
+export async function claimRunInDoubt(
+  db: Db,
+  logId: string,
+  fromSessionId: string,
+  toSessionId: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('trigger_log')
+    .set({ executor_session_id: toSessionId, unroutable_since: null })
+    .where('id', '=', logId)
+    .where('dispatch_outcome', '=', 'PENDING')
+    .where('outcome', 'is', null)
+    .where('executor_session_id', '=', fromSessionId)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/**
+ * At an executor's Register, settles its runs in doubt from earlier sessions. The
+ * executor builds Register only after its previous stream ended and never starts a run
+ * request read from an ended stream, so what it lists (running, or results not yet
+ * acknowledged) is exactly what it took: those are ACCEPTED on the new session, and the
+ * others certainly never started and never will, so they are released to be sent again
+ * (PENDING with no executor, returned for the caller to dispatch).
+ */
+export async function settleRunsInDoubt(
+  db: Db,
+  groupId: string,
+  instanceName: string,
+  sessionId: string,
+  listed: readonly { logId: string; attempt: number }[],
+): Promise<{ accepted: string[]; released: string[] }> {
+  const { rows } = await sql<{ settled: 'accepted' | 'released'; id: string }>`
+    with doubt as (
+      select l.id, l.attempt from trigger_log l
+       where l.executor_instance = ${instanceName}
+         and l.dispatch_outcome = 'PENDING'
+         and l.executor_session_id is not null
+         and l.outcome is null
+         and l.group_id = ${groupId}
+         and l.executor_session_id <> ${sessionId}
+       for update
+    ), listed(id, attempt) as (
+      select * from unnest(${listed.map(run => run.logId)}::bigint[], ${listed.map(run => run.attempt)}::int[])
+    ), accepted as (
+      update trigger_log l
+         set dispatch_outcome = 'ACCEPTED',
+             executor_session_id = ${sessionId},
+             unroutable_since = null,
+             trigger_message = l.trigger_message || '; settled: the executor had the run when it reconnected'
+        from doubt d
+       where l.id = d.id
+         and exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
+      returning l.id
+    ), released as (
+      update trigger_log l
+         set executor_instance = null,
+             executor_session_id = null,
+             unroutable_since = null,
+             triggered_at = now(),
+             trigger_message = l.trigger_message
+               || '; settled: the executor reconnected without the run (it never started); sending it again'
+        from doubt d
+       where l.id = d.id
+         and not exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
+      returning l.id
+    )
+    select 'accepted' as settled, id from accepted
+    union all
+    select 'released' as settled, id from released`.execute(db);
+  return {
+    accepted: rows.filter(row => row.settled === 'accepted').map(row => row.id),
+    released: rows.filter(row => row.settled === 'released').map(row => row.id),
+  };
+}
+
 /**
  * Stores run results unless one is already stored for that (log, attempt), many in one
  * statement (one commit). Returns, per result, what was stored, or undefined for a

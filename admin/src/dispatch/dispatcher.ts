@@ -1,9 +1,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../db/database.js';
 import { findGroupById } from '../db/groups.repository.js';
+import { findJobById } from '../db/jobs.repository.js';
 import {
+  claimRunInDoubt,
+  findLogById,
   insertLogs,
   recordDispatches,
+  recordRunInDoubt,
   setShardTotal,
   type DispatchRecord,
   type NewTriggerLog,
@@ -14,7 +18,7 @@ import type { ClaimedFire } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
 import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
-import { rejectReasonToJSON } from '../gen/jobstream/v1/executor.js';
+import { rejectReasonToJSON, type Reply } from '../gen/jobstream/v1/executor.js';
 import { blockStrategies, glueTypes } from '../grpc/enums.js';
 import { durationFromMs } from '../grpc/time.js';
 import type { Logger } from '../logger.js';
@@ -72,6 +76,12 @@ const GROUP_CACHE_MS = 1_000;
 const RECONNECT_POLL_MS = 100;
 /** A resend needs at least this much of the request deadline left to be worth it. */
 const RESEND_MIN_REMAINING_MS = 200;
+/**
+ * How long a dispatch waits for the executor's next stream to settle a run in doubt
+ * before leaving it to the executor's Register or the lost-run grace period. An executor
+ * whose stream ended reconnects within its backoff, well inside this.
+ */
+const IN_DOUBT_SETTLE_MS = 10_000;
 
 /**
  * Turns a trigger into runs: records a log row per run before anything is sent (so a
@@ -84,6 +94,9 @@ export class Dispatcher {
   readonly #groups = new Map<string, { at: number; group: ExecutorGroup | undefined }>();
   /** Dispatch outcomes of concurrent sends are recorded in one statement and one commit. */
   readonly #records: GroupCommit<DispatchRecord & { logId: string }, undefined>;
+  readonly #background = new Set<Promise<void>>();
+  /** Ends waits for executors to reconnect: runs still in doubt stay recorded as such. */
+  readonly #stopping = new AbortController();
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
@@ -247,12 +260,37 @@ export class Dispatcher {
   /** The executor's new stream, once it has one, before `deadlineAt`; undefined otherwise. */
   async #reconnected(gone: ExecutorHandle, deadlineAt: number): Promise<ExecutorHandle | undefined> {
     // Leave the resent request a moment to be answered.
-    while (deadlineAt - Date.now() > RESEND_MIN_REMAINING_MS) {
+    while (deadlineAt - Date.now() > RESEND_MIN_REMAINING_MS && !this.#stopping.signal.aborted) {
       const found = await this.#options.directory.find(gone.appName, gone.instanceName);
       if (found && found.sessionId !== gone.sessionId) return found;
       await delay(RECONNECT_POLL_MS);
     }
     return undefined;
+  }
+
+  /**
+   * Dispatches runs a registering executor turned out not to have (see settleRunsInDoubt):
+   * in the background, tracked so that shutdown waits for them (`settled`).
+   */
+  dispatchReleased(logIds: readonly string[]): void {
+    this.#track(
+      Promise.all(
+        logIds.map(async logId => {
+          const log = await findLogById(this.#options.db, logId);
+          const job = log && (await findJobById(this.#options.db, log.jobId));
+          if (log && job) await this.dispatchRecorded(job, log);
+        }),
+      ).then(() => undefined),
+    );
+  }
+
+  /**
+   * Stops settling runs in doubt (they stay recorded in doubt, for the executor's next
+   * Register or the lost-run grace period) and waits for background work to end.
+   */
+  async stop(): Promise<void> {
+    this.#stopping.abort();
+    await Promise.all([...this.#background]);
   }
 
   async #dispatchRun(job: Job, log: TriggerLog, target: RouteTarget, trace: string): Promise<TriggerLog> {
@@ -276,48 +314,37 @@ export class Dispatcher {
         glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
         glueUpdatedAt: job.glueUpdatedAt,
         scheduledAt: log.scheduledAt,
-        // When this admin stops waiting: a request read later must not start a run
-        // that is already recorded as failed (and may be retried elsewhere).
-        answerBy: new Date(deadlineAt),
+        // Set by the session when the request goes on the wire.
+        answerBy: undefined,
       },
     };
     this.#options.metrics.triggersInFlight.inc();
-    let accepted = false;
-    let answer: string;
-    let resent = '';
+    let verdict: Verdict;
     try {
-      for (;;) {
-        try {
-          const reply = await handle.request(request, Math.max(1, deadlineAt - Date.now()));
-          accepted = reply.accepted;
-          answer = reply.accepted
-            ? `accepted by ${handle.instanceName}${resent}`
-            : `rejected by ${handle.instanceName} (${rejectReasonToJSON(reply.rejectReason)})${
-                reply.message ? `: ${reply.message}` : ''
-              }`;
-          break;
-        } catch (error) {
-          if (!(error instanceof ExecutorRequestError)) throw error;
-          // The stream (or the admin holding it) went away with the request in flight. The
-          // executor may have it already; the same (log, attempt) sent again is ignored by
-          // an executor that has it, so waiting for its new stream and resending is safe.
-          const reconnected =
-            error.kind === 'session-closed' ? await this.#reconnected(handle, deadlineAt) : undefined;
-          if (!reconnected) {
-            answer = error.message;
-            break;
-          }
-          resent = ` (sent again after its stream moved: ${error.message})`;
-          handle = reconnected;
-        }
-      }
+      verdict = await this.#send(log, trace, handle, request, deadlineAt);
     } finally {
       this.#options.metrics.triggersInFlight.dec();
     }
     this.#options.metrics.dispatchSeconds.observe((performance.now() - started) / 1000);
-    const outcome = accepted ? 'ACCEPTED' : 'FAILED';
+    if (verdict.kind === 'settled-elsewhere') {
+      // The executor's Register (possibly at another admin) or its result decided.
+      return (await findLogById(this.#options.db, log.id)) ?? log;
+    }
+    handle = verdict.handle;
+    const message = `${trace}; ${verdict.answer}`;
+    if (verdict.kind === 'in-doubt') {
+      this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome: 'IN_DOUBT' });
+      return {
+        ...log,
+        triggeredAt,
+        dispatchOutcome: 'PENDING',
+        executorInstance: handle.instanceName,
+        executorSessionId: handle.sessionId,
+        triggerMessage: message,
+      };
+    }
+    const outcome = verdict.kind === 'accepted' ? 'ACCEPTED' : 'FAILED';
     this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
-    const message = `${trace}; ${answer}`;
     await this.#records.add({
       logId: log.id,
       outcome,
@@ -335,4 +362,152 @@ export class Dispatcher {
       triggerMessage: message,
     };
   }
+
+  /**
+   * Sends a run request until its fate is known, or known to be in doubt. A request that
+   * certainly did not reach the executor fails (or, when only its stream moved, goes to
+   * the new stream). A request that may have reached it and got no answer is in doubt:
+   * recording it FAILED could be false (the executor may be running it, and a retry would
+   * run it twice), so it is recorded as in doubt and settled in the background (#settle).
+   */
+  async #send(
+    log: TriggerLog,
+    trace: string,
+    first: ExecutorHandle,
+    request: RequestBody,
+    deadlineAt: number,
+  ): Promise<Verdict> {
+    let handle = first;
+    let note = '';
+    for (;;) {
+      try {
+        const reply = await handle.request(request, this.#options.requestDeadlineMs);
+        return {
+          kind: reply.accepted ? 'accepted' : 'rejected',
+          handle,
+          answer: describeReply(handle, reply, note),
+        };
+      } catch (error) {
+        if (!(error instanceof ExecutorRequestError)) throw error;
+        if (error.mayHaveArrived) {
+          const answer = `in doubt: ${error.message} after the run request went out; settled when the executor reconnects${note}`;
+          if (!(await this.#recordInDoubt(log, handle, null, `${trace}; ${answer}`))) {
+            return { kind: 'settled-elsewhere' };
+          }
+          this.#track(this.#settle(log, trace, handle, request, error.message));
+          return { kind: 'in-doubt', handle, answer };
+        }
+        if (error.kind === 'not-connected') {
+          // Certainly not received: the executor's new stream may take it.
+          const next = await this.#reconnected(handle, deadlineAt);
+          if (next) {
+            note = ` (sent again after its stream moved: ${error.message})`;
+            handle = next;
+            continue;
+          }
+        }
+        return { kind: 'rejected', handle, answer: `${error.message}${note}` };
+      }
+    }
+  }
+
+  async #recordInDoubt(
+    log: TriggerLog,
+    handle: ExecutorHandle,
+    currentSessionId: string | null,
+    message: string,
+  ): Promise<boolean> {
+    return retryOnDeadlock(() =>
+      recordRunInDoubt(this.#options.db, {
+        logId: log.id,
+        currentSessionId,
+        triggeredAt: new Date(),
+        executorInstance: handle.instanceName,
+        executorSessionId: handle.sessionId,
+        message,
+      }),
+    );
+  }
+
+  /**
+   * Settles a run in doubt by asking the executor's next stream: the same (log, attempt)
+   * sent again is answered "already accepted" by an executor that has it, and taken fresh
+   * by one that does not (it never starts a request read from an ended stream). The
+   * executor's Register settles it too; whichever moves the log first wins
+   * (claimRunInDoubt), the other leaves it alone. If the executor does not come back in
+   * time, the run stays in doubt until a later Register or the lost-run grace period.
+   */
+  async #settle(
+    log: TriggerLog,
+    trace: string,
+    inDoubtOn: ExecutorHandle,
+    request: RequestBody,
+    cause: string,
+  ): Promise<void> {
+    const until = Date.now() + IN_DOUBT_SETTLE_MS;
+    let from = inDoubtOn;
+    let to = await this.#reconnected(from, until);
+    if (
+      !to ||
+      !(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from.sessionId, to!.sessionId)))
+    ) {
+      return;
+    }
+    for (;;) {
+      const note = ` (sent again on its new stream after: ${cause})`;
+      try {
+        const reply = await to.request(request, this.#options.requestDeadlineMs);
+        const outcome = reply.accepted ? 'ACCEPTED' : 'FAILED';
+        this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
+        await this.#records.add({
+          logId: log.id,
+          outcome,
+          triggeredAt: new Date(),
+          executorInstance: to.instanceName,
+          executorSessionId: to.sessionId,
+          message: `${trace}; ${describeReply(to, reply, note)}`,
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof ExecutorRequestError)) throw error;
+        const stillInDoubt = error.mayHaveArrived || Date.now() >= until;
+        if (!stillInDoubt) continue; // not sent on the new stream yet: try again
+        const answer = `in doubt: ${error.message}${note}`;
+        if (!(await this.#recordInDoubt(log, to, to.sessionId, `${trace}; ${answer}`))) return;
+        if (!error.mayHaveArrived) return;
+        from = to;
+        to = await this.#reconnected(from, until);
+        if (
+          !to ||
+          !(await retryOnDeadlock(() =>
+            claimRunInDoubt(this.#options.db, log.id, from.sessionId, to!.sessionId),
+          ))
+        ) {
+          return;
+        }
+        cause = error.message;
+      }
+    }
+  }
+
+  #track(task: Promise<void>): void {
+    const tracked = task.catch((error: unknown) =>
+      this.#options.logger.error({ err: error }, 'settling a run in doubt failed'),
+    );
+    this.#background.add(tracked);
+    void tracked.finally(() => this.#background.delete(tracked));
+  }
 }
+
+function describeReply(handle: ExecutorHandle, reply: Reply, note: string): string {
+  return reply.accepted
+    ? `accepted by ${handle.instanceName}${note}`
+    : `rejected by ${handle.instanceName} (${rejectReasonToJSON(reply.rejectReason)})${
+        reply.message ? `: ${reply.message}` : ''
+      }${note}`;
+}
+
+/** What became of a run request. */
+type Verdict =
+  | { kind: 'accepted' | 'rejected' | 'in-doubt'; handle: ExecutorHandle; answer: string }
+  | { kind: 'settled-elsewhere' };

@@ -15,7 +15,12 @@ import { listLiveAdmins } from '../db/scheduler.repository.js';
 import type { ExecutorPresence } from '../domain.js';
 import type { Reply } from '../gen/jobstream/v1/executor.js';
 import { AdminPeerServiceDefinition } from '../gen/jobstream/v1/peer.js';
-import { ExecutorRequestError, type RequestBody } from './executor-session.js';
+import {
+  answerGraceMs,
+  ExecutorRequestError,
+  type ExecutorRequestFailure,
+  type RequestBody,
+} from './executor-session.js';
 import type { SessionRegistry } from './session-registry.js';
 
 /** An executor the admin can send requests to, whichever admin holds its stream. */
@@ -136,8 +141,9 @@ export class ExecutorDirectory {
             },
             {
               metadata: Metadata({ authorization: `Bearer ${token}` }),
-              // A little longer than the executor's deadline, so its own answer wins.
-              signal: AbortSignal.timeout(deadlineMs + 500),
+              // Longer than the peer may take (a wait to send, then the executor's deadline and
+              // grace), so the peer's own verdict wins.
+              signal: AbortSignal.timeout(2 * deadlineMs + answerGraceMs(deadlineMs) + 500),
             },
           );
           if (!response.reply)
@@ -151,7 +157,7 @@ export class ExecutorDirectory {
             );
           }
           if (error instanceof ClientError) {
-            const kind = error.code === Status.DEADLINE_EXCEEDED ? 'no-answer' : 'session-closed';
+            const kind = failureOfPeerStatus(error.code);
             throw new ExecutorRequestError(
               kind,
               kind === 'no-answer'
@@ -174,4 +180,16 @@ export class ExecutorDirectory {
     this.#peers.set(adminInstanceId, peer);
     return peer;
   }
+}
+
+/**
+ * What a peer's status says about a forwarded request. Only the peer's own word that it
+ * did not send (NOT_FOUND, RESOURCE_EXHAUSTED) rules out the executor having it: a peer
+ * that died or was cut off mid-call may have sent it.
+ */
+function failureOfPeerStatus(code: Status): ExecutorRequestFailure {
+  if (code === Status.NOT_FOUND) return 'not-connected';
+  if (code === Status.RESOURCE_EXHAUSTED) return 'not-sent';
+  if (code === Status.DEADLINE_EXCEEDED) return 'no-answer';
+  return 'session-closed';
 }

@@ -15,12 +15,30 @@ import { sanitizeReply } from './reply-limits.js';
 /** How many admin messages may wait for a slow stream before senders are made to wait. */
 const OUTBOUND_QUEUE_CAPACITY = 1024;
 
+/**
+ * Why a request got no reply, which decides what the admin may conclude about it:
+ * - `not-sent`: it never left this admin (no free run slot or no room on the stream in
+ *   time). The executor cannot have it.
+ * - `not-connected`: the stream ended before the request left. The executor cannot have
+ *   it, and may take it on its next stream.
+ * - `no-answer`: it was handed to the stream and no reply came by its deadline.
+ * - `session-closed`: it was handed to the stream, which then ended before a reply.
+ * In the last two cases the executor may have it: the outcome is in doubt until the
+ * executor says, on a later stream, whether it has the run.
+ */
+export type ExecutorRequestFailure = 'not-sent' | 'not-connected' | 'no-answer' | 'session-closed';
+
 export class ExecutorRequestError extends Error {
   override readonly name = 'ExecutorRequestError';
-  readonly kind: 'no-answer' | 'session-closed';
-  constructor(kind: 'no-answer' | 'session-closed', message: string) {
+  readonly kind: ExecutorRequestFailure;
+  constructor(kind: ExecutorRequestFailure, message: string) {
     super(message);
     this.kind = kind;
+  }
+
+  /** Whether the executor may have received the request. */
+  get mayHaveArrived(): boolean {
+    return this.kind === 'no-answer' || this.kind === 'session-closed';
   }
 }
 
@@ -45,6 +63,25 @@ interface PendingRequest {
 }
 
 /**
+ * A message waiting for the stream. `onWrite` runs as the writer takes it: a request that
+ * gave up meanwhile returns false and is dropped, so it is never sent late.
+ */
+interface OutboundMessage {
+  message: AdminMessage;
+  onWrite?: () => boolean;
+}
+
+/**
+ * How long after a run request's `answer_by` the admin still waits for the reply. The
+ * executor refuses a request it reads after `answer_by` (by its estimate of the admin's
+ * clock, off by up to the time Welcome took to arrive), so a reply can only come later
+ * than this when it was held in transit: that case is in doubt, not a failure.
+ */
+export function answerGraceMs(deadlineMs: number): number {
+  return Math.max(50, Math.min(1_000, Math.round(deadlineMs / 4)));
+}
+
+/**
  * The admin's side of one executor stream: what the executor registered, and the
  * request/reply correlation that turns the stream into calls with deadlines.
  *
@@ -62,7 +99,7 @@ export class ExecutorSession {
   readonly connectedAt: Date;
   load: ExecutorLoad;
 
-  readonly #outbound = new BoundedQueue<AdminMessage>(OUTBOUND_QUEUE_CAPACITY);
+  readonly #outbound = new BoundedQueue<OutboundMessage>(OUTBOUND_QUEUE_CAPACITY);
   readonly #pending = new Map<string, PendingRequest>();
   readonly #runPermits: Semaphore;
   readonly #closed = new AbortController();
@@ -103,35 +140,40 @@ export class ExecutorSession {
   }
 
   /** The messages to write to the stream, in order; ends when the session closes. */
-  outboundMessages(): AsyncGenerator<AdminMessage, void, undefined> {
-    return this.#outbound.drain();
+  async *outboundMessages(): AsyncGenerator<AdminMessage, void, undefined> {
+    for await (const { message, onWrite } of this.#outbound.drain()) {
+      if (onWrite === undefined || onWrite()) yield message;
+    }
   }
 
   /** Sends a message that needs no reply (Welcome, ResultAck, Drain). */
   async send(message: AdminMessage): Promise<void> {
-    await this.#outbound.push(message, this.#closed.signal);
+    await this.#outbound.push({ message }, this.#closed.signal);
   }
 
   /**
-   * Sends a request and resolves with the executor's reply. Rejects with
-   * ExecutorRequestError when there is no reply within `deadlineMs` (including time
-   * spent waiting for a run permit or for room on the stream) or the stream ends.
+   * Sends a request and resolves with the executor's reply, or rejects with an
+   * ExecutorRequestError that says whether the executor may have the request.
+   *
+   * `deadlineMs` bounds two waits separately. Before the request is handed to the stream
+   * (a run permit, room on the stream) it bounds the wait for that; nothing was sent when
+   * it expires. Once handed to the stream it bounds the executor's silence: a run request
+   * carries `answer_by` = hand-off + `deadlineMs`, and the reply is awaited a grace period
+   * longer (see answerGraceMs). A run request that still gets no reply ends the session:
+   * the executor reconnects and says at Register which runs it has, which settles the
+   * doubt (see the dispatcher).
    */
   async request(body: RequestBody, deadlineMs: number): Promise<Reply> {
     // One controller and one timer per request: AbortSignal.timeout + AbortSignal.any cost
     // several times more, and a burst of fires sends thousands of requests at once.
     const abort = new AbortController();
     const { signal } = abort;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort(new Error('deadline'));
-    }, deadlineMs);
+    const progress = { written: false };
+    let timer = setTimeout(() => abort.abort(new Error('deadline')), deadlineMs);
     // Tracked in a set rather than as listeners on the session's signal: removing one of
     // thousands of event listeners is linear, a set delete is not.
     this.#inFlight.add(abort);
     const isRun = body.$case === 'runRequest';
-    if (isRun) this.#reportableRuns.add(runKey(body.value.logId, body.value.attempt));
     const requestId = (this.#nextRequestId++).toString();
     let permitHeld = false;
     try {
@@ -146,18 +188,53 @@ export class ExecutorSession {
       });
       // Awaited below unless `push` fails first; then nothing else may observe it.
       replied.catch(() => undefined);
+      const value = { ...body.value, requestId };
+      const onWrite = (): boolean => {
+        if (signal.aborted) return false;
+        progress.written = true;
+        clearTimeout(timer);
+        if (isRun) {
+          // A result may come from this session as soon as the request can have arrived.
+          const run = body.value;
+          this.#reportableRuns.add(runKey(run.logId, run.attempt));
+          (value as RunRequest).answerBy = new Date(Date.now() + deadlineMs);
+        }
+        timer = setTimeout(
+          // One more turn of the event loop first: when this process was stalled past the
+          // deadline (a CPU-starved or stopped admin), the reply may already be waiting
+          // in the socket, and timers run before I/O is read.
+          () => setImmediate(() => abort.abort(new Error('deadline'))),
+          deadlineMs + (isRun ? answerGraceMs(deadlineMs) : 0),
+        );
+        return true;
+      };
       // The request is registered before it is sent: a fast executor may answer before
       // `push` returns.
       await this.#outbound.push(
-        { kind: { ...body, value: { ...body.value, requestId } } as AdminMessage['kind'] },
+        { message: { kind: { ...body, value } as AdminMessage['kind'] }, onWrite },
         signal,
       );
       return await replied;
     } catch (error) {
+      const { written } = progress;
       if (this.#closed.signal.aborted) {
-        throw new ExecutorRequestError('session-closed', `executor ${this.instanceName} disconnected`);
+        throw new ExecutorRequestError(
+          written ? 'session-closed' : 'not-connected',
+          `executor ${this.instanceName} disconnected`,
+        );
       }
-      if (timedOut) {
+      if (signal.aborted) {
+        if (!written) {
+          throw new ExecutorRequestError(
+            'not-sent',
+            isRun && !permitHeld
+              ? `executor ${this.instanceName} had no free run slot (capacity ${this.register.capacity}) within ${deadlineMs} ms`
+              : `executor ${this.instanceName} did not take the request off its stream within ${deadlineMs} ms`,
+          );
+        }
+        if (isRun) {
+          this.close(`no answer to run request for log ${body.value.logId} within ${deadlineMs} ms`);
+        }
         throw new ExecutorRequestError(
           'no-answer',
           `executor ${this.instanceName} did not answer within ${deadlineMs} ms`,

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { ServerError, Status, type CallContext } from 'nice-grpc';
 import type { Db } from '../db/database.js';
 import { findGroupByAppName, findGroupByTokenHash } from '../db/groups.repository.js';
-import { adoptRunningLogs, reconcilableRuns } from '../db/logs.repository.js';
+import { adoptRunningLogs, reconcilableRuns, settleRunsInDoubt } from '../db/logs.repository.js';
+import { retryOnDeadlock } from '../db/retry.js';
 import type { ExecutorGroup, RunResultInput } from '../domain.js';
 import { ExecutorSession } from '../executors/executor-session.js';
 import type { PresenceTracker } from '../executors/presence-tracker.js';
@@ -45,6 +46,11 @@ export interface ExecutorServiceOptions {
   onSessionChange?: () => void;
   /** Called once a session's stream has ended and its presence row is gone. */
   onSessionEnded?: (session: ExecutorSession) => Promise<void>;
+  /**
+   * Called with runs in doubt that a registering executor turned out not to have: they
+   * never started, and are PENDING again with no executor, to be dispatched anew.
+   */
+  onRunsReleased?: (logIds: readonly string[]) => void;
 }
 
 const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -160,12 +166,27 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       const inbound = requests[Symbol.asyncIterator]();
       const register = await readRegister(inbound, group);
       session = new ExecutorSession(randomUUID(), register, new Date());
+      const registered = session;
       const log = logger.child({
         app: session.appName,
         instance: session.instanceName,
         sessionId: session.sessionId,
       });
 
+      // Before the session can be found (locally or through its presence row): a dispatch
+      // settling the same runs by asking the new stream then finds them settled already.
+      const inDoubt = await retryOnDeadlock(() =>
+        settleRunsInDoubt(options.db, group.id, registered.instanceName, registered.sessionId, [
+          ...register.running,
+          ...register.unacknowledgedResults,
+        ]),
+      );
+      if (inDoubt.accepted.length + inDoubt.released.length > 0) {
+        log.info(
+          { accepted: inDoubt.accepted, released: inDoubt.released },
+          'settled runs in doubt: the executor had some, the others are sent again',
+        );
+      }
       await options.presence.online(session);
       options.sessions.add(session)?.close('replaced by a newer stream of the same instance name');
       await adoptRunningLogs(
@@ -205,6 +226,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       };
 
       if (strayRuns.length > 0) killStrayRuns(session, strayRuns, log);
+      if (inDoubt.released.length > 0) options.onRunsReleased?.(inDoubt.released);
       const inboundDone = consumeInbound(inbound, session, log);
       yield* session.outboundMessages();
       const protocolError = await inboundDone;

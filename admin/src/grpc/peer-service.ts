@@ -1,9 +1,20 @@
 import { ServerError, Status, type CallContext } from 'nice-grpc';
-import { ExecutorRequestError } from '../executors/executor-session.js';
+import { ExecutorRequestError, type ExecutorRequestFailure } from '../executors/executor-session.js';
 import type { SessionRegistry } from '../executors/session-registry.js';
 import type { AdminPeerServiceImplementation } from '../gen/jobstream/v1/peer.js';
 import { bearerToken, isAcceptedToken } from './auth.js';
 import { invalid } from './validation.js';
+
+/**
+ * How a forwarded request's failure travels back, keeping what the caller may conclude
+ * (see ExecutorRequestFailure): NOT_FOUND and RESOURCE_EXHAUSTED mean it was not sent.
+ */
+export const PEER_STATUS_BY_FAILURE: Record<ExecutorRequestFailure, Status> = {
+  'not-sent': Status.RESOURCE_EXHAUSTED,
+  'not-connected': Status.NOT_FOUND,
+  'no-answer': Status.DEADLINE_EXCEEDED,
+  'session-closed': Status.ABORTED,
+};
 
 export interface PeerServiceOptions {
   sessions: SessionRegistry;
@@ -41,10 +52,7 @@ export function createPeerService(options: PeerServiceOptions): AdminPeerService
         return { reply };
       } catch (error) {
         if (error instanceof ExecutorRequestError) {
-          throw new ServerError(
-            error.kind === 'no-answer' ? Status.DEADLINE_EXCEEDED : Status.NOT_FOUND,
-            error.message,
-          );
+          throw new ServerError(PEER_STATUS_BY_FAILURE[error.kind], error.message);
         }
         throw error;
       }

@@ -1,0 +1,200 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
+import type { RunRequest } from '../admin/src/gen/jobstream/v1/executor.js';
+import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
+import { createTestDatabase } from './support/database.js';
+import { createGroup, createJob } from './support/fixtures.js';
+import { RawExecutor } from './support/raw-executor.js';
+
+const DEADLINE_MS = 400;
+const FAILURE_MONITOR_INTERVAL_MS = 50;
+
+/**
+ * A run request that reached the executor but whose reply did not reach the admin in
+ * time is in doubt: the executor may be running it. It must never be recorded FAILED
+ * (and retried) while the executor runs it, nor be run twice; the executor's next stream
+ * settles it.
+ */
+describe('run requests in doubt', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let admin: TestAdmin;
+  let client: AdminClient;
+  let groupId: string;
+  let token: string;
+  const raws: RawExecutor[] = [];
+
+  function connect(instanceName: string, running: { logId: string; attempt: number }[] = []): RawExecutor {
+    const raw = new RawExecutor(admin.address, token);
+    raws.push(raw);
+    raw.register({ appName: 'doubt', instanceName, running });
+    // Beats keep the admin from closing a stream for silence while the test holds a reply.
+    raw.keepBeating(100);
+    return raw;
+  }
+
+  function accept(raw: RawExecutor, request: RunRequest): void {
+    raw.send({
+      kind: {
+        $case: 'reply',
+        value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' },
+      },
+    });
+  }
+
+  function succeed(raw: RawExecutor, request: RunRequest, message: string): void {
+    raw.send({
+      kind: {
+        $case: 'runResult',
+        value: {
+          logId: request.logId,
+          attempt: request.attempt,
+          outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+          message,
+          startedAt: new Date(Date.now() - 10),
+          finishedAt: new Date(),
+        },
+      },
+    });
+  }
+
+  /** Every log of the job, after the failure monitor had many chances to retry one. */
+  async function logsOfJob(jobId: string) {
+    await new Promise(resolve => setTimeout(resolve, 20 * FAILURE_MONITOR_INTERVAL_MS));
+    return (await client.listLogs({ jobId, pageSize: 100 })).logs;
+  }
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    admin = await startTestAdmin(database.url, {
+      requestDeadlineMs: DEADLINE_MS,
+      failureMonitorIntervalMs: FAILURE_MONITOR_INTERVAL_MS,
+      lostRunGraceMs: 1_000,
+    });
+    client = admin.client;
+    ({ groupId, token } = await createGroup(client, 'doubt'));
+  });
+
+  // Each test's executors leave with it: routing must only see the next test's.
+  afterEach(async () => {
+    await Promise.all(raws.splice(0).map(raw => raw.close()));
+  });
+
+  afterAll(async () => {
+    await admin?.stop();
+    await database?.drop();
+  });
+
+  it('takes a reply arriving just after the deadline as what it is: the run ran once and succeeded', async () => {
+    const first = connect('late-1');
+    await first.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo', { failRetryCount: 3 });
+    const triggered = client.triggerJob({ jobId });
+    const request = await first.next('runRequest');
+    // The executor took the run before answer_by; its reply is held in transit until the
+    // admin has given up waiting (answer_by plus the grace period).
+    expect(request.answerBy).toBeInstanceOf(Date);
+    const waitMs = request.answerBy!.getTime() + DEADLINE_MS - Date.now();
+    await new Promise(resolve => setTimeout(resolve, Math.max(0, waitMs)));
+    accept(first, request);
+    // Not knowing whether the executor has the run, the admin ends the stream: the
+    // executor reconnects and says what it has.
+    await first.done;
+    const logId = request.logId;
+    const inDoubt = await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: logId });
+        return log?.triggerMessage.includes('in doubt') === true ? log : undefined;
+      },
+      { what: 'the run to be recorded in doubt' },
+    );
+    expect(inDoubt).toMatchObject({
+      status: LogStatus.LOG_STATUS_RUNNING,
+      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_PENDING,
+      executorInstance: 'late-1',
+    });
+    expect(inDoubt.triggerMessage).toContain(
+      `in doubt: executor late-1 did not answer within ${DEADLINE_MS} ms`,
+    );
+
+    const second = connect('late-1', [{ logId: request.logId, attempt: request.attempt }]);
+    await second.next('welcome');
+    await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: logId });
+        return log?.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED ? log : undefined;
+      },
+      { what: 'the run in doubt to be settled as accepted' },
+    );
+    succeed(second, request, 'ran once');
+    await second.next('resultAck');
+    expect((await triggered).logIds).toEqual([logId]);
+
+    const logs = await logsOfJob(jobId);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({
+      id: logId,
+      status: LogStatus.LOG_STATUS_SUCCEEDED,
+      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED,
+      handleMessage: 'ran once',
+    });
+    expect(logs[0]!.triggerMessage).toContain('settled: the executor had the run when it reconnected');
+    // The executor that had the run was never asked to run it again.
+    expect(second.count('runRequest')).toBe(0);
+  });
+
+  it('sends a run in doubt again, once, when the executor comes back without it', async () => {
+    const first = connect('lost-reply-1');
+    await first.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo', { failRetryCount: 3 });
+    const triggered = client.triggerJob({ jobId });
+    const request = await first.next('runRequest');
+    // The request never reached the handler (or the executor never took it): no reply.
+    await first.done;
+    const second = connect('lost-reply-1');
+    await second.next('welcome');
+    const again = await second.next('runRequest');
+    expect({ logId: again.logId, attempt: again.attempt }).toEqual({
+      logId: request.logId,
+      attempt: request.attempt,
+    });
+    accept(second, again);
+    succeed(second, again, 'ran on the second stream');
+    await second.next('resultAck');
+    const [logId] = (await triggered).logIds;
+    expect(logId).toBe(request.logId);
+
+    const logs = await logsOfJob(jobId);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({
+      status: LogStatus.LOG_STATUS_SUCCEEDED,
+      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED,
+      executorInstance: 'lost-reply-1',
+      handleMessage: 'ran on the second stream',
+    });
+    expect(second.count('runRequest')).toBe(1);
+  });
+
+  it('declares a run in doubt lost when its executor never comes back, and only then retries it', async () => {
+    const silent = connect('gone-1');
+    await silent.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo', { failRetryCount: 1 });
+    const { logIds } = await client.triggerJob({ jobId });
+    await silent.next('runRequest');
+    await silent.done;
+    const lost = await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: logIds[0]! });
+        return log?.status === LogStatus.LOG_STATUS_FAILED ? log : undefined;
+      },
+      { what: 'the run in doubt to be declared lost' },
+    );
+    expect(lost.outcome).toBe(RunOutcome.RUN_OUTCOME_LOST);
+    expect(lost.handleMessage).toContain('lost: the run request to executor gone-1 got no answer');
+    const retry = await waitFor(
+      async () => (await client.listLogs({ jobId, pageSize: 10 })).logs.find(log => log.id !== logIds[0]),
+      { what: 'the retry of the lost run' },
+    );
+    expect(retry.retryOfLogId).toBe(logIds[0]);
+  });
+});
