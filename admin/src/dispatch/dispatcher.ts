@@ -14,7 +14,7 @@ import {
 } from '../db/logs.repository.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { retryOnDeadlock } from '../db/retry.js';
-import type { ClaimedFire } from '../db/scheduler.repository.js';
+import { scheduleFixDelayAfterRun, type ClaimedFire } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
 import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
@@ -278,7 +278,9 @@ export class Dispatcher {
         logIds.map(async logId => {
           const log = await findLogById(this.#options.db, logId);
           const job = log && (await findJobById(this.#options.db, log.jobId));
-          if (log && job) await this.dispatchRecorded(job, log);
+          if (!log || !job) return;
+          const sent = await this.dispatchRecorded(job, log);
+          if (sent.dispatchOutcome === 'FAILED') await this.#failedAfterDoubt(sent.id);
         }),
       ).then(() => undefined),
     );
@@ -467,6 +469,7 @@ export class Dispatcher {
           executorSessionId: to.sessionId,
           message: `${trace}; ${describeReply(to, reply, note)}`,
         });
+        if (!reply.accepted) await this.#failedAfterDoubt(log.id);
         return;
       } catch (error) {
         if (!(error instanceof ExecutorRequestError)) throw error;
@@ -490,9 +493,17 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * A FIX_DELAY job plans its next fire when its scheduled run ends; a fire whose doubt
+   * ended in a failed dispatch ends now (the scheduler only sees dispatches it awaited).
+   */
+  async #failedAfterDoubt(logId: string): Promise<void> {
+    await scheduleFixDelayAfterRun(this.#options.db, logId, new Date());
+  }
+
   #track(task: Promise<void>): void {
     const tracked = task.catch((error: unknown) =>
-      this.#options.logger.error({ err: error }, 'settling a run in doubt failed'),
+      this.#options.logger.error({ err: error }, 'background dispatch failed (runs in doubt, or runs sent again)'),
     );
     this.#background.add(tracked);
     void tracked.finally(() => this.#background.delete(tracked));
