@@ -239,7 +239,7 @@ export class Dispatcher {
   ): Promise<TriggerLog[]> {
     if ('failure' in decision) {
       const log = logs[0]!;
-      const message = `trigger failed: ${decision.failure}`;
+      const message = withHistory(log, `trigger failed: ${decision.failure}`);
       const triggeredAt = new Date();
       await this.#records.add({
         logId: log.id,
@@ -333,7 +333,7 @@ export class Dispatcher {
       return (await findLogById(this.#options.db, log.id)) ?? log;
     }
     handle = verdict.handle;
-    const message = `${trace}; ${verdict.answer}`;
+    const message = withHistory(log, `${trace}; ${verdict.answer}`);
     if (verdict.kind === 'in-doubt') {
       this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome: 'IN_DOUBT' });
       return {
@@ -393,7 +393,7 @@ export class Dispatcher {
         if (!(error instanceof ExecutorRequestError)) throw error;
         if (error.mayHaveArrived) {
           const answer = `in doubt: ${error.message} after the run request went out; settled when the executor reconnects${note}`;
-          if (!(await this.#recordInDoubt(log, handle, null, `${trace}; ${answer}`))) {
+          if (!(await this.#recordInDoubt(log, handle, null, withHistory(log, `${trace}; ${answer}`)))) {
             return { kind: 'settled-elsewhere' };
           }
           this.#track(this.#settle(log, trace, handle, request, error.message));
@@ -467,7 +467,7 @@ export class Dispatcher {
           triggeredAt: new Date(),
           executorInstance: to.instanceName,
           executorSessionId: to.sessionId,
-          message: `${trace}; ${describeReply(to, reply, note)}`,
+          message: withHistory(log, `${trace}; ${describeReply(to, reply, note)}`),
         });
         if (!reply.accepted) await this.#failedAfterDoubt(log.id);
         return;
@@ -476,7 +476,8 @@ export class Dispatcher {
         const stillInDoubt = error.mayHaveArrived || Date.now() >= until;
         if (!stillInDoubt) continue; // not sent on the new stream yet: try again
         const answer = `in doubt: ${error.message}${note}`;
-        if (!(await this.#recordInDoubt(log, to, to.sessionId, `${trace}; ${answer}`))) return;
+        if (!(await this.#recordInDoubt(log, to, to.sessionId, withHistory(log, `${trace}; ${answer}`))))
+          return;
         if (!error.mayHaveArrived) return;
         from = to;
         to = await this.#reconnected(from, until);
@@ -503,11 +504,19 @@ export class Dispatcher {
 
   #track(task: Promise<void>): void {
     const tracked = task.catch((error: unknown) =>
-      this.#options.logger.error({ err: error }, 'background dispatch failed (runs in doubt, or runs sent again)'),
+      this.#options.logger.error(
+        { err: error },
+        'background dispatch failed (runs in doubt, or runs sent again)',
+      ),
     );
     this.#background.add(tracked);
     void tracked.finally(() => this.#background.delete(tracked));
   }
+}
+
+/** A log sent again (after a doubt) keeps what its trigger message said so far. */
+function withHistory(log: TriggerLog, message: string): string {
+  return log.triggerMessage === '' ? message : `${log.triggerMessage}; ${message}`;
 }
 
 function describeReply(handle: ExecutorHandle, reply: Reply, note: string): string {
