@@ -219,8 +219,17 @@ export interface Register {
   /** Free-form labels (informational, for operators and later routing rules). */
   labels: { [key: string]: string };
   /**
-   * Runs this process is still executing (after a reconnect). The admin keeps
-   * them attached to this executor instead of treating them as lost.
+   * Every run this executor has accepted and not yet reported: executing,
+   * queued behind a block strategy, or aborted but with its handler still
+   * running. The admin keeps them attached to this executor instead of treating
+   * them as lost.
+   *
+   * Together with unacknowledged_results this list is the executor's answer to
+   * "which runs did you take?": a run request the admin sent earlier and got
+   * no Reply to is "in doubt", and the admin takes every such run missing from
+   * both lists as never started, and sends it again. So an executor MUST build
+   * Register only after its previous stream has ended, and MUST NOT start a run
+   * request it reads from a stream that has ended or that it is replacing.
    */
   running: RunRef[];
   /**
@@ -324,10 +333,16 @@ export interface RunRequest {
     | undefined;
   /**
    * The admin's deadline for the Reply, on the admin's clock (see
-   * Welcome.server_time for the offset). After it the admin has recorded the
-   * trigger as failed and may retry it elsewhere, so an executor that only now
-   * reads the request (it was stalled, or the network held the message) must
-   * not start the run: it replies REJECT_REASON_EXPIRED. Unset: no deadline.
+   * Welcome.server_time for the offset), set when the request is handed to the
+   * stream. An executor that only reads the request after it (it was stalled,
+   * or the network held the message) MUST NOT start the run: it replies
+   * REJECT_REASON_EXPIRED. The admin waits a grace period past it; with still
+   * no Reply it holds the run "in doubt", ends the stream, and settles the doubt
+   * from the executor's next Register (see Register.running) or by sending the
+   * same (log_id, attempt) again on the new stream. An executor MUST answer a
+   * repeated (log_id, attempt) it has already accepted (running, queued, or
+   * with its result spooled or recently acknowledged) with accepted = true and
+   * MUST NOT run it again. Unset: no deadline.
    */
   answerBy?: Date | undefined;
 }
