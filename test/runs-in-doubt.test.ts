@@ -24,10 +24,14 @@ describe('run requests in doubt', () => {
   let token: string;
   const raws: RawExecutor[] = [];
 
-  function connect(instanceName: string, running: { logId: string; attempt: number }[] = []): RawExecutor {
+  function connect(
+    instanceName: string,
+    running: { logId: string; attempt: number }[] = [],
+    capacity = 4,
+  ): RawExecutor {
     const raw = new RawExecutor(admin.address, token);
     raws.push(raw);
-    raw.register({ appName: 'doubt', instanceName, running });
+    raw.register({ appName: 'doubt', instanceName, running, capacity });
     // Beats keep the admin from closing a stream for silence while the test holds a reply.
     raw.keepBeating(100);
     return raw;
@@ -141,6 +145,34 @@ describe('run requests in doubt', () => {
     expect(logs[0]!.triggerMessage).toContain('settled: the executor had the run when it reconnected');
     // The executor that had the run was never asked to run it again.
     expect(second.count('runRequest')).toBe(0);
+  });
+
+  it('counts the answer deadline from the moment a request goes out, not while it waits for a run slot', async () => {
+    // Capacity 1: the second request waits for the first one's reply. Before, that wait
+    // ate the second request's deadline, and an executor accepting it in time was still
+    // recorded FAILED (and the run retried: a second run of the same fire).
+    const narrow = connect('narrow-1', [], 1);
+    await narrow.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo', { failRetryCount: 3 });
+    const triggers = [client.triggerJob({ jobId }), client.triggerJob({ jobId })];
+    const first = await narrow.next('runRequest');
+    await new Promise(resolve => setTimeout(resolve, (DEADLINE_MS * 3) / 4));
+    accept(narrow, first);
+    const second = await narrow.next('runRequest', 2);
+    const queuedMs = second.answerBy!.getTime() - first.answerBy!.getTime();
+    expect(queuedMs).toBeGreaterThanOrEqual((DEADLINE_MS * 3) / 4 - 50);
+    await new Promise(resolve => setTimeout(resolve, (DEADLINE_MS * 3) / 4));
+    accept(narrow, second);
+    for (const request of [first, second]) succeed(narrow, request, `ran ${request.logId}`);
+    await narrow.next('resultAck', 2);
+    await Promise.all(triggers);
+
+    const logs = await logsOfJob(jobId);
+    expect(logs.map(log => [log.dispatchOutcome, log.status])).toEqual([
+      [DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED, LogStatus.LOG_STATUS_SUCCEEDED],
+      [DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED, LogStatus.LOG_STATUS_SUCCEEDED],
+    ]);
+    expect(narrow.count('runRequest')).toBe(2);
   });
 
   it('sends a run in doubt again, once, when the executor comes back without it', async () => {
