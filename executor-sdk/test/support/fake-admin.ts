@@ -11,8 +11,13 @@ import type {
   RunResult,
 } from '../../src/gen/jobstream/v1/executor.js';
 import { BlockStrategy, GlueType } from '../../src/gen/jobstream/v1/types.js';
+import { EVENT_CEILING_MS } from '../../../test/support/ceiling.js';
 
-const DEFAULT_WAIT_MS = 3_000;
+/**
+ * Waits re-check on every message and also on this interval, so a wait on state the
+ * session does not see (a handler starting, a file written) wakes without a message.
+ */
+const RECHECK_INTERVAL_MS = 10;
 
 type ExecutorKind = NonNullable<ExecutorMessage['kind']>;
 type MessageOf<K extends ExecutorKind['$case']> = Extract<ExecutorKind, { $case: K }>['value'];
@@ -55,7 +60,10 @@ interface Waiter {
   check: () => boolean;
 }
 
-/** Waits until `check` returns a value, re-checking on every change signalled through `notify`. */
+/**
+ * Waits until `check` returns a value, re-checking on every change signalled through `notify`
+ * and every RECHECK_INTERVAL_MS; the timeout is a ceiling only a hang reaches.
+ */
 class Watch {
   readonly #waiters = new Set<Waiter>();
 
@@ -63,7 +71,7 @@ class Watch {
     for (const waiter of [...this.#waiters]) waiter.check();
   }
 
-  until<T>(pick: () => T | undefined, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
+  until<T>(pick: () => T | undefined, what: string, timeoutMs = EVENT_CEILING_MS): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         check: () => {
@@ -71,14 +79,17 @@ class Watch {
           if (value === undefined) return false;
           this.#waiters.delete(waiter);
           clearTimeout(timer);
+          clearInterval(recheck);
           resolve(value);
           return true;
         },
       };
       const timer = setTimeout(() => {
         this.#waiters.delete(waiter);
+        clearInterval(recheck);
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
       }, timeoutMs);
+      const recheck = setInterval(() => waiter.check(), RECHECK_INTERVAL_MS);
       this.#waiters.add(waiter);
       waiter.check();
     });
