@@ -4,6 +4,7 @@ import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
 import { BlockStrategy, GlueType, RunOutcome } from '../src/gen/jobstream/v1/types.js';
 import type { Executor, HandlerContext } from '../src/index.js';
 import { RunAbortedError } from '../src/index.js';
+import { EVENT_CEILING_MS } from '../../test/support/ceiling.js';
 import type { FakeSession } from './support/fake-admin.js';
 import { Harness, aborted, gate } from './support/harness.js';
 import type { Gate } from './support/harness.js';
@@ -170,7 +171,7 @@ describe('running handlers', () => {
     const inTime = await session.run({
       logId: '452',
       handler: 'count',
-      answerBy: new Date(Date.now() + 3_000),
+      answerBy: new Date(Date.now() + EVENT_CEILING_MS),
     });
     expect(inTime).toMatchObject({ accepted: true });
     await session.waitForResult('452');
@@ -253,28 +254,33 @@ describe('running handlers', () => {
 
 describe('handler lifecycle', () => {
   it('destroys a handler that stays idle and initializes it again before its next run', async () => {
+    const idleMs = 150;
     const events: string[] = [];
+    const finish601 = gate();
     const { executor, session } = await connected(
       e => {
         e.register(
           'pooled',
           async ctx => {
             events.push(`run ${ctx.logId}`);
-            await delay(Number(ctx.param || '0'));
+            if (ctx.logId === '601') await finish601.promise;
             return 'ok';
           },
           { init: () => void events.push('init'), destroy: () => void events.push('destroy') },
         );
       },
-      { handlerIdleDestroyMs: 150 },
+      { handlerIdleDestroyMs: idleMs },
     );
-    await session.run({ logId: '601', handler: 'pooled', param: '300' });
-    await session.run({ logId: '602', handler: 'pooled', jobId: '2', param: '0' });
-    await session.waitForResult('601');
+    await session.run({ logId: '601', handler: 'pooled' });
+    await session.run({ logId: '602', handler: 'pooled', jobId: '2' });
     await session.waitForResult('602');
-    // Busy the whole time (601 ran for 300 ms, longer than the idle period): still one init.
+    // 601 keeps the handler busy for longer than the idle period (the wait is the point:
+    // time passing while busy; on a slow machine it only gets longer).
+    await delay(2 * idleMs);
     expect(events.filter(event => event === 'destroy')).toHaveLength(0);
-    await expect.poll(() => events.includes('destroy'), { timeout: 3_000 }).toBe(true);
+    finish601.open();
+    await session.waitForResult('601');
+    await expect.poll(() => events.includes('destroy'), { timeout: EVENT_CEILING_MS }).toBe(true);
     await session.run({ logId: '603', handler: 'pooled' });
     await session.waitForResult('603');
     expect(events).toEqual(['init', 'run 601', 'run 602', 'destroy', 'init', 'run 603']);
