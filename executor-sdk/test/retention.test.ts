@@ -2,6 +2,7 @@ import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { EVENT_CEILING_MS } from '../../test/support/ceiling.js';
 import { Harness } from './support/harness.js';
 
 const h = new Harness();
@@ -27,7 +28,7 @@ async function logsIn(dataDir: string): Promise<string[]> {
 }
 
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
+  const deadline = Date.now() + EVENT_CEILING_MS;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await delay(20);

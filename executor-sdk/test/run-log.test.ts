@@ -6,6 +6,7 @@ import type { LogChunk } from '../src/gen/jobstream/v1/executor.js';
 import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
 import { silentLogger } from '../src/index.js';
 import { MAX_LOG_READ_LINES, RunLogStore } from '../src/run-log.js';
+import { EVENT_CEILING_MS } from '../../test/support/ceiling.js';
 import type { FakeSession } from './support/fake-admin.js';
 import { Harness, gate } from './support/harness.js';
 
@@ -33,7 +34,7 @@ async function readUntil(
   maxLines: number,
   done: (chunk: LogChunk) => boolean,
 ): Promise<LogChunk> {
-  const deadline = Date.now() + 2_000;
+  const deadline = Date.now() + EVENT_CEILING_MS;
   for (;;) {
     const chunk = await read(session, logId, fromLine, maxLines);
     if (done(chunk) || Date.now() > deadline) return chunk;
@@ -149,7 +150,7 @@ describe('RunLogStore', () => {
     // Not read by anyone: the background flush still puts it in the file while the run goes on.
     await expect
       .poll(async () => (await readFile(path.join(dir, '21.log'), 'utf8')).includes(' fourth\n'), {
-        timeout: 2_000,
+        timeout: EVENT_CEILING_MS,
       })
       .toBe(true);
     expect(s.isActive('21')).toBe(true);

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { TEST_CEILING_MS } from '../../test/support/ceiling.js';
 
 // The SDK's tests need neither a database nor an admin process, so they can run without
 // the root config's globalSetup:  npx vitest run --config executor-sdk/test/vitest.config.ts
@@ -8,7 +9,8 @@ export default defineConfig({
   root: path.dirname(import.meta.dirname),
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 10_000,
-    hookTimeout: 10_000,
+    // Waits carry their own ceilings; these only catch a hang outside any wait.
+    testTimeout: TEST_CEILING_MS,
+    hookTimeout: TEST_CEILING_MS,
   },
 });
