@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { createDatabase } from '../../admin/src/db/database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../admin/src/db/embedded-postgres.js';
 import { migrateToLatest } from '../../admin/src/db/migrate.js';
+import { CHILD_MARK_VARIABLE, TEST_RUN_ID_VARIABLE } from './processes.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -55,6 +56,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const server = serverUrl;
 
   const runId = `${Date.now().toString(36).padStart(8, '0')}${randomBytes(3).toString('hex')}`;
+  // Workers inherit it and mark the processes they spawn with it (processes.ts).
+  process.env[TEST_RUN_ID_VARIABLE] = runId;
   const template = `jobstream_tpl_${runId}`;
   const clonePrefix = `jobstream_t_${runId}_`;
   const databaseUrl = (name: string): string => {
@@ -89,6 +92,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('databaseClonePrefix', clonePrefix);
 
   return async () => {
+    const killed = await killMarkedProcesses(runId);
+    if (killed > 0) process.stderr.write(`teardown killed ${killed} process(es) tests left running\n`);
     try {
       await withClient(server, async client => {
         // Clones a crashed or careless test file did not drop go with the template.
@@ -102,6 +107,29 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await stopEmbedded();
     }
   };
+}
+
+/**
+ * SIGKILLs processes spawned by this run's tests that outlived their worker (one that
+ * crashed or was killed before its cleanup ran). Linux only: elsewhere finds none.
+ */
+async function killMarkedProcesses(runId: string): Promise<number> {
+  const mark = `${CHILD_MARK_VARIABLE}=${runId}`;
+  const pids = await fs.readdir('/proc').catch(() => []);
+  let killed = 0;
+  for (const entry of pids) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const environ = await fs.readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
+    if (!environ.split('\0').includes(mark)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed += 1;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return killed;
 }
 
 async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {

@@ -1,8 +1,29 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { PROCESS_START_CEILING_MS } from './ceiling.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Set by global-setup.ts for one `vitest run`; every child gets it as CHILD_MARK_VARIABLE,
+ * so the run's teardown can find and kill children a crashed worker left behind.
+ */
+export const TEST_RUN_ID_VARIABLE = 'JOBSTREAM_TEST_RUN_ID';
+export const CHILD_MARK_VARIABLE = 'JOBSTREAM_TEST_CHILD_OF_RUN';
+
+/** Children of this worker still running; killed after each test file (kill-leftovers.ts). */
+const running = new Set<ChildTs>();
+
+/**
+ * SIGKILLs every child this worker started that still runs: one whose test failed or timed
+ * out before handing it to its own cleanup. Returns how many there were.
+ */
+export async function killLeftoverChildren(): Promise<number> {
+  const leftovers = [...running];
+  await Promise.all(leftovers.map(child => child.kill('SIGKILL')));
+  return leftovers.length;
+}
 
 /** A child process running a TypeScript entry point, with its stdout read as lines. */
 export class ChildTs {
@@ -14,25 +35,36 @@ export class ChildTs {
   constructor(script: string, args: readonly string[], env: Record<string, string>) {
     this.process = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: repoRoot,
-      env: { ...process.env, ...env },
+      env: {
+        ...process.env,
+        ...env,
+        ...(process.env[TEST_RUN_ID_VARIABLE]
+          ? { [CHILD_MARK_VARIABLE]: process.env[TEST_RUN_ID_VARIABLE] }
+          : {}),
+      },
       stdio: ['ignore', 'pipe', process.env.TEST_CHILD_STDERR === '1' ? 'inherit' : 'ignore'],
     });
     createInterface({ input: this.process.stdout! }).on('line', line => {
       this.lines.push(line);
       for (const wake of this.#waiters) wake();
     });
+    running.add(this);
     this.exited = new Promise(resolve => {
       this.process.once('exit', (code, signal) => {
+        running.delete(this);
         resolve({ code, signal });
         for (const wake of this.#waiters) wake();
       });
     });
   }
 
-  /** Waits for a stdout line that parses as JSON and matches, returning the parsed object. */
+  /**
+   * Waits for a stdout line that parses as JSON and matches, returning the parsed object.
+   * The ceiling covers tsx compiling a process that just started on a loaded machine.
+   */
   async waitForJson(
     match: (record: Record<string, unknown>) => boolean,
-    timeoutMs = 20_000,
+    timeoutMs = PROCESS_START_CEILING_MS,
   ): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     let scanned = 0;
@@ -81,6 +113,16 @@ export class ChildTs {
   }
 }
 
+/** A child whose start failed is nobody's to clean up: it is killed before the error is thrown. */
+async function killOnFailure<T>(child: ChildTs, waiting: Promise<T>): Promise<T> {
+  try {
+    return await waiting;
+  } catch (error) {
+    await child.kill('SIGKILL');
+    throw error;
+  }
+}
+
 function parseJson(line: string): Record<string, unknown> | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
@@ -114,7 +156,10 @@ export async function startAdminProcess(
     ...(options.instanceId ? { JOBSTREAM_ADMIN_INSTANCE_ID: options.instanceId } : {}),
     ...options.env,
   });
-  const started = await child.waitForJson(record => record.msg === 'admin started');
+  const started = await killOnFailure(
+    child,
+    child.waitForJson(record => record.msg === 'admin started'),
+  );
   return { child, address: String(started.grpc) };
 }
 
@@ -143,7 +188,11 @@ export async function startExecutorProcess(
       ? {}
       : { FIXTURE_SHUTDOWN_GRACE_MS: String(options.shutdownGracePeriodMs) }),
   });
-  if (waitReady) await child.waitForJson(record => record.event === 'ready');
+  if (waitReady)
+    await killOnFailure(
+      child,
+      child.waitForJson(record => record.event === 'ready'),
+    );
   return child;
 }
 
