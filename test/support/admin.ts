@@ -11,6 +11,7 @@ import { loadConfig, type AdminConfig } from '../../admin/src/config.js';
 import { AdminServiceDefinition, LogStatus, type Log } from '../../admin/src/gen/jobstream/v1/admin.js';
 import { peerChannelCredentials } from '../../admin/src/grpc/tls.js';
 import { createLogger } from '../../admin/src/logger.js';
+import { EVENT_CEILING_MS } from './ceiling.js';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -70,10 +71,13 @@ export function adminClient(
   return { client, channel };
 }
 
-/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+/**
+ * Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`
+ * (a ceiling only a hang reaches: the wait ends as soon as the event happened).
+ */
 export async function waitFor<T>(
   check: () => Promise<T | undefined> | T | undefined,
-  { timeoutMs = 10_000, intervalMs = 25, what = 'condition' } = {},
+  { timeoutMs = EVENT_CEILING_MS, intervalMs = 25, what = 'condition' } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -85,7 +89,11 @@ export async function waitFor<T>(
 }
 
 /** Waits until a log is no longer RUNNING and returns it. */
-export async function finishedLog(client: AdminClient, logId: string, timeoutMs = 10_000): Promise<Log> {
+export async function finishedLog(
+  client: AdminClient,
+  logId: string,
+  timeoutMs = EVENT_CEILING_MS,
+): Promise<Log> {
   return waitFor(
     async () => {
       const { log } = await client.getLog({ id: logId });
