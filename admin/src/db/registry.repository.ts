@@ -76,14 +76,26 @@ export async function upsertPresence(db: Db, presence: ExecutorPresence, expires
 
 /**
  * Puts back the row of a live session whose row is gone (it expired and was swept while
- * its admin could not refresh it). Inserts nothing when the instance has a row, which
- * then belongs to a newer session. Returns whether the row was inserted.
+ * its admin could not refresh it). Returns whether the instance's row is now this
+ * session's: false only when it belongs to another (newer) session, which is left alone.
+ * Beats are handled concurrently, so two beats of one session may both find the row gone
+ * and both put it back; the second one finds the first one's row and only refreshes it.
  */
 export async function restorePresence(db: Db, presence: ExecutorPresence, expiresAt: Date): Promise<boolean> {
   const result = await db
     .insertInto('executor_registry')
     .values(registryValues(presence, expiresAt))
-    .onConflict(oc => oc.columns(['app_name', 'instance_name']).doNothing())
+    .onConflict(oc =>
+      oc
+        .columns(['app_name', 'instance_name'])
+        .doUpdateSet(eb => ({
+          last_beat_at: eb.ref('excluded.last_beat_at'),
+          expires_at: eb.ref('excluded.expires_at'),
+          running_count: eb.ref('excluded.running_count'),
+          queued_count: eb.ref('excluded.queued_count'),
+        }))
+        .where('executor_registry.session_id', '=', eb => eb.ref('excluded.session_id')),
+    )
     .executeTakeFirst();
   return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
 }

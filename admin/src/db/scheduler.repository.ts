@@ -148,12 +148,15 @@ async function advanceJobs(trx: Transaction<Database>, advances: readonly JobAdv
 }
 
 /**
- * Checks claimed fires just before their time. Only fires still pending and still held
+ * Takes claimed fires just before their time. Only fires still pending and still held
  * by this admin come back: a fire withdrawn by StopJob (row deleted) or taken over by a
- * peer (claimed_by changed) is not sent. The claim itself is kept until the dispatch is
- * recorded, so if this admin dies while sending, a peer sends the fire again; the
- * executor answers a repeated RunRequest for the same (log, attempt) without running it
- * twice, and a fire whose result is already stored is never taken over.
+ * peer (claimed_by changed) is not sent. Each one returned is marked taken in the same
+ * statement, and StopJob never withdraws a taken fire (cancelPendingFires): between this
+ * statement and the send nothing else is checked, so a fire withdrawn then would be sent
+ * without its log. The claim itself is kept until the dispatch is recorded, so if this
+ * admin dies while sending, a peer sends the fire again; the executor answers a repeated
+ * RunRequest for the same (log, attempt) without running it twice, and a fire whose
+ * result is already stored is never taken over.
  */
 export async function takeFires(
   db: Db,
@@ -163,13 +166,18 @@ export async function takeFires(
   const taken = new Set<string>();
   // Fires of a cron burst share one bucket; stay under the bind-parameter limit.
   for (let start = 0; start < logIds.length; start += 10_000) {
-    const rows = await db
-      .selectFrom('trigger_log')
-      .select('id')
-      .where('id', 'in', logIds.slice(start, start + 10_000))
-      .where('claimed_by', '=', adminInstanceId)
-      .where('dispatch_outcome', '=', 'PENDING')
-      .execute();
+    const { rows } = await sql<{ id: string }>`
+      update trigger_log l
+         set taken_at = now()
+        from (select id from trigger_log
+               where id in (${sql.join(logIds.slice(start, start + 10_000))})
+                 and claimed_by = ${adminInstanceId}
+                 and dispatch_outcome = 'PENDING'
+               order by id
+                 -- In id order, like every statement that locks several fires.
+                 for update) as f
+       where l.id = f.id
+      returning l.id`.execute(db);
     for (const row of rows) taken.add(row.id);
   }
   return taken;
@@ -215,15 +223,18 @@ export async function markFiresSkipped(db: Db, logIds: readonly string[], messag
     .execute();
 }
 
-/** Fires claimed but not yet sent, for StopJob and schedule changes. */
+/**
+ * Fires claimed but not taken for sending yet, for StopJob and schedule changes. A fire
+ * taken (see takeFires) is left alone, whatever its time: it may be on its way to an
+ * executor, and its log is where the run's result goes.
+ */
 export async function cancelPendingFires(db: Db, jobId: string): Promise<number> {
   const result = await db
     .deleteFrom('trigger_log')
     .where('job_id', '=', jobId)
     .where('dispatch_outcome', '=', 'PENDING')
     .where('claimed_by', 'is not', null)
-    // Fires due now are already being sent.
-    .where('scheduled_at', '>', sql<Date>`now()`)
+    .where('taken_at', 'is', null)
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

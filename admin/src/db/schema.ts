@@ -102,6 +102,8 @@ export interface TriggerLogTable {
   broadcast_root_id: BigId | null;
   children_triggered_at: Date | null;
   unroutable_since: Date | null;
+  /** When the claiming admin took the fire to send it; StopJob leaves taken fires alone. */
+  taken_at: Date | null;
 }
 
 export type RetryStatusValue = 'NONE' | 'WAITING' | 'DONE' | 'NOT_NEEDED';
