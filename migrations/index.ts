@@ -4,6 +4,7 @@ import * as scheduler from './2026-11-22T0002-scheduler.js';
 import * as execution from './2026-11-22T0003-execution.js';
 import * as security from './2026-11-22T0004-security.js';
 import * as runsInDoubt from './2026-12-06T0005-runs-in-doubt.js';
+import * as fireTakenAt from './2026-12-06T0006-fire-taken-at.js';
 
 /**
  * Every migration, in order. An explicit list instead of a folder scan: the set that
@@ -15,4 +16,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-22T0003-execution': execution,
   '2026-11-22T0004-security': security,
   '2026-12-06T0005-runs-in-doubt': runsInDoubt,
+  '2026-12-06T0006-fire-taken-at': fireTakenAt,
 };

@@ -19,7 +19,7 @@ import { SessionRegistry } from './executors/session-registry.js';
 import { ExecutorDirectory } from './executors/executor-directory.js';
 import { AdminPeerServiceDefinition } from './gen/jobstream/v1/peer.js';
 import { createPeerService } from './grpc/peer-service.js';
-import { Scheduler } from './scheduler/scheduler.js';
+import { Scheduler, type SchedulerOptions } from './scheduler/scheduler.js';
 import { AdminServiceDefinition } from './gen/jobstream/v1/admin.js';
 import { ExecutorServiceDefinition } from './gen/jobstream/v1/executor.js';
 import { createAdminService } from './grpc/admin-service.js';
@@ -48,6 +48,12 @@ const SHUTDOWN_GRACE_MS = 5_000;
  * the gRPC server. `start()` resolves once the server listens; `stop()` is idempotent
  * and releases everything in reverse order.
  */
+/** Pauses at race points, for tests that reproduce races deterministically; never set in production. */
+export interface AdminTestHooks {
+  /** See SchedulerOptions.afterTake. */
+  afterTake?: SchedulerOptions['afterTake'];
+}
+
 export class AdminApp {
   readonly config: AdminConfig;
   readonly logger: Logger;
@@ -62,9 +68,12 @@ export class AdminApp {
   #grpcPort: number | undefined;
   #metricsPort: number | undefined;
 
-  constructor(config: AdminConfig, logger: Logger) {
+  readonly #testHooks: AdminTestHooks;
+
+  constructor(config: AdminConfig, logger: Logger, testHooks: AdminTestHooks = {}) {
     this.config = config;
     this.logger = logger;
+    this.#testHooks = testHooks;
   }
 
   get state(): State {
@@ -225,6 +234,7 @@ export class AdminApp {
       defaultTimeZone: config.defaultTimeZone,
       misfireThresholdMs: config.misfireThresholdMs,
       leaseTtlMs: config.adminLeaseMs,
+      afterTake: this.#testHooks.afterTake,
     });
     server.add(
       tolerantDecoding(AdminServiceDefinition),

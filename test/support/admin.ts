@@ -6,7 +6,7 @@ import {
   type ChannelCredentials,
   type Client,
 } from 'nice-grpc';
-import { AdminApp } from '../../admin/src/app.js';
+import { AdminApp, type AdminTestHooks } from '../../admin/src/app.js';
 import { loadConfig, type AdminConfig } from '../../admin/src/config.js';
 import { AdminServiceDefinition, LogStatus, type Log } from '../../admin/src/gen/jobstream/v1/admin.js';
 import { peerChannelCredentials } from '../../admin/src/grpc/tls.js';
@@ -27,6 +27,7 @@ export interface TestAdmin {
 export async function startTestAdmin(
   databaseUrl: string,
   overrides: Partial<AdminConfig> = {},
+  hooks: AdminTestHooks = {},
 ): Promise<TestAdmin> {
   const config = loadConfig(
     {
@@ -39,7 +40,7 @@ export async function startTestAdmin(
     },
     { overrides },
   );
-  const app = new AdminApp(config, createLogger({ level: config.logLevel }));
+  const app = new AdminApp(config, createLogger({ level: config.logLevel }), hooks);
   await app.start();
   // Under TLS, trusted like a peer admin (config.tls.ca, and its own certificate under mutual TLS).
   const { client, channel } = adminClient(

@@ -148,12 +148,15 @@ async function advanceJobs(trx: Transaction<Database>, advances: readonly JobAdv
 }
 
 /**
- * Checks claimed fires just before their time. Only fires still pending and still held
+ * Takes claimed fires just before their time. Only fires still pending and still held
  * by this admin come back: a fire withdrawn by StopJob (row deleted) or taken over by a
- * peer (claimed_by changed) is not sent. The claim itself is kept until the dispatch is
- * recorded, so if this admin dies while sending, a peer sends the fire again; the
- * executor answers a repeated RunRequest for the same (log, attempt) without running it
- * twice, and a fire whose result is already stored is never taken over.
+ * peer (claimed_by changed) is not sent. Taking marks the row (taken_at) in the same
+ * statement, so StopJob, which withdraws only fires not taken, can no longer delete a
+ * fire that is about to be sent: whichever writes the row first wins, the other sees it.
+ * The claim itself is kept until the dispatch is recorded, so if this admin dies while
+ * sending, a peer sends the fire again; the executor answers a repeated RunRequest for
+ * the same (log, attempt) without running it twice, and a fire whose result is already
+ * stored is never taken over.
  */
 export async function takeFires(
   db: Db,
@@ -164,11 +167,12 @@ export async function takeFires(
   // Fires of a cron burst share one bucket; stay under the bind-parameter limit.
   for (let start = 0; start < logIds.length; start += 10_000) {
     const rows = await db
-      .selectFrom('trigger_log')
-      .select('id')
+      .updateTable('trigger_log')
+      .set({ taken_at: sql<Date>`now()` })
       .where('id', 'in', logIds.slice(start, start + 10_000))
       .where('claimed_by', '=', adminInstanceId)
       .where('dispatch_outcome', '=', 'PENDING')
+      .returning('id')
       .execute();
     for (const row of rows) taken.add(row.id);
   }
@@ -215,17 +219,50 @@ export async function markFiresSkipped(db: Db, logIds: readonly string[], messag
     .execute();
 }
 
-/** Fires claimed but not yet sent, for StopJob and schedule changes. */
+/**
+ * Fires claimed but not yet taken for sending, for StopJob and schedule changes. A taken
+ * fire is left alone, whatever its time: it may be on its way to an executor already.
+ */
 export async function cancelPendingFires(db: Db, jobId: string): Promise<number> {
   const result = await db
     .deleteFrom('trigger_log')
     .where('job_id', '=', jobId)
     .where('dispatch_outcome', '=', 'PENDING')
     .where('claimed_by', 'is not', null)
-    // Fires due now are already being sent.
-    .where('scheduled_at', '>', sql<Date>`now()`)
+    .where('taken_at', 'is', null)
     .executeTakeFirst();
   return Number(result.numDeletedRows);
+}
+
+/**
+ * A claimed fire this admin gives up on, still PENDING and claimed by it with no run in
+ * doubt: recorded FAILED when nothing went out (the failure monitor retries and alarms
+ * it), or released when its fate is unknown (the failure monitor fails it after its
+ * grace period unless its executor reports a result first). Returns false when the fire
+ * has another fate already.
+ */
+export async function giveUpFire(
+  db: Db,
+  logId: string,
+  adminInstanceId: string,
+  how: 'FAILED' | 'RELEASED',
+  message: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('trigger_log')
+    .set(eb => ({
+      dispatch_outcome: how === 'FAILED' ? 'FAILED' : 'PENDING',
+      claimed_by: null,
+      triggered_at: sql<Date>`now()`,
+      trigger_message: sql<string>`${eb.ref('trigger_message')} || case when ${eb.ref('trigger_message')} = '' then '' else '; ' end || ${message}::text`,
+    }))
+    .where('id', '=', logId)
+    .where('claimed_by', '=', adminInstanceId)
+    .where('dispatch_outcome', '=', 'PENDING')
+    .where('executor_session_id', 'is', null)
+    .where('outcome', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 /**

@@ -102,6 +102,8 @@ export interface TriggerLogTable {
   broadcast_root_id: BigId | null;
   children_triggered_at: Date | null;
   unroutable_since: Date | null;
+  /** When the scheduler took the claimed fire to send it (it may be on its way since). */
+  taken_at: Generated<Date | null>;
 }
 
 export type RetryStatusValue = 'NONE' | 'WAITING' | 'DONE' | 'NOT_NEEDED';
