@@ -114,23 +114,25 @@ export async function declareLostRuns(db: Db, graceMs: number, noResultMs: numbe
 
 /**
  * Logs created by a trigger whose admin stopped before dispatching them (manual, retry
- * and child triggers; scheduled fires are covered by leases instead). Failing them lets
- * retry and alarm see them instead of leaving them "running" forever.
+ * and child triggers; scheduled fires are covered by leases instead), and scheduled fires
+ * an admin released after a dispatch that failed without a verdict. Failing them lets
+ * retry and alarm see them instead of leaving them "running" forever. Returns their ids.
  */
-export async function failUndispatchedLogs(db: Db, olderThanMs: number): Promise<number> {
-  const { numAffectedRows } = await sql`
+export async function failUndispatchedLogs(db: Db, olderThanMs: number): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
     update trigger_log l
        set dispatch_outcome = 'FAILED',
            trigger_message = l.trigger_message
              || case when l.trigger_message = '' then '' else '; ' end
-             || 'trigger failed: the admin that created it stopped before dispatching it'
+             || 'trigger failed: no dispatch was recorded (its admin stopped or gave up before recording one)'
      where l.dispatch_outcome = 'PENDING'
        and l.claimed_by is null
        -- A run in doubt names its session; it is settled by its executor or declared lost.
        and l.executor_session_id is null
        and l.outcome is null
-       and l.triggered_at <= now() - ${olderThanMs} * interval '1 millisecond'`.execute(db);
-  return Number(numAffectedRows ?? 0n);
+       and l.triggered_at <= now() - ${olderThanMs} * interval '1 millisecond'
+    returning l.id`.execute(db);
+  return rows.map(row => row.id);
 }
 
 export interface FailureWork {

@@ -240,6 +240,37 @@ export async function cancelPendingFires(db: Db, jobId: string): Promise<number>
 }
 
 /**
+ * A claimed fire this admin gives up on, still PENDING and claimed by it with no run in
+ * doubt: recorded FAILED when nothing went out (the failure monitor retries and alarms
+ * it), or released when its fate is unknown (the failure monitor fails it after its
+ * grace period unless its executor reports a result first). Returns false when the fire
+ * has another fate already.
+ */
+export async function giveUpFire(
+  db: Db,
+  logId: string,
+  adminInstanceId: string,
+  how: 'FAILED' | 'RELEASED',
+  message: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('trigger_log')
+    .set(eb => ({
+      dispatch_outcome: how === 'FAILED' ? 'FAILED' : 'PENDING',
+      claimed_by: null,
+      triggered_at: sql<Date>`now()`,
+      trigger_message: sql<string>`${eb.ref('trigger_message')} || case when ${eb.ref('trigger_message')} = '' then '' else '; ' end || ${message}::text`,
+    }))
+    .where('id', '=', logId)
+    .where('claimed_by', '=', adminInstanceId)
+    .where('dispatch_outcome', '=', 'PENDING')
+    .where('executor_session_id', 'is', null)
+    .where('outcome', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/**
  * FIX_DELAY: the next fire comes N seconds after the run finished. Only the admin that
  * stored the result calls this, and only a RUNNING job waiting for its run (next fire
  * unset) is advanced, so a duplicate call changes nothing.

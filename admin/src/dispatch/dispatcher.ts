@@ -257,12 +257,19 @@ export class Dispatcher {
     );
   }
 
-  /** The executor's new stream, once it has one, before `deadlineAt`; undefined otherwise. */
-  async #reconnected(gone: ExecutorHandle, deadlineAt: number): Promise<ExecutorHandle | undefined> {
+  /**
+   * The executor's new stream, once it has one, before `deadlineAt`; undefined otherwise.
+   * With `sameStreamOk`, its current stream, even the one `gone` names.
+   */
+  async #reconnected(
+    gone: ExecutorHandle,
+    deadlineAt: number,
+    sameStreamOk = false,
+  ): Promise<ExecutorHandle | undefined> {
     // Leave the resent request a moment to be answered.
     while (deadlineAt - Date.now() > RESEND_MIN_REMAINING_MS && !this.#stopping.signal.aborted) {
       const found = await this.#options.directory.find(gone.appName, gone.instanceName);
-      if (found && found.sessionId !== gone.sessionId) return found;
+      if (found && (sameStreamOk || found.sessionId !== gone.sessionId)) return found;
       await delay(RECONNECT_POLL_MS);
     }
     return undefined;
@@ -396,7 +403,7 @@ export class Dispatcher {
           if (!(await this.#recordInDoubt(log, handle, null, withHistory(log, `${trace}; ${answer}`)))) {
             return { kind: 'settled-elsewhere' };
           }
-          this.#track(this.#settle(log, trace, handle, request, error.message));
+          this.#track(this.#settle(log, trace, handle, request, error));
           return { kind: 'in-doubt', handle, answer };
         }
         if (error.kind === 'not-connected') {
@@ -438,17 +445,22 @@ export class Dispatcher {
    * executor's Register settles it too; whichever moves the log first wins
    * (claimRunInDoubt), the other leaves it alone. If the executor does not come back in
    * time, the run stays in doubt until a later Register or the lost-run grace period.
+   *
+   * When the doubt came from a peer admin that did not say what became of the request
+   * (it was stalled past the call's timeout), nobody ended the executor's stream and the
+   * executor may never reconnect: the same stream is asked again.
    */
   async #settle(
     log: TriggerLog,
     trace: string,
     inDoubtOn: ExecutorHandle,
     request: RequestBody,
-    cause: string,
+    error: ExecutorRequestError,
   ): Promise<void> {
     const until = Date.now() + IN_DOUBT_SETTLE_MS;
+    let cause = error.message;
     let from = inDoubtOn;
-    let to = await this.#reconnected(from, until);
+    let to = await this.#reconnected(from, until, error.streamMayBeOpen);
     if (
       !to ||
       !(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from.sessionId, to!.sessionId)))
@@ -456,7 +468,10 @@ export class Dispatcher {
       return;
     }
     for (;;) {
-      const note = ` (sent again on its new stream after: ${cause})`;
+      const note =
+        to.sessionId === from.sessionId
+          ? ` (asked again on the same stream after: ${cause})`
+          : ` (sent again on its new stream after: ${cause})`;
       try {
         const reply = await to.request(request, this.#options.requestDeadlineMs);
         const outcome = reply.accepted ? 'ACCEPTED' : 'FAILED';
@@ -480,7 +495,9 @@ export class Dispatcher {
           return;
         if (!error.mayHaveArrived) return;
         from = to;
-        to = await this.#reconnected(from, until);
+        // Not at once on the same stream: a peer that failed the call at once would spin.
+        if (error.streamMayBeOpen) await delay(RECONNECT_POLL_MS);
+        to = await this.#reconnected(from, until, error.streamMayBeOpen);
         if (
           !to ||
           !(await retryOnDeadlock(() =>

@@ -130,6 +130,10 @@ export class ExecutorDirectory {
       sessionId: row.sessionId,
       async request(body, deadlineMs) {
         const { $case, value } = body;
+        // Longer than the peer may take (a wait to send, then the executor's deadline and
+        // grace), so the peer's own verdict wins unless the peer is stalled or overloaded.
+        const peerTimeoutMs = 2 * deadlineMs + answerGraceMs(deadlineMs) + 500;
+        const timeout = AbortSignal.timeout(peerTimeoutMs);
         try {
           const response = await peer.client.forwardExecutorRequest(
             {
@@ -141,19 +145,20 @@ export class ExecutorDirectory {
             },
             {
               metadata: Metadata({ authorization: `Bearer ${token}` }),
-              // Longer than the peer may take (a wait to send, then the executor's deadline and
-              // grace), so the peer's own verdict wins.
-              signal: AbortSignal.timeout(2 * deadlineMs + answerGraceMs(deadlineMs) + 500),
+              signal: timeout,
             },
           );
           if (!response.reply)
             throw new ExecutorRequestError('no-answer', `admin ${row.adminInstanceId} sent no reply`);
           return response.reply;
         } catch (error) {
-          if (isAbortError(error)) {
+          // The call aborts with the timeout's reason, a DOMException named TimeoutError, not
+          // an AbortError: the peer may have sent the request, so it is in doubt.
+          if (timeout.aborted || isAbortError(error)) {
             throw new ExecutorRequestError(
               'no-answer',
-              `executor ${row.instanceName} did not answer within ${deadlineMs} ms (via admin ${row.adminInstanceId})`,
+              `admin ${row.adminInstanceId} did not say within ${peerTimeoutMs} ms whether executor ${row.instanceName} answered`,
+              { streamMayBeOpen: true },
             );
           }
           if (error instanceof ClientError) {
@@ -163,6 +168,8 @@ export class ExecutorDirectory {
               kind === 'no-answer'
                 ? `executor ${row.instanceName} did not answer within ${deadlineMs} ms (via admin ${row.adminInstanceId})`
                 : `executor ${row.instanceName} not reachable via admin ${row.adminInstanceId}: ${error.details}`,
+              // Only the peer's DEADLINE_EXCEEDED and ABORTED say it ended the stream.
+              { streamMayBeOpen: error.code !== Status.DEADLINE_EXCEEDED && error.code !== Status.ABORTED },
             );
           }
           throw error;

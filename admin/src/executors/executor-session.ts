@@ -31,9 +31,17 @@ export type ExecutorRequestFailure = 'not-sent' | 'not-connected' | 'no-answer' 
 export class ExecutorRequestError extends Error {
   override readonly name = 'ExecutorRequestError';
   readonly kind: ExecutorRequestFailure;
-  constructor(kind: ExecutorRequestFailure, message: string) {
+  /**
+   * The executor's stream may still be open: the request went through a peer admin that
+   * did not say (its answer was late, or the call to it broke), so nobody ended that
+   * stream. A doubt is then settled by asking on the same stream again, not by waiting
+   * for the executor's next one, which may never come.
+   */
+  readonly streamMayBeOpen: boolean;
+  constructor(kind: ExecutorRequestFailure, message: string, options: { streamMayBeOpen?: boolean } = {}) {
     super(message);
     this.kind = kind;
+    this.streamMayBeOpen = options.streamMayBeOpen ?? false;
   }
 
   /** Whether the executor may have received the request. */

@@ -109,7 +109,12 @@ export class FailureMonitor {
       for (const run of lost) await scheduleFixDelayAfterRun(db, run.logId, now);
     }
     const undispatched = await failUndispatchedLogs(db, this.#options.undispatchedAfterMs);
-    if (undispatched > 0) logger.warn({ logs: undispatched }, 'failed logs that were never dispatched');
+    if (undispatched.length > 0) {
+      logger.warn({ logs: undispatched }, 'failed logs that were never dispatched');
+      // A scheduled FIX_DELAY fire among them ends now: its job plans its next fire.
+      const now = new Date();
+      for (const logId of undispatched) await scheduleFixDelayAfterRun(db, logId, now);
+    }
 
     for (;;) {
       const work = await takeFailureWork(db, BATCH);

@@ -2,6 +2,7 @@ import type { Db } from '../db/database.js';
 import {
   claimDueJobs,
   findJobsByIds,
+  giveUpFire,
   markFiresSkipped,
   reclaimOrphanedFires,
   releaseAdminLease,
@@ -46,8 +47,7 @@ interface HeldFire {
 /**
  * A fire whose send failed before anything went out stays PENDING and claimed by this
  * admin, where no pass looks for it: it is sent again with a backoff up to this cap, for
- * about a minute (a database restart or failover), then left as it is; peers take it over
- * once this admin's lease lapses.
+ * about a minute (a database restart or failover), then recorded FAILED (see #giveUp).
  */
 const RESEND_MAX_DELAY_MS = 5_000;
 const RESEND_ATTEMPTS = 16;
@@ -78,6 +78,8 @@ export class Scheduler {
   readonly #sendTimer: FireTimer<HeldFire>;
   #loops: { stop: AbortController; done: Promise<void>[] } | undefined;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Fires taken over from a dead admin whose handling failed: handled on the next pass. */
+  #unhandledOrphans: ClaimedFire[] = [];
 
   constructor(options: SchedulerOptions) {
     this.#options = {
@@ -221,22 +223,41 @@ export class Scheduler {
 
   /** Takes over fires of admins that died; returns true when there may be more. */
   async #reclaim(): Promise<boolean> {
-    const { db, adminInstanceId, misfireThresholdMs, logger, metrics } = this.#options;
-    const orphans = await reclaimOrphanedFires(db, adminInstanceId, 1_000);
+    const { db, adminInstanceId } = this.#options;
+    // Claimed by this admin now, where no other pass looks: kept until handled.
+    const orphans = [...this.#unhandledOrphans, ...(await reclaimOrphanedFires(db, adminInstanceId, 1_000))];
+    this.#unhandledOrphans = [];
     if (orphans.length === 0) return false;
+    try {
+      await this.#handleOrphans(orphans);
+    } catch (error) {
+      this.#unhandledOrphans = orphans;
+      throw error;
+    }
+    return orphans.length >= 1_000;
+  }
+
+  /**
+   * Holds orphaned fires still on time, and applies the misfire strategy to late ones.
+   * Every write comes before any fire is held, so a failed pass can run again without
+   * holding a fire twice.
+   */
+  async #handleOrphans(orphans: readonly ClaimedFire[]): Promise<void> {
+    const { db, misfireThresholdMs, logger, metrics } = this.#options;
     const jobs = await findJobsByIds(
       db,
       orphans.map(fire => fire.jobId),
     );
     const now = new Date();
     const skip: ClaimedFire[] = [];
+    const hold: ClaimedFire[] = [];
     const fireOnceNow = new Map<string, ClaimedFire>();
     for (const fire of orphans) {
       const job = jobs.get(fire.jobId);
       if (!job) continue;
       const late = now.getTime() - fire.scheduledAt.getTime() > misfireThresholdMs;
       if (!late) {
-        this.#hold(fire, job, now);
+        hold.push(fire);
       } else if (job.misfireStrategy === 'FIRE_ONCE_NOW') {
         // Several missed fires of one job collapse into one fire now.
         const kept = fireOnceNow.get(job.id);
@@ -255,21 +276,21 @@ export class Scheduler {
       const firedSince = job.lastTriggerAt !== null && job.lastTriggerAt > fire.scheduledAt;
       const scheduleLateToo = job.nextTriggerAt !== null && job.nextTriggerAt.getTime() < lateBoundary;
       if (firedSince || scheduleLateToo) skip.push(fire);
-      else this.#hold(fire, job, now);
+      else hold.push(fire);
     }
     await markFiresSkipped(
       db,
       skip.map(fire => fire.logId),
       'misfire: taken over from an admin that died, too late; skipped by the misfire strategy',
     );
-    if (skip.length > 0) metrics.misfires.inc(skip.length);
     // A FIX_DELAY job waits for its run's result to plan the next fire: a skipped run
     // has none, so its chain restarts from now.
     for (const fire of skip) {
       if (jobs.get(fire.jobId)?.scheduleType === 'FIX_DELAY') await this.onRunFinished(fire.logId, now);
     }
+    if (skip.length > 0) metrics.misfires.inc(skip.length);
+    for (const fire of hold) this.#hold(fire, jobs.get(fire.jobId)!, now);
     logger.info({ reclaimed: orphans.length, skipped: skip.length }, 'took over fires of an admin that died');
-    return orphans.length >= 1_000;
   }
 
   #hold(fire: ClaimedFire, job: Job, now: Date): void {
@@ -322,10 +343,51 @@ export class Scheduler {
           this.#takeTimer.add({ ...held, unsent }, Date.now() + delayMs);
           return;
         }
-        this.#options.logger.error({ err: error, logId: fire.logId, jobId: job.id }, 'sending a fire failed');
+        return this.#giveUp(held, error);
       },
     );
     this.#track(sending);
+  }
+
+  /**
+   * The safety net under #send: a dispatch that threw left the fire PENDING and claimed
+   * by this admin, where no pass of this admin nor of its peers (its lease is alive)
+   * would ever look at it again, a fire neither run nor failed. It is recorded FAILED
+   * when nothing went out, and otherwise released to the failure monitor, which fails it
+   * after its grace period unless the executor reports a result first. Written with a
+   * backoff until the database takes it; if this admin stops first, its lease is
+   * released and a peer takes the fire over.
+   */
+  async #giveUp(held: HeldFire, error: unknown): Promise<void> {
+    const { db, adminInstanceId, logger } = this.#options;
+    const { fire, job } = held;
+    const reason = error instanceof Error ? error.message : String(error);
+    const notSent = error instanceof FireNotSentError;
+    const message = notSent
+      ? `trigger failed: not sent after ${RESEND_ATTEMPTS} attempts: ${reason}`
+      : `dispatch failed, the run request may have gone out: ${reason}`;
+    logger.error({ err: error, logId: fire.logId, jobId: job.id, notSent }, 'sending a fire failed');
+    const signal = this.#loops?.stop.signal;
+    for (let attempt = 0; signal && !signal.aborted; attempt += 1) {
+      try {
+        const given = await giveUpFire(
+          db,
+          fire.logId,
+          adminInstanceId,
+          notSent ? 'FAILED' : 'RELEASED',
+          message,
+        );
+        if (given && notSent && job.scheduleType === 'FIX_DELAY')
+          await this.onRunFinished(fire.logId, new Date());
+        return;
+      } catch (writeError) {
+        logger.warn(
+          { err: writeError, logId: fire.logId },
+          'recording a fire that could not be sent failed; retrying',
+        );
+        await sleep(Math.min(RESEND_MAX_DELAY_MS, 100 * 2 ** attempt), signal);
+      }
+    }
   }
 
   #track(promise: Promise<unknown>): void {
