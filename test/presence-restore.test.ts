@@ -109,7 +109,7 @@ describe('a presence row put back by overlapping beats', () => {
     expect(session!.endedByAdmin, 'why the admin closed the stream').toBeUndefined();
     expect(session!.isClosed, 'the stream was closed').toBe(false);
     expect(admin.app.sessions.list('restore').map(live => live.sessionId)).toEqual([sessionId]);
-  });
+  }, 120_000);
 
   it('still closes the stream when another session of the instance put its row in first', async () => {
     const { token } = await createGroup(admin.client, 'takeover');
@@ -133,5 +133,5 @@ describe('a presence row put back by overlapping beats', () => {
     expect(session!.endedByAdmin).toBe(
       'presence row taken over by a newer session of the same instance name',
     );
-  });
+  }, 120_000);
 });

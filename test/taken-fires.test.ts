@@ -172,5 +172,5 @@ describe('fires taken for sending', () => {
     } finally {
       await scheduler.stop();
     }
-  });
+  }, 120_000);
 });
