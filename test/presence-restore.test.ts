@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExecutorSession } from '../admin/src/executors/executor-session.js';
 import type { Executor } from '../executor-sdk/src/index.js';
 import { startTestAdmin, waitFor, type TestAdmin } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -15,7 +16,7 @@ import { createGroup, startFixtureExecutor } from './support/fixtures.js';
  * an uncommitted row of the same instance holds both beats' inserts until both wait.
  */
 
-const BEAT_MS = 200;
+const BEAT_MS = 500;
 
 describe('a presence row put back by overlapping beats', () => {
   let database: TestDatabase;
@@ -44,6 +45,21 @@ describe('a presence row put back by overlapping beats', () => {
           and query like 'insert into "executor_registry"%'`,
     );
     return rows[0]!.waiting;
+  }
+
+  /** The executor's open stream on the admin, with its presence row written. */
+  async function liveSession(appName: string): Promise<ExecutorSession> {
+    return waitFor(
+      async () => {
+        const [session] = admin.app.sessions.list(appName);
+        if (!session || session.isClosed) return undefined;
+        const { rows } = await pool.query('select 1 from executor_registry where session_id = $1', [
+          session.sessionId,
+        ]);
+        return rows.length > 0 ? session : undefined;
+      },
+      { timeoutMs: 20_000, what: `the stream of ${appName}` },
+    );
   }
 
   /**
@@ -86,9 +102,8 @@ describe('a presence row put back by overlapping beats', () => {
         instanceName: 'restore-1',
       }),
     );
-    const [session] = admin.app.sessions.list('restore');
-    expect(session).toBeDefined();
-    const sessionId = session!.sessionId;
+    const session = await liveSession('restore');
+    const sessionId = session.sessionId;
 
     const releasedAt = await holdRestores('restore', 'rollback');
 
@@ -106,10 +121,10 @@ describe('a presence row put back by overlapping beats', () => {
       { timeoutMs: 20_000, intervalMs: 50, what: 'beats written after the release' },
     );
     expect(row.session_id, 'the session listed in the registry').toBe(sessionId);
-    expect(session!.endedByAdmin, 'why the admin closed the stream').toBeUndefined();
-    expect(session!.isClosed, 'the stream was closed').toBe(false);
+    expect(session.endedByAdmin, 'why the admin closed the stream').toBeUndefined();
+    expect(session.isClosed, 'the stream was closed').toBe(false);
     expect(admin.app.sessions.list('restore').map(live => live.sessionId)).toEqual([sessionId]);
-  });
+  }, 120_000);
 
   it('still closes the stream when another session of the instance put its row in first', async () => {
     const { token } = await createGroup(admin.client, 'takeover');
@@ -121,17 +136,14 @@ describe('a presence row put back by overlapping beats', () => {
         instanceName: 'takeover-1',
       }),
     );
-    const [session] = admin.app.sessions.list('takeover');
-    expect(session).toBeDefined();
+    const session = await liveSession('takeover');
 
     await holdRestores('takeover', 'commit');
 
-    await waitFor(() => (session!.isClosed ? true : undefined), {
+    await waitFor(() => (session.isClosed ? true : undefined), {
       timeoutMs: 20_000,
       what: 'the stream whose row another session holds to be closed',
     });
-    expect(session!.endedByAdmin).toBe(
-      'presence row taken over by a newer session of the same instance name',
-    );
-  });
+    expect(session.endedByAdmin).toBe('presence row taken over by a newer session of the same instance name');
+  }, 120_000);
 });

@@ -6,6 +6,7 @@ import type {
   RootOperationNode,
   UnknownRow,
 } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type Db } from '../admin/src/db/database.js';
 import { insertGroup } from '../admin/src/db/groups.repository.js';
@@ -97,7 +98,8 @@ describe('fires taken for sending', () => {
       author: 'test',
       alarmEmail: '',
       scheduleType: 'FIX_RATE',
-      scheduleConf: '1',
+      // One fire within the scheduler's look-ahead: the one the stop races with.
+      scheduleConf: '60',
       timeZone: '',
       misfireStrategy: 'DO_NOTHING',
       routeStrategy: 'FIRST',
@@ -130,12 +132,26 @@ describe('fires taken for sending', () => {
       metrics,
       requestDeadlineMs: 3_000,
     });
+    // StopJob as admin-service.ts does it, in a transaction that began before the fire's
+    // time (as a StopJob arriving just before it does), whose statements run once the
+    // scheduler has taken the fire and before it sends it. On a loaded machine the take
+    // itself may come late; the database's now() for the stop stays before the fire's time.
+    let began!: () => void;
+    const stopBegan = new Promise<void>(resolve => (began = resolve));
+    let takenNow!: (logIds: string[]) => void;
+    const takenIds = new Promise<string[]>(resolve => (takenNow = resolve));
+    const stopping = db.transaction().execute(async trx => {
+      await sql`select now()`.execute(trx);
+      began();
+      await takenIds;
+      await setJobTriggerStatus(trx, job.id, 'STOPPED', null);
+      await cancelPendingFires(trx, job.id);
+    });
     let taken: string[] = [];
     const pause = new PauseAfterTake(async logIds => {
       taken = logIds;
-      // What StopJob does (admin-service.ts), while the fire waits to be sent.
-      await setJobTriggerStatus(db, job.id, 'STOPPED', null);
-      await cancelPendingFires(db, job.id);
+      takenNow(logIds);
+      await stopping;
     });
     const scheduler = new Scheduler({
       db: db.withPlugin(pause),
@@ -147,12 +163,14 @@ describe('fires taken for sending', () => {
       misfireThresholdMs: 5_000,
       pollIntervalMs: 100,
     });
+    await stopBegan;
     await setJobTriggerStatus(db, job.id, 'RUNNING', new Date(Date.now() + 1_000));
     await scheduler.start('127.0.0.1:1');
     try {
       // The taken fire goes out at its time (it was already being sent when the job stopped).
       const sent = await waitFor(
-        () => (taken.length > 0 && dispatcher.sent.length > 0 ? dispatcher.sent : undefined),
+        () =>
+          taken.length > 0 && taken.every(id => dispatcher.sent.includes(id)) ? dispatcher.sent : undefined,
         {
           timeoutMs: 20_000,
           what: 'the taken fire to be sent',
@@ -170,7 +188,9 @@ describe('fires taken for sending', () => {
         });
       }
     } finally {
+      takenNow([]);
+      await stopping;
       await scheduler.stop();
     }
-  });
+  }, 120_000);
 });

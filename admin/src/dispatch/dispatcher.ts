@@ -14,6 +14,7 @@ import {
 } from '../db/logs.repository.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { retryOnDeadlock } from '../db/retry.js';
+import { sleep } from '../util/sleep.js';
 import { scheduleFixDelayAfterRun, type ClaimedFire } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
@@ -82,6 +83,8 @@ const RESEND_MIN_REMAINING_MS = 200;
  * whose stream ended reconnects within its backoff, well inside this.
  */
 const IN_DOUBT_SETTLE_MS = 10_000;
+/** The longest wait between two writes of a dispatch record while the database is down. */
+const RECORD_RETRY_MAX_DELAY_MS = 5_000;
 
 /**
  * Turns a trigger into runs: records a log row per run before anything is sent (so a
@@ -241,7 +244,7 @@ export class Dispatcher {
       const log = logs[0]!;
       const message = withHistory(log, `trigger failed: ${decision.failure}`);
       const triggeredAt = new Date();
-      await this.#records.add({
+      await this.#record({
         logId: log.id,
         outcome: 'FAILED',
         triggeredAt,
@@ -354,7 +357,7 @@ export class Dispatcher {
     }
     const outcome = verdict.kind === 'accepted' ? 'ACCEPTED' : 'FAILED';
     this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
-    await this.#records.add({
+    await this.#record({
       logId: log.id,
       outcome,
       triggeredAt,
@@ -476,15 +479,17 @@ export class Dispatcher {
         const reply = await to.request(request, this.#options.requestDeadlineMs);
         const outcome = reply.accepted ? 'ACCEPTED' : 'FAILED';
         this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
-        await this.#records.add({
-          logId: log.id,
-          outcome,
-          triggeredAt: new Date(),
-          executorInstance: to.instanceName,
-          executorSessionId: to.sessionId,
-          message: withHistory(log, `${trace}; ${describeReply(to, reply, note)}`),
-        });
-        if (!reply.accepted) await this.#failedAfterDoubt(log.id);
+        await this.#record(
+          {
+            logId: log.id,
+            outcome,
+            triggeredAt: new Date(),
+            executorInstance: to.instanceName,
+            executorSessionId: to.sessionId,
+            message: withHistory(log, `${trace}; ${describeReply(to, reply, note)}`),
+          },
+          reply.accepted ? undefined : () => this.#failedAfterDoubt(log.id),
+        );
         return;
       } catch (error) {
         if (!(error instanceof ExecutorRequestError)) throw error;
@@ -509,6 +514,53 @@ export class Dispatcher {
         cause = error.message;
       }
     }
+  }
+
+  /**
+   * Records what became of a run request (or its route). The executor's answer is a fact
+   * the log must end up with: when the database fails as it is written (a restart ends
+   * every connection), dropping it would leave the log PENDING with nothing to settle it
+   * (a scheduled fire stays claimed by this live admin, no session is named to declare
+   * the run lost, and a rejected run sends no result). So it is written again in the
+   * background until it lands, then `then` runs; only stopping the admin gives up (a
+   * claimed fire is then sent again by a peer, and the executor answers it the same way).
+   */
+  async #record(record: DispatchRecord & { logId: string }, then?: () => Promise<void>): Promise<void> {
+    try {
+      await this.#records.add(record);
+    } catch (error) {
+      this.#options.logger.warn(
+        { err: error, logId: record.logId, outcome: record.outcome },
+        'recording a dispatch failed; writing it again until the database is back',
+      );
+      this.#track(this.#recordLater(record, then));
+      return;
+    }
+    await then?.();
+  }
+
+  async #recordLater(record: DispatchRecord & { logId: string }, then?: () => Promise<void>): Promise<void> {
+    const { signal } = this.#stopping;
+    for (let attempt = 1; ; attempt += 1) {
+      await sleep(Math.min(RECORD_RETRY_MAX_DELAY_MS, 100 * 2 ** attempt), signal);
+      if (signal.aborted) {
+        this.#options.logger.error(
+          { logId: record.logId, outcome: record.outcome },
+          'stopping with a dispatch not recorded (the database was unreachable)',
+        );
+        return;
+      }
+      try {
+        await this.#records.add(record);
+        break;
+      } catch (error) {
+        this.#options.logger.warn(
+          { err: error, logId: record.logId, attempt },
+          'recording a dispatch failed again; retrying',
+        );
+      }
+    }
+    await then?.();
   }
 
   /**

@@ -1,0 +1,103 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DispatchOutcome } from '../admin/src/gen/jobstream/v1/admin.js';
+import { RejectReason } from '../admin/src/gen/jobstream/v1/executor.js';
+import { ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { startTestAdmin, waitFor, type TestAdmin } from './support/admin.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createGroup, createJob } from './support/fixtures.js';
+import { RawExecutor } from './support/raw-executor.js';
+
+/**
+ * An executor's answer to a run request is a fact the log must end up with. When the
+ * database fails just as the answer is written (a PostgreSQL restart ends every
+ * connection), the write used to be dropped: the dispatch threw, and a scheduled fire's
+ * log stayed PENDING and claimed by its live admin, where nothing ever settles it (no
+ * result comes for a rejected run, no session is recorded to declare a run lost). The
+ * failure is made deterministic here: the log's row is locked while the executor answers,
+ * and the admin's connection writing the answer is terminated, as a restart would.
+ */
+
+describe('an executor answer whose write fails', () => {
+  let database: TestDatabase;
+  let pool: pg.Pool;
+  let admin: TestAdmin;
+  const raws: RawExecutor[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: database.url, max: 3 });
+    admin = await startTestAdmin(database.url);
+  });
+
+  afterAll(async () => {
+    await Promise.all(raws.map(raw => raw.close()));
+    await admin?.stop();
+    await pool?.end();
+    await database?.drop();
+  });
+
+  it('is written once the database is back: the log does not stay PENDING', async () => {
+    const { groupId, token } = await createGroup(admin.client, 'record');
+    const raw = new RawExecutor(admin.address, token);
+    raws.push(raw);
+    raw.register({ appName: 'record', instanceName: 'record-1' });
+    raw.keepBeating(100);
+    await raw.next('welcome');
+
+    const jobId = await createJob(admin.client, groupId, 'echo', {
+      scheduleType: ScheduleType.SCHEDULE_TYPE_FIX_RATE,
+      scheduleConf: '1',
+    });
+    await admin.client.startJob({ id: jobId });
+    const request = await raw.next('runRequest', 1, 20_000);
+    await admin.client.stopJob({ id: jobId });
+
+    const locker = await pool.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('select id from trigger_log where id = $1 for update', [request.logId]);
+      raw.send({
+        kind: {
+          $case: 'reply',
+          value: {
+            requestId: request.requestId,
+            accepted: false,
+            rejectReason: RejectReason.REJECT_REASON_BUSY,
+            message: 'no room',
+          },
+        },
+      });
+      // The admin's write of that answer, waiting for the row: its connection ends.
+      const writer = await waitFor(
+        async () => {
+          const { rows } = await locker.query<{ pid: number }>(
+            `select pid from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'
+                and query like '%update trigger_log%' and pid <> pg_backend_pid()`,
+          );
+          return rows[0];
+        },
+        { timeoutMs: 20_000, intervalMs: 20, what: "the admin's write of the answer" },
+      );
+      await locker.query('select pg_terminate_backend($1)', [writer.pid]);
+      await locker.query('rollback');
+    } finally {
+      locker.release();
+    }
+
+    const log = await waitFor(
+      async () => {
+        const { log: current } = await admin.client.getLog({ id: request.logId });
+        return current && current.dispatchOutcome !== DispatchOutcome.DISPATCH_OUTCOME_PENDING
+          ? current
+          : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'the rejection to be recorded' },
+    );
+    expect(log.dispatchOutcome).toBe(DispatchOutcome.DISPATCH_OUTCOME_FAILED);
+    expect(log.triggerMessage).toContain('rejected by record-1 (REJECT_REASON_BUSY): no room');
+    // One fire, sent once.
+    expect(raw.count('runRequest')).toBe(1);
+  }, 120_000);
+});
