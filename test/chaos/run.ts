@@ -26,10 +26,12 @@ const ADMIN_TOKEN = 'chaos-admin-token-0123456789abcdef';
 const APP_NAME = 'chaos';
 /** Admin settings for the soak: short enough that a quiet period settles everything. */
 const MISFIRE_THRESHOLD_MS = 5_000;
-const LOST_RUN_GRACE_MS = 25_000;
+// Longer than an executor is ever kept away (an admin restart on a loaded machine plus a
+// link cut): a run is declared lost only when its executor really is gone.
+const LOST_RUN_GRACE_MS = 60_000;
 const STEADY_AFTER_HEAL_MS = 8_000;
 
-const BREAKS = ['drop-unique-fire-index'] as const;
+const BREAKS = ['drop-unique-fire-index', 'replan-fires'] as const;
 type BreakName = (typeof BREAKS)[number];
 
 interface Options {
@@ -59,7 +61,7 @@ function parseOptions(argv: string[]): Options {
   });
   if (values.help) {
     console.log(
-      'usage: npm run chaos -- [--duration <s>] [--seed <n>] [--out <dir>] [--admins 2|3] [--executors <n>] [--quiet-max <s>] [--break drop-unique-fire-index]',
+      'usage: npm run chaos -- [--duration <s>] [--seed <n>] [--out <dir>] [--admins 2|3] [--executors <n>] [--quiet-max <s>] [--break drop-unique-fire-index] [--break replan-fires]',
     );
     process.exit(0);
   }
@@ -221,6 +223,24 @@ async function main(): Promise<number> {
       await pool.query('DROP INDEX trigger_log_schedule_once_idx');
       say('BROKEN ON PURPOSE: dropped trigger_log_schedule_once_idx');
     }
+    if (options.breaks.includes('replan-fires')) {
+      // One claim in ten keeps the job's old next fire time, so the next claim plans the
+      // same instants again, as a scheduler reading a stale next fire time would. The unique
+      // fire index turns those second recordings into no-ops; without it they are fired.
+      await pool.query(`
+        create function chaos_replan() returns trigger language plpgsql as $$
+        begin
+          if old.next_trigger_at is not null and new.next_trigger_at > old.next_trigger_at
+             and random() < 0.1 then
+            new.next_trigger_at := old.next_trigger_at;
+          end if;
+          return new;
+        end $$`);
+      await pool.query(
+        'create trigger chaos_replan before update of next_trigger_at on job for each row execute function chaos_replan()',
+      );
+      say('BROKEN ON PURPOSE: one claim in ten plans its fires again');
+    }
     await new Promise<void>(resolve => smtp.listen(0, '127.0.0.1', resolve));
     const smtpPort = (smtp.server.address() as AddressInfo).port;
 
@@ -367,6 +387,15 @@ async function main(): Promise<number> {
     }
     say(`${firstFireAt.size} schedules started; fault phase begins`);
 
+    // The machine's own stalls, seen as this process's timers running late.
+    const hostStalls: { from: number; to: number }[] = [];
+    let tick = Date.now();
+    const lagTimer = setInterval(() => {
+      const now = Date.now();
+      if (now - tick > 1_100) hostStalls.push({ from: tick + 100, to: now });
+      tick = now;
+    }, 100);
+
     // --- operator traffic: manual triggers and kills ---------------------------------------------
     const manualLogIds: string[] = [];
     const operatorRandom = seededRandom(options.seed ^ 0x5eed);
@@ -472,7 +501,7 @@ async function main(): Promise<number> {
     while (Date.now() - quietStart < options.quietMaxMs) {
       await sleep(1_000);
       const { rows } = await pool.query<{ open: string; total: string; waiting: string }>(
-        `select count(*) filter (where dispatch_outcome = 'PENDING' or (dispatch_outcome = 'ACCEPTED' and outcome is null)) as open,
+        `select count(*) filter (where dispatch_outcome in ('PENDING', 'ACCEPTED') and outcome is null) as open,
                 count(*) filter (where retry_status = 'WAITING' or alarm_status = 'NONE' and (dispatch_outcome = 'FAILED' or (outcome is not null and outcome <> 'SUCCEEDED'))) as waiting,
                 count(*) as total
            from trigger_log`,
@@ -490,6 +519,7 @@ async function main(): Promise<number> {
     }
     say(`quiet period over after ${((Date.now() - quietStart) / 1000).toFixed(0)} s`);
     clearInterval(progress);
+    clearInterval(lagTimer);
     ending = true;
 
     // --- collect and check -------------------------------------------------------------------
@@ -498,6 +528,14 @@ async function main(): Promise<number> {
               retry_of_log_id::text, scheduled_at, dispatch_outcome, trigger_message, outcome, handle_message,
               alarm_status, retry_status, broadcast_root_id::text, children_triggered_at, finished_at
          from trigger_log order by id`,
+    );
+    // The whole table, for reading a violation's story after the soak's database is gone.
+    const { rows: dump } = await pool.query<Record<string, unknown>>('select * from trigger_log order by id');
+    const { rows: jobDump } = await pool.query<Record<string, unknown>>('select * from job order by id');
+    writeFileSync(path.join(outDir, 'job.jsonl'), jobDump.map(row => JSON.stringify(row)).join('\n') + '\n');
+    writeFileSync(
+      path.join(outDir, 'trigger_log.jsonl'),
+      dump.map(row => JSON.stringify(row)).join('\n') + '\n',
     );
     const records: RunRecordLine[] = recordFiles.flatMap(file =>
       existsSync(file)
@@ -531,6 +569,7 @@ async function main(): Promise<number> {
       manualLogIds,
       misfireThresholdMs: MISFIRE_THRESHOLD_MS,
       healedAt,
+      hostStalls,
     });
 
     // --- report ------------------------------------------------------------------------------
@@ -543,6 +582,7 @@ async function main(): Promise<number> {
       alarmMails: alarmMails.length,
       operator: operatorCounts,
       restarts: incarnations.length - processes.size,
+      hostStalls: hostStalls.length,
     });
     console.log(report);
     writeFileSync(path.join(outDir, 'summary.txt'), `${report}\n`);
@@ -581,6 +621,7 @@ function renderReport(input: {
   alarmMails: number;
   operator: { triggers: number; kills: number; errors: number };
   restarts: number;
+  hostStalls: number;
 }): string {
   const lines: string[] = [];
   const row = (label: string, value: string | number): void => {
@@ -594,6 +635,7 @@ function renderReport(input: {
   }
   row('  planned but target not up', input.windows.filter(window => window.skipped).length);
   row('process restarts', input.restarts);
+  row('host stalls (soak timers > 1 s late)', input.hostStalls);
   lines.push(rule);
   const scheduled = input.logs.filter(
     log => log.trigger_type === 'SCHEDULE' || log.trigger_type === 'MISFIRE',
