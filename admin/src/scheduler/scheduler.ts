@@ -263,11 +263,6 @@ export class Scheduler {
       'misfire: taken over from an admin that died, too late; skipped by the misfire strategy',
     );
     if (skip.length > 0) metrics.misfires.inc(skip.length);
-    // A FIX_DELAY job waits for its run's result to plan the next fire: a skipped run
-    // has none, so its chain restarts from now.
-    for (const fire of skip) {
-      if (jobs.get(fire.jobId)?.scheduleType === 'FIX_DELAY') await this.onRunFinished(fire.logId, now);
-    }
     logger.info({ reclaimed: orphans.length, skipped: skip.length }, 'took over fires of an admin that died');
     return orphans.length >= 1_000;
   }
