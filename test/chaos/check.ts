@@ -479,9 +479,10 @@ export function checkSoak(input: CheckInput): Violation[] {
       add('manual-trigger-recorded', `TriggerJob returned log ${logId}, which does not exist`);
   }
 
-  // no-crash: no process exited without being told to.
+  // no-crash: no process that was up exited without being told to. (One that could not
+  // start, such as an admin finding PostgreSQL down, exits and is started again.)
   for (const life of input.incarnations) {
-    if (life.endedAt !== undefined && !life.expected) {
+    if (life.endedAt !== undefined && !life.expected && life.ready) {
       add(
         'no-crash',
         `${life.name} pid ${life.pid} exited on its own (${life.ended}) at ${iso(life.endedAt)}`,

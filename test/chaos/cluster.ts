@@ -18,6 +18,8 @@ export interface Incarnation {
   ended?: string;
   /** Whether the soak caused the exit (a fault or the final shutdown). */
   expected?: boolean;
+  /** Whether it printed its ready line: an exit before is a failed start, retried by the starter. */
+  ready?: boolean;
 }
 
 /**
@@ -84,7 +86,10 @@ export class SoakProcess {
     this.#readyNow = new Promise(resolve => (markReady = resolve));
     createInterface({ input: child.stdout }).on('line', line => {
       this.#log.write(`${line}\n`);
-      if (this.#ready(line)) markReady(true);
+      if (this.#ready(line)) {
+        incarnation.ready = true;
+        markReady(true);
+      }
     });
     this.#exited = new Promise(resolve => {
       child.once('exit', (code, signal) => {
@@ -93,7 +98,9 @@ export class SoakProcess {
         incarnation.expected = this.#expectExit;
         this.#log.write(`--- ${new Date().toISOString()} pid ${child.pid} ended: ${incarnation.ended}\n`);
         markReady(false);
-        if (!this.#expectExit) this.onUnexpectedExit?.(incarnation);
+        // A failed start (an admin that cannot reach PostgreSQL exits) is retried by whoever
+        // started it; only a process that was up and died on its own is a crash.
+        if (!this.#expectExit && incarnation.ready) this.onUnexpectedExit?.(incarnation);
         resolve();
       });
     });
