@@ -213,14 +213,29 @@ export async function reclaimOrphanedFires(
   }));
 }
 
+/**
+ * Records pending fires as skipped. A skipped fire of a FIX_DELAY job never runs, so no
+ * result will plan the job's next fire: the same statement plans it (the delay counted
+ * from now). Two separate writes would leave the job waiting forever (RUNNING, no next
+ * fire) whenever the admin died or lost the database between them.
+ */
 export async function markFiresSkipped(db: Db, logIds: readonly string[], message: string): Promise<void> {
   if (logIds.length === 0) return;
-  await db
-    .updateTable('trigger_log')
-    .set({ dispatch_outcome: 'SKIPPED', claimed_by: null, trigger_message: message })
-    .where('id', 'in', logIds)
-    .where('dispatch_outcome', '=', 'PENDING')
-    .execute();
+  await sql`
+    with skipped as (
+      update trigger_log
+         set dispatch_outcome = 'SKIPPED', claimed_by = null, trigger_message = ${message}
+       where id in (${sql.join(logIds)})
+         and dispatch_outcome = 'PENDING'
+      returning job_id, trigger_type)
+    update job j
+       set next_trigger_at = now() + (j.schedule_conf || ' seconds')::interval
+      from skipped s
+     where j.id = s.job_id
+       and s.trigger_type in ('SCHEDULE', 'MISFIRE')
+       and j.schedule_type = 'FIX_DELAY'
+       and j.trigger_status = 'RUNNING'
+       and j.next_trigger_at is null`.execute(db);
 }
 
 /**

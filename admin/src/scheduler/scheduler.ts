@@ -283,11 +283,6 @@ export class Scheduler {
       skip.map(fire => fire.logId),
       'misfire: taken over from an admin that died, too late; skipped by the misfire strategy',
     );
-    // A FIX_DELAY job waits for its run's result to plan the next fire: a skipped run
-    // has none, so its chain restarts from now.
-    for (const fire of skip) {
-      if (jobs.get(fire.jobId)?.scheduleType === 'FIX_DELAY') await this.onRunFinished(fire.logId, now);
-    }
     if (skip.length > 0) metrics.misfires.inc(skip.length);
     for (const fire of hold) this.#hold(fire, jobs.get(fire.jobId)!, now);
     logger.info({ reclaimed: orphans.length, skipped: skip.length }, 'took over fires of an admin that died');
