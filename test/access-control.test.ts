@@ -398,7 +398,7 @@ describe('users, roles and group grants', () => {
           () => undefined,
           (error: { code?: Status }) => (error.code === Status.UNAUTHENTICATED ? true : undefined),
         ),
-      { what: 'the token to expire', timeoutMs: 5_000, intervalMs: 200 },
+      { what: 'the token to expire', intervalMs: 200 },
     );
 
     const session = await clientFor('').login({ username: 'viewer', password: PASSWORDS.viewer });

@@ -28,6 +28,7 @@ import {
   ScheduleType,
 } from '../admin/src/gen/jobstream/v1/types.js';
 import { adminClient, TEST_ADMIN_TOKEN, waitFor, type AdminClient } from './support/admin.js';
+import { EVENT_CEILING_MS, TEST_CEILING_MS } from './support/ceiling.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { createGroup, createJob, jobSpec } from './support/fixtures.js';
 import { mutateBytes, mutateValue, Prng, randomBytes } from './support/mutations.js';
@@ -49,8 +50,16 @@ import { RawExecutor } from './support/raw-executor.js';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : randomInt(2 ** 31);
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 4_000);
-/** Each call and stream must end well before this: a call still open then is a hang. */
-const CALL_DEADLINE_MS = 10_000;
+/**
+ * Each call and stream must end well before this: a call still open then is a hang. Far
+ * above anything a loaded machine needs, and above the admin's request deadline below.
+ */
+const CALL_DEADLINE_MS = 2 * EVENT_CEILING_MS;
+/**
+ * Work scales with FUZZ_ITERATIONS, and a loaded two-core machine is several times
+ * slower than an idle one: the test's timeout only catches a hang.
+ */
+const FUZZ_TEST_TIMEOUT_MS = 600_000;
 /** grpc-js's own words when the connection, not the service, failed. */
 const TRANSPORT_FAILURE =
   /Connection dropped|No connection established|ECONNRESET|ECONNREFUSED|Deadline exceeded/;
@@ -126,7 +135,9 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
       },
       {
         overrides: {
-          requestDeadlineMs: 300,
+          // The fixture's runner answers its run request well within this on any machine: a
+          // late answer would leave that run in doubt and let fuzzed Registers settle it.
+          requestDeadlineMs: EVENT_CEILING_MS / 3,
           registerTimeoutMs: 1_000,
           // The failure monitor and housekeeper pass once at start, then not again within
           // the test (overrides skip the config's bounds): nothing but requests changes the
@@ -194,7 +205,7 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
     fixture.runningLog = (await triggered).logIds[0]!;
     await executor.close();
     await waitFor(() => (app.sessions.all().length === 0 ? true : undefined), { what: 'runner to leave' });
-  }, 60_000);
+  }, TEST_CEILING_MS);
 
   afterAll(async () => {
     raw?.close();
@@ -446,7 +457,10 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
     const poller = (async () => {
       while (!done) {
         try {
-          const { status } = await health.check({ service: '' }, { signal: AbortSignal.timeout(2_000) });
+          const { status } = await health.check(
+            { service: '' },
+            { signal: AbortSignal.timeout(EVENT_CEILING_MS) },
+          );
           // 1 is SERVING (the enum is not exported by nice-grpc-server-health's entry point).
           if (Number(status) !== 1) healthFailures.push(`health status ${status}`);
         } catch (error) {
@@ -465,142 +479,146 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
     }
   }
 
-  it('keeps the admin up, healthy and its data unchanged under random and mutated input', async () => {
-    const rng = new Prng(SEED);
-    const started = Date.now();
-    const all = methods();
-    const allSamples = samples();
-    const share = (fraction: number): number => Math.max(all.length, Math.round(ITERATIONS * fraction));
-    let accepted = 0;
+  it(
+    'keeps the admin up, healthy and its data unchanged under random and mutated input',
+    async () => {
+      const rng = new Prng(SEED);
+      const started = Date.now();
+      const all = methods();
+      const allSamples = samples();
+      const share = (fraction: number): number => Math.max(all.length, Math.round(ITERATIONS * fraction));
+      let accepted = 0;
 
-    await whileHealthy(async () => {
-      // 1. No token or a wrong one: every call is refused and nothing changes. Methods
-      // that need no token (Login) are fuzzed with those that may write, in step 4.
-      const before = await snapshot();
-      const guarded = all.filter(([name]) => !TOKENLESS.has(name));
-      const anonymous = Array.from({ length: share(0.15) }, (_, i) => {
-        const [name, method] = guarded[i % guarded.length]!;
-        return {
-          name,
-          method,
-          request: fuzzedRequest(rng, method, allSamples[name]),
-          token: rng.pick([undefined, 'wrong-token-0123456789']),
-        };
-      });
-      await inParallel(anonymous, 16, async ({ name, method, request, token }) => {
-        const outcome = await unary(
-          `/${AdminServiceDefinition.fullName}/${method.name}`,
-          request.bytes,
-          token,
-        );
-        checkStatus(`anonymous ${name} (${request.how})`, outcome, () => hex(request.bytes));
-        if (outcome.code === Status.OK) violations.push(`anonymous ${name} succeeded`);
-      });
-      expect(changedTables(before, await snapshot()), 'tables changed by refused anonymous calls').toEqual(
-        [],
-      );
-
-      // 2. Read-only methods with the token, concurrently: nothing may change.
-      const readers = all.filter(([name]) => READ_ONLY.test(name));
-      const reads = Array.from({ length: share(0.25) }, (_, i) => {
-        const [name, method] = readers[i % readers.length]!;
-        return { name, method, request: fuzzedRequest(rng, method, allSamples[name]) };
-      });
-      await inParallel(reads, 16, async ({ name, method, request }) => {
-        const outcome = await unary(
-          `/${AdminServiceDefinition.fullName}/${method.name}`,
-          request.bytes,
-          TEST_ADMIN_TOKEN,
-        );
-        checkStatus(`${name} (${request.how})`, outcome, () => hex(request.bytes));
-      });
-      expect(changedTables(before, await snapshot()), 'tables changed by read-only calls').toEqual([]);
-
-      // 3. Connect: random and mutated messages before and after a valid Register.
-      const logsBefore = await rowHashes('trigger_log');
-      const resultLogIds = new Set<string>();
-      await fuzzStreams(rng, share(0.3), resultLogIds);
-      await waitFor(() => (app.sessions.all().length === 0 ? true : undefined), {
-        what: 'every fuzzed session to end',
-      });
-      // A session leaves the registry before its presence row is deleted.
-      const presence = await waitFor(
-        async () => {
-          const { rows } = await sql.query<{ instance_name: string }>(
-            'select instance_name from executor_registry',
+      await whileHealthy(async () => {
+        // 1. No token or a wrong one: every call is refused and nothing changes. Methods
+        // that need no token (Login) are fuzzed with those that may write, in step 4.
+        const before = await snapshot();
+        const guarded = all.filter(([name]) => !TOKENLESS.has(name));
+        const anonymous = Array.from({ length: share(0.15) }, (_, i) => {
+          const [name, method] = guarded[i % guarded.length]!;
+          return {
+            name,
+            method,
+            request: fuzzedRequest(rng, method, allSamples[name]),
+            token: rng.pick([undefined, 'wrong-token-0123456789']),
+          };
+        });
+        await inParallel(anonymous, 16, async ({ name, method, request, token }) => {
+          const outcome = await unary(
+            `/${AdminServiceDefinition.fullName}/${method.name}`,
+            request.bytes,
+            token,
           );
-          return rows.length === 0 ? rows : undefined;
-        },
-        { what: 'presence rows of ended streams to go', timeoutMs: 5_000 },
-      ).catch(
-        async () => (await sql.query<{ instance_name: string }>('select * from executor_registry')).rows,
+          checkStatus(`anonymous ${name} (${request.how})`, outcome, () => hex(request.bytes));
+          if (outcome.code === Status.OK) violations.push(`anonymous ${name} succeeded`);
+        });
+        expect(changedTables(before, await snapshot()), 'tables changed by refused anonymous calls').toEqual(
+          [],
+        );
+
+        // 2. Read-only methods with the token, concurrently: nothing may change.
+        const readers = all.filter(([name]) => READ_ONLY.test(name));
+        const reads = Array.from({ length: share(0.25) }, (_, i) => {
+          const [name, method] = readers[i % readers.length]!;
+          return { name, method, request: fuzzedRequest(rng, method, allSamples[name]) };
+        });
+        await inParallel(reads, 16, async ({ name, method, request }) => {
+          const outcome = await unary(
+            `/${AdminServiceDefinition.fullName}/${method.name}`,
+            request.bytes,
+            TEST_ADMIN_TOKEN,
+          );
+          checkStatus(`${name} (${request.how})`, outcome, () => hex(request.bytes));
+        });
+        expect(changedTables(before, await snapshot()), 'tables changed by read-only calls').toEqual([]);
+
+        // 3. Connect: random and mutated messages before and after a valid Register.
+        const logsBefore = await rowHashes('trigger_log');
+        const resultLogIds = new Set<string>();
+        await fuzzStreams(rng, share(0.3), resultLogIds);
+        await waitFor(() => (app.sessions.all().length === 0 ? true : undefined), {
+          what: 'every fuzzed session to end',
+        });
+        // A session leaves the registry before its presence row is deleted.
+        const presence = await waitFor(
+          async () => {
+            const { rows } = await sql.query<{ instance_name: string }>(
+              'select instance_name from executor_registry',
+            );
+            return rows.length === 0 ? rows : undefined;
+          },
+          { what: 'presence rows of ended streams to go' },
+        ).catch(
+          async () => (await sql.query<{ instance_name: string }>('select * from executor_registry')).rows,
+        );
+        expect(presence, 'presence rows left by ended streams').toEqual([]);
+        const after = await snapshot();
+        // A mutated RunResult may still be a valid result for a log that has none: the only
+        // change allowed is to logs named by a result sent on a welcomed stream.
+        expect(changedTables(before, after).filter(name => name !== 'trigger_log')).toEqual([]);
+        const logsAfter = await rowHashes('trigger_log');
+        const changedLogs = [...new Set([...logsBefore.keys(), ...logsAfter.keys()])].filter(
+          id => logsBefore.get(id) !== logsAfter.get(id),
+        );
+        expect(
+          changedLogs.filter(id => !resultLogIds.has(id)),
+          'logs changed without a result',
+        ).toEqual([]);
+
+        // 4. Methods that may write, one at a time: a refused call must leave every table
+        // as it was; an accepted one (a mutation that is still valid) sets a new baseline.
+        const writers = all.filter(([name]) => !READ_ONLY.test(name));
+        let baseline = await snapshot();
+        for (let i = 0; i < share(0.3); i++) {
+          const [name, method] = writers[i % writers.length]!;
+          const request = fuzzedRequest(rng, method, allSamples[name]);
+          const outcome = await unary(
+            `/${AdminServiceDefinition.fullName}/${method.name}`,
+            request.bytes,
+            TEST_ADMIN_TOKEN,
+          );
+          checkStatus(`${name} (${request.how})`, outcome, () => hex(request.bytes));
+          if (outcome.code === Status.OK) {
+            accepted++;
+            await quiesce();
+            baseline = await snapshot();
+            continue;
+          }
+          const changed = changedTables(baseline, await snapshot());
+          if (changed.length > 0) {
+            violations.push(
+              `${name} (${request.how}) was refused with ${Status[outcome.code]} "${outcome.details}" but changed ${changed.join(', ')}: ${hex(request.bytes)}`,
+            );
+            baseline = await snapshot();
+          }
+        }
+      });
+
+      // The admin is still serving, for real: a valid request works end to end.
+      expect((await client.getJob({ id: fixture.jobA })).job?.id).toBe(fixture.jobA);
+      expect(app.state).toBe('running');
+      console.log(
+        `fuzz seed ${SEED}: ${ITERATIONS} iterations in ${Date.now() - started} ms, ${accepted} mutated writes accepted, ${healthChecks} health checks; statuses: ${[
+          ...statuses,
+        ]
+          .sort((a, b) => b[1] - a[1])
+          .map(([name, count]) => `${name} ${count}`)
+          .join(', ')}`,
       );
-      expect(presence, 'presence rows left by ended streams').toEqual([]);
-      const after = await snapshot();
-      // A mutated RunResult may still be a valid result for a log that has none: the only
-      // change allowed is to logs named by a result sent on a welcomed stream.
-      expect(changedTables(before, after).filter(name => name !== 'trigger_log')).toEqual([]);
-      const logsAfter = await rowHashes('trigger_log');
-      const changedLogs = [...new Set([...logsBefore.keys(), ...logsAfter.keys()])].filter(
-        id => logsBefore.get(id) !== logsAfter.get(id),
+      expect(healthFailures, 'health checks').toEqual([]);
+      expect(healthChecks).toBeGreaterThan(0);
+      expect(violations.slice(0, 20), `violations (FUZZ_SEED=${SEED})`).toEqual([]);
+      // Errors, and input that reached PostgreSQL and failed there (even if only warned about).
+      const problems = logged.filter(
+        entry => entry.level >= 50 || (entry.err as { type?: unknown } | undefined)?.type === 'DatabaseError',
       );
       expect(
-        changedLogs.filter(id => !resultLogIds.has(id)),
-        'logs changed without a result',
+        problems.map(entry => `${entry.msg}: ${JSON.stringify(entry.err)?.slice(0, 300)}`),
+        `errors logged by the admin (FUZZ_SEED=${SEED})`,
       ).toEqual([]);
-
-      // 4. Methods that may write, one at a time: a refused call must leave every table
-      // as it was; an accepted one (a mutation that is still valid) sets a new baseline.
-      const writers = all.filter(([name]) => !READ_ONLY.test(name));
-      let baseline = await snapshot();
-      for (let i = 0; i < share(0.3); i++) {
-        const [name, method] = writers[i % writers.length]!;
-        const request = fuzzedRequest(rng, method, allSamples[name]);
-        const outcome = await unary(
-          `/${AdminServiceDefinition.fullName}/${method.name}`,
-          request.bytes,
-          TEST_ADMIN_TOKEN,
-        );
-        checkStatus(`${name} (${request.how})`, outcome, () => hex(request.bytes));
-        if (outcome.code === Status.OK) {
-          accepted++;
-          await quiesce();
-          baseline = await snapshot();
-          continue;
-        }
-        const changed = changedTables(baseline, await snapshot());
-        if (changed.length > 0) {
-          violations.push(
-            `${name} (${request.how}) was refused with ${Status[outcome.code]} "${outcome.details}" but changed ${changed.join(', ')}: ${hex(request.bytes)}`,
-          );
-          baseline = await snapshot();
-        }
-      }
-    });
-
-    // The admin is still serving, for real: a valid request works end to end.
-    expect((await client.getJob({ id: fixture.jobA })).job?.id).toBe(fixture.jobA);
-    expect(app.state).toBe('running');
-    console.log(
-      `fuzz seed ${SEED}: ${ITERATIONS} iterations in ${Date.now() - started} ms, ${accepted} mutated writes accepted, ${healthChecks} health checks; statuses: ${[
-        ...statuses,
-      ]
-        .sort((a, b) => b[1] - a[1])
-        .map(([name, count]) => `${name} ${count}`)
-        .join(', ')}`,
-    );
-    expect(healthFailures, 'health checks').toEqual([]);
-    expect(healthChecks).toBeGreaterThan(0);
-    expect(violations.slice(0, 20), `violations (FUZZ_SEED=${SEED})`).toEqual([]);
-    // Errors, and input that reached PostgreSQL and failed there (even if only warned about).
-    const problems = logged.filter(
-      entry => entry.level >= 50 || (entry.err as { type?: unknown } | undefined)?.type === 'DatabaseError',
-    );
-    expect(
-      problems.map(entry => `${entry.msg}: ${JSON.stringify(entry.err)?.slice(0, 300)}`),
-      `errors logged by the admin (FUZZ_SEED=${SEED})`,
-    ).toEqual([]);
-  }, 180_000);
+    },
+    FUZZ_TEST_TIMEOUT_MS,
+  );
 
   /**
    * After an accepted write: stop any job it started, so the scheduler adds nothing

@@ -107,7 +107,7 @@ describe('lost runs (executor processes killed with SIGKILL)', () => {
         const { log } = await client.getLog({ id: logId! });
         return log?.outcome === RunOutcome.RUN_OUTCOME_LOST ? log : undefined;
       },
-      { what: 'the run to be declared lost', timeoutMs: 15_000 },
+      { what: 'the run to be declared lost' },
     );
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(1_000);
     expect(lost.executorInstance).toBe('fragile-a');

@@ -1,8 +1,11 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
 import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
 import { adminClient, TEST_ADMIN_TOKEN, waitFor, type AdminClient } from './support/admin.js';
+import { EVENT_CEILING_MS } from './support/ceiling.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob, tempDir } from './support/fixtures.js';
 import { freePort, startAdminProcess, startExecutorProcess, type ChildTs } from './support/processes.js';
@@ -31,11 +34,15 @@ describe('processes killed and restarted', () => {
   async function admin(
     port?: number,
     instanceId?: string,
+    // Not the 300 ms it was: a loaded machine misses three of those and the admin closes
+    // live streams, which these tests do not expect. Long enough for any machine, short
+    // enough for the expiry test.
+    beatIntervalMs = 1_000,
   ): Promise<{ child: ChildTs; address: string; client: AdminClient }> {
     const started = await startAdminProcess({
       databaseUrl: database.url,
       adminToken: TEST_ADMIN_TOKEN,
-      beatIntervalMs: 300,
+      beatIntervalMs,
       ...(port === undefined ? {} : { port }),
       ...(instanceId === undefined ? {} : { instanceId }),
     });
@@ -63,6 +70,19 @@ describe('processes killed and restarted', () => {
     return child;
   }
 
+  /** Log ids of the results in an executor's spool file (written before they are sent). */
+  async function spooledLogIds(dataDir: string): Promise<string[]> {
+    const text = await readFile(path.join(dataDir, 'results.spool.jsonl'), 'utf8').catch(() => '');
+    // Only whole lines: the text after the last newline may be a write in progress.
+    return text
+      .split('\n')
+      .slice(0, -1)
+      .flatMap(line => {
+        const record = JSON.parse(line) as { t?: string; logId?: string };
+        return record.t === 'result' && record.logId !== undefined ? [record.logId] : [];
+      });
+  }
+
   async function logCount(jobId: string): Promise<number> {
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
@@ -77,22 +97,22 @@ describe('processes killed and restarted', () => {
     }
   }
 
-  it('lists an executor while it lives and drops it within 1 s of SIGKILL', async () => {
-    const { address, client } = await admin();
+  it('lists an executor while it lives and drops it when SIGKILL breaks its stream, not by missed beats', async () => {
+    // Beats so slow that expiry by missed beats (three of them) would outlast the wait:
+    // only the broken stream can take the executor off the list in time.
+    const { address, client } = await admin(undefined, undefined, EVENT_CEILING_MS);
     const { token } = await createGroup(client, 'presence');
     const child = await executor([address], 'presence', token, 'presence-1', await tempDir('presence'));
     const listed = await client.listExecutors({ appName: 'presence' });
     expect(listed.executors.map(e => e.instanceName)).toEqual(['presence-1']);
     expect(listed.executors[0]!.pid).toBe(child.process.pid);
 
-    const killedAt = Date.now();
     await child.kill('SIGKILL');
     await waitFor(
       async () =>
         (await client.listExecutors({ appName: 'presence' })).executors.length === 0 ? true : undefined,
-      { timeoutMs: 1_000, intervalMs: 10, what: 'the killed executor to leave ListExecutors' },
+      { intervalMs: 10, what: 'the killed executor to leave ListExecutors' },
     );
-    expect(Date.now() - killedAt).toBeLessThan(1_000);
   });
 
   it('delivers a result exactly once when the admin is restarted while the handler runs', async () => {
@@ -138,7 +158,9 @@ describe('processes killed and restarted', () => {
     // No admin to acknowledge the result: it can only live in the executor's spool.
     await first.child.kill('SIGKILL');
     await firstExecutor.waitForJson(record => record.event === 'run-finishing' && record.logId === logId);
-    await new Promise(resolve => setTimeout(resolve, 300));
+    await waitFor(async () => ((await spooledLogIds(dataDir)).includes(logId) ? true : undefined), {
+      what: `the result of log ${logId} in the executor's spool`,
+    });
     await firstExecutor.kill('SIGKILL');
 
     const second = await admin(port);
@@ -166,15 +188,14 @@ describe('processes killed and restarted', () => {
     expect(seen.executors.map(e => e.adminInstanceId)).toEqual(['dying-admin']);
 
     await dying.child.kill('SIGKILL');
-    const killedAt = Date.now();
+    // Nothing but the missed beats can remove the row: its executor is still connected
+    // (to nobody) and the admin that wrote it is gone.
     await waitFor(
       async () =>
         (await survivor.client.listExecutors({ appName: 'orphan' })).executors.length === 0
           ? true
           : undefined,
-      { timeoutMs: 5_000, what: 'the orphaned presence row to expire' },
+      { what: 'the orphaned presence row to expire' },
     );
-    // Three beats of 300 ms, plus the refresh throttle: well under two seconds.
-    expect(Date.now() - killedAt).toBeLessThan(2_000);
   });
 });

@@ -35,7 +35,9 @@ export async function startTestAdmin(
       JOBSTREAM_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       JOBSTREAM_GRPC_PORT: '0',
       JOBSTREAM_METRICS_PORT: 'off',
-      JOBSTREAM_BEAT_INTERVAL_MS: '500',
+      // Three missed beats close a stream: at 500 ms (as it was) a loaded machine missed
+      // them and the admin closed live streams under tests that do not expect it.
+      JOBSTREAM_BEAT_INTERVAL_MS: '2000',
       JOBSTREAM_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     },
     { overrides },

@@ -6,6 +6,7 @@ import {
   type Register,
 } from '../../admin/src/gen/jobstream/v1/executor.js';
 import { BoundedQueue } from '../../admin/src/util/bounded-queue.js';
+import { EVENT_CEILING_MS } from './ceiling.js';
 
 type AdminKind = NonNullable<AdminMessage['kind']>;
 type AdminValues = { [C in AdminKind['$case']]: Extract<AdminKind, { $case: C }>['value'] };
@@ -71,7 +72,11 @@ export class RawExecutor {
   }
 
   /** Waits for the n-th (1-based) received message of a kind. */
-  async next<K extends keyof AdminValues>(kind: K, nth = 1, timeoutMs = 5_000): Promise<AdminValues[K]> {
+  async next<K extends keyof AdminValues>(
+    kind: K,
+    nth = 1,
+    timeoutMs = EVENT_CEILING_MS,
+  ): Promise<AdminValues[K]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const matches = this.received.filter(message => message.kind?.$case === kind);
