@@ -126,6 +126,7 @@ describe('fires taken for sending', () => {
     });
     const dispatcher = new RecordingDispatcher({
       db,
+      adminInstanceId: 'taken-admin',
       directory,
       router: new Router(),
       logger,

@@ -155,6 +155,7 @@ export class AdminApp {
     this.#releasers.push({ name: 'peer channels', release: () => Promise.resolve(directory.close()) });
     const dispatcher = new Dispatcher({
       db,
+      adminInstanceId: config.adminInstanceId,
       directory,
       router: new Router(),
       logger: logger.child({ component: 'dispatcher' }),

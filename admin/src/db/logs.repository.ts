@@ -80,11 +80,74 @@ export interface DispatchRecord {
   executorInstance: string | null;
   executorSessionId: string | null;
   message: string;
+  /** Recorded only while the log is still claimed by this admin (a scheduled fire). */
+  claimedBy?: string | null;
 }
 
-/** A scheduled fire turned out to be a broadcast: its recorded row is shard 0 of `total`. */
-export async function setShardTotal(db: Db, logId: string, total: number): Promise<void> {
-  await db.updateTable('trigger_log').set({ shard_total: total }).where('id', '=', logId).execute();
+/** A run request about to be written to an executor's stream (see markSending). */
+export interface SendingMark {
+  logId: string;
+  /** The admin whose claim the log must still carry: null for a log nobody claims. */
+  claimedBy: string | null;
+  executorInstance: string;
+  executorSessionId: string;
+  triggeredAt: Date;
+}
+
+/**
+ * Names, before a first run request goes out, the executor and session it goes to, if
+ * the log is still this sender's to send: PENDING, sent nowhere yet, and claimed by the
+ * same admin (a scheduled fire) or by none. Returns, per mark, whether it was made.
+ *
+ * This is the fence between an admin that is slow (stopped, starved, cut from the
+ * database past its lease) and the peer that takes its fires over: whichever writes
+ * first wins. A peer never re-routes nor skips a fire that names an executor (it asks
+ * that executor again with the same (log, attempt), which the executor does not run
+ * twice), and a sender whose mark fails does not send. Many marks, one statement.
+ */
+export async function markSending(db: Db, marks: readonly SendingMark[]): Promise<boolean[]> {
+  if (marks.length === 0) return [];
+  const { rows } = await sql<{ id: string }>`
+    with v(id, claimed_by, instance, session_id, triggered_at) as (
+      select * from unnest(
+        ${marks.map(mark => mark.logId)}::bigint[],
+        ${marks.map(mark => mark.claimedBy)}::text[],
+        ${marks.map(mark => mark.executorInstance)}::text[],
+        ${marks.map(mark => mark.executorSessionId)}::text[],
+        ${marks.map(mark => mark.triggeredAt)}::timestamptz[]))
+    update trigger_log l
+       set executor_instance = v.instance,
+           executor_session_id = v.session_id,
+           triggered_at = v.triggered_at
+      from v
+     where l.id = v.id
+       and l.dispatch_outcome = 'PENDING'
+       and l.outcome is null
+       and l.executor_session_id is null
+       and l.claimed_by is not distinct from v.claimed_by
+    returning l.id`.execute(db);
+  const marked = new Set(rows.map(row => String(row.id)));
+  return marks.map(mark => marked.has(mark.logId));
+}
+
+/**
+ * A scheduled fire turned out to be a broadcast: marks its recorded row (shard 0 of
+ * `total`) as being sent (see markSending) and records the other shards, in one
+ * transaction, so that either this admin sends the broadcast or a peer that took the
+ * fire over does, never both. Undefined when the fire is no longer this admin's.
+ */
+export async function beginBroadcast(
+  db: Db,
+  mark: SendingMark,
+  total: number,
+  otherShards: readonly NewTriggerLog[],
+): Promise<TriggerLog[] | undefined> {
+  return db.transaction().execute(async trx => {
+    const [marked] = await markSending(trx, [mark]);
+    if (!marked) return undefined;
+    await trx.updateTable('trigger_log').set({ shard_total: total }).where('id', '=', mark.logId).execute();
+    return insertLogs(trx, otherShards);
+  });
 }
 
 /** Records many dispatches in one statement (one commit). */
@@ -96,7 +159,7 @@ export async function recordDispatches(
   const values = sql.join(
     dispatches.map(
       d =>
-        sql`(${d.logId}::bigint, ${d.outcome}::text, ${d.triggeredAt}::timestamptz, ${d.executorInstance}::text, ${d.executorSessionId}::text, ${d.message}::text)`,
+        sql`(${d.logId}::bigint, ${d.outcome}::text, ${d.triggeredAt}::timestamptz, ${d.executorInstance}::text, ${d.executorSessionId}::text, ${d.message}::text, ${d.claimedBy ?? null}::text)`,
     ),
   );
   await sql`
@@ -107,8 +170,15 @@ export async function recordDispatches(
            executor_instance = v.instance,
            executor_session_id = v.session_id,
            trigger_message = v.message
-      from (values ${values}) as v(id, outcome, triggered_at, instance, session_id, message)
-     where l.id = v.id`.execute(db);
+      from (values ${values}) as v(id, outcome, triggered_at, instance, session_id, message, claimed_by)
+     where l.id = v.id
+       -- Fenced. An executor's acceptance always lands: it runs the run, whatever was
+       -- recorded before. A failure lands only on a log still PENDING and, for a fire,
+       -- still held by this admin: one a peer took over is the peer's to record.
+       and (v.outcome = 'ACCEPTED'
+            or (l.dispatch_outcome = 'PENDING' and (v.claimed_by is null or l.claimed_by = v.claimed_by)))`.execute(
+    db,
+  );
 }
 
 /** A result this call stored, with what follow-up work needs to know. */

@@ -184,33 +184,64 @@ export async function takeFires(
 }
 
 /**
- * Takes over fires claimed by admins whose lease expired (they died before sending
- * them). SKIP LOCKED again: two surviving admins split the orphans between them.
+ * Takes over fires claimed by admins whose lease expired (they died, or stalled past
+ * their lease, before sending them). SKIP LOCKED again: two surviving admins split the
+ * orphans between them. A fire its admin had started sending (it names an executor, see
+ * markSending) is not taken to be routed again nor skipped as late: the request may be
+ * on that executor, so it becomes a run in doubt (returned in `inDoubt`, to be asked
+ * again on that executor, which does not run a repeated (log, attempt) twice).
  */
 export async function reclaimOrphanedFires(
   db: Db,
   adminInstanceId: string,
   limit: number,
-): Promise<ClaimedFire[]> {
-  const { rows } = await sql<{ id: string; job_id: string; scheduled_at: Date; trigger_type: string }>`
-    update trigger_log set claimed_by = ${adminInstanceId}
-     where id in (
-       select l.id from trigger_log l
-        where l.dispatch_outcome = 'PENDING'
-          and l.outcome is null
-          and l.claimed_by is not null
-          and l.claimed_by <> ${adminInstanceId}
-          and not exists (select 1 from admin_instance a where a.id = l.claimed_by and a.expires_at > now())
-        order by l.scheduled_at
-        limit ${limit}
-        for update skip locked)
-    returning id, job_id, scheduled_at, trigger_type`.execute(db);
-  return rows.map(row => ({
-    logId: row.id,
-    jobId: row.job_id,
-    scheduledAt: row.scheduled_at,
-    triggerType: row.trigger_type as ClaimedFire['triggerType'],
-  }));
+): Promise<{ fires: ClaimedFire[]; inDoubt: string[] }> {
+  const { rows } = await sql<{
+    id: string;
+    job_id: string;
+    scheduled_at: Date;
+    trigger_type: string;
+    in_doubt: boolean;
+  }>`
+    with orphan as (
+      select l.id, l.executor_session_id is not null as named from trigger_log l
+       where l.dispatch_outcome = 'PENDING'
+         and l.outcome is null
+         and l.claimed_by is not null
+         and l.claimed_by <> ${adminInstanceId}
+         and not exists (select 1 from admin_instance a where a.id = l.claimed_by and a.expires_at > now())
+       order by l.scheduled_at
+       limit ${limit}
+       for update skip locked
+    ), doubted as (
+      update trigger_log l
+         set claimed_by = null,
+             unroutable_since = coalesce(l.unroutable_since, now()),
+             trigger_message = l.trigger_message
+               || case when l.trigger_message = '' then '' else '; ' end
+               || 'in doubt: admin ' || l.claimed_by || ' stopped while sending the run request to '
+               || l.executor_instance || '; asked again by admin ' || ${adminInstanceId}::text
+        from orphan o
+       where l.id = o.id and o.named
+      returning l.id, l.job_id, l.scheduled_at, l.trigger_type, true as in_doubt
+    ), taken as (
+      update trigger_log l set claimed_by = ${adminInstanceId}
+        from orphan o
+       where l.id = o.id and not o.named
+      returning l.id, l.job_id, l.scheduled_at, l.trigger_type, false as in_doubt
+    )
+    select * from doubted union all select * from taken order by scheduled_at`.execute(db);
+  return {
+    fires: rows
+      .filter(row => !row.in_doubt)
+      .map(row => ({
+        logId: row.id,
+        jobId: row.job_id,
+        scheduledAt: row.scheduled_at,
+        triggerType: row.trigger_type as ClaimedFire['triggerType'],
+      })),
+    inDoubt: rows.filter(row => row.in_doubt).map(row => String(row.id)),
+  };
 }
 
 /**
@@ -273,14 +304,18 @@ export async function giveUpFire(
     .set(eb => ({
       dispatch_outcome: how === 'FAILED' ? 'FAILED' : 'PENDING',
       claimed_by: null,
+      unroutable_since: sql<Date | null>`case when ${eb.ref('executor_session_id')} is null then null else coalesce(${eb.ref('unroutable_since')}, now()) end`,
       triggered_at: sql<Date>`now()`,
       trigger_message: sql<string>`${eb.ref('trigger_message')} || case when ${eb.ref('trigger_message')} = '' then '' else '; ' end || ${message}::text`,
     }))
     .where('id', '=', logId)
     .where('claimed_by', '=', adminInstanceId)
     .where('dispatch_outcome', '=', 'PENDING')
-    .where('executor_session_id', 'is', null)
     .where('outcome', 'is', null)
+    // A fire recorded FAILED certainly went nowhere; one that names an executor (its
+    // request may be there) is released as a run in doubt, declared lost after the grace
+    // period unless that executor settles it first.
+    .where(eb => (how === 'FAILED' ? eb('executor_session_id', 'is', null) : eb.lit(true)))
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }

@@ -7,10 +7,12 @@ import {
   findLogById,
   insertLogs,
   recordDispatches,
+  beginBroadcast,
+  markSending,
   recordRunInDoubt,
-  setShardTotal,
   type DispatchRecord,
   type NewTriggerLog,
+  type SendingMark,
 } from '../db/logs.repository.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { retryOnDeadlock } from '../db/retry.js';
@@ -39,6 +41,8 @@ export interface TriggerRequest {
 
 export interface DispatcherOptions {
   db: Db;
+  /** This admin: the claim its scheduled fires carry while it sends them. */
+  adminInstanceId: string;
   directory: ExecutorDirectory;
   router: Router;
   logger: Logger;
@@ -97,6 +101,8 @@ export class Dispatcher {
   readonly #groups = new Map<string, { at: number; group: ExecutorGroup | undefined }>();
   /** Dispatch outcomes of concurrent sends are recorded in one statement and one commit. */
   readonly #records: GroupCommit<DispatchRecord & { logId: string }, undefined>;
+  /** Marks of concurrent first sends (markSending), one statement per batch. */
+  readonly #marks: GroupCommit<SendingMark, boolean>;
   readonly #background = new Set<Promise<void>>();
   /** Ends waits for executors to reconnect: runs still in doubt stay recorded as such. */
   readonly #stopping = new AbortController();
@@ -107,6 +113,7 @@ export class Dispatcher {
       await retryOnDeadlock(() => recordDispatches(options.db, records));
       return records.map(() => undefined);
     });
+    this.#marks = new GroupCommit(marks => retryOnDeadlock(() => markSending(options.db, marks)));
   }
 
   /** A trigger from the API (manual, and later parent and retry triggers). */
@@ -134,7 +141,7 @@ export class Dispatcher {
         broadcastRootId: firstLog!.id,
       })),
     );
-    return this.#dispatchAll(job, [firstLog!, ...otherLogs], decision);
+    return this.#dispatchAll(job, [firstLog!, ...otherLogs], decision, null);
   }
 
   /**
@@ -145,7 +152,7 @@ export class Dispatcher {
   async dispatchRecorded(job: Job, log: TriggerLog): Promise<TriggerLog> {
     const decision = await this.#route(job, undefined);
     if ('failure' in decision || log.shardTotal <= 1) {
-      const [dispatched] = await this.#dispatchAll(job, [log], decision);
+      const [dispatched] = await this.#dispatchAll(job, [log], decision, null);
       return dispatched!;
     }
     const target = decision.targets[log.shardIndex] ?? decision.targets[0]!;
@@ -154,6 +161,7 @@ export class Dispatcher {
       log,
       { session: target.session, shardIndex: log.shardIndex, shardTotal: log.shardTotal },
       `retry of shard ${log.shardIndex}/${log.shardTotal}: ${target.session.instanceName}`,
+      { claimedBy: null },
     );
   }
 
@@ -188,20 +196,46 @@ export class Dispatcher {
     } catch (error) {
       throw new FireNotSentError(fire.logId, error);
     }
+    const claimedBy = this.#options.adminInstanceId;
     if ('failure' in decision || decision.targets.length === 1)
-      return this.#dispatchAll(job, [first], decision);
-    // A broadcast: the recorded row is shard 0, the other shards get rows of their own.
-    await setShardTotal(this.#options.db, fire.logId, decision.targets.length);
-    const extra = await insertLogs(
-      this.#options.db,
-      decision.targets.slice(1).map(target => ({
-        ...base,
-        shardIndex: target.shardIndex,
-        shardTotal: target.shardTotal,
-        broadcastRootId: fire.logId,
-      })),
+      return this.#dispatchAll(job, [first], decision, claimedBy);
+    // A broadcast: the recorded row is shard 0, the other shards get rows of their own,
+    // recorded with the mark that makes the broadcast this admin's to send.
+    const [root, ...others] = decision.targets;
+    let extra: TriggerLog[] | undefined;
+    try {
+      extra = await retryOnDeadlock(() =>
+        beginBroadcast(
+          this.#options.db,
+          {
+            logId: fire.logId,
+            claimedBy,
+            executorInstance: root!.session.instanceName,
+            executorSessionId: root!.session.sessionId,
+            triggeredAt: first.triggeredAt,
+          },
+          decision.targets.length,
+          others.map(target => ({
+            ...base,
+            shardIndex: target.shardIndex,
+            shardTotal: target.shardTotal,
+            broadcastRootId: fire.logId,
+          })),
+        ),
+      );
+    } catch (error) {
+      throw new FireNotSentError(fire.logId, error);
+    }
+    if (!extra) return [(await findLogById(this.#options.db, fire.logId)) ?? first];
+    const logs = [{ ...first, shardTotal: decision.targets.length }, ...extra];
+    return Promise.all(
+      logs.map((log, index) =>
+        this.#dispatchRun(job, log, decision.targets[index]!, decision.trace, {
+          claimedBy: index === 0 ? claimedBy : null,
+          marked: index === 0,
+        }),
+      ),
     );
-    return this.#dispatchAll(job, [{ ...first, shardTotal: decision.targets.length }, ...extra], decision);
   }
 
   async #group(id: string): Promise<ExecutorGroup | undefined> {
@@ -239,6 +273,7 @@ export class Dispatcher {
     job: Job,
     logs: TriggerLog[],
     decision: { targets: RouteTarget[]; trace: string } | { failure: string },
+    claimedBy: string | null,
   ): Promise<TriggerLog[]> {
     if ('failure' in decision) {
       const log = logs[0]!;
@@ -251,12 +286,15 @@ export class Dispatcher {
         executorInstance: null,
         executorSessionId: null,
         message,
+        claimedBy,
       });
       this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome: 'FAILED' });
       return [{ ...log, triggeredAt, dispatchOutcome: 'FAILED', triggerMessage: message }];
     }
     return Promise.all(
-      logs.map((log, index) => this.#dispatchRun(job, log, decision.targets[index]!, decision.trace)),
+      logs.map((log, index) =>
+        this.#dispatchRun(job, log, decision.targets[index]!, decision.trace, { claimedBy }),
+      ),
     );
   }
 
@@ -297,6 +335,44 @@ export class Dispatcher {
   }
 
   /**
+   * Settles runs in doubt that no settling is under way for (fires a stopped admin was
+   * sending, taken over by this one): each is asked again, the same (log, attempt), on
+   * its executor's current stream (see #settle). In the background, like dispatchReleased.
+   */
+  settleInDoubt(logIds: readonly string[]): void {
+    this.#track(
+      Promise.all(
+        logIds.map(async logId => {
+          const log = await findLogById(this.#options.db, logId);
+          if (!log || log.dispatchOutcome !== 'PENDING' || !log.executorInstance || !log.executorSessionId)
+            return;
+          const job = await findJobById(this.#options.db, log.jobId);
+          const group = job && (await this.#group(job.groupId));
+          if (!job || !group) return;
+          const inDoubtOn: ExecutorHandle = {
+            appName: group.appName,
+            instanceName: log.executorInstance,
+            sessionId: log.executorSessionId,
+            request: () => Promise.reject(new Error('a run in doubt is asked again on a live stream only')),
+          };
+          const cause = new ExecutorRequestError(
+            'no-answer',
+            `the admin sending it to ${log.executorInstance} stopped before the answer`,
+            { streamMayBeOpen: true },
+          );
+          await this.#settle(
+            log,
+            'taken over',
+            inDoubtOn,
+            this.#runRequest(job, log, log.shardIndex, log.shardTotal),
+            cause,
+          );
+        }),
+      ).then(() => undefined),
+    );
+  }
+
+  /**
    * Stops settling runs in doubt (they stay recorded in doubt, for the executor's next
    * Register or the lost-run grace period) and waits for background work to end.
    */
@@ -305,12 +381,9 @@ export class Dispatcher {
     await Promise.all([...this.#background]);
   }
 
-  async #dispatchRun(job: Job, log: TriggerLog, target: RouteTarget, trace: string): Promise<TriggerLog> {
-    let handle: ExecutorHandle = target.session;
-    const triggeredAt = new Date();
-    const started = performance.now();
-    const deadlineAt = Date.now() + this.#options.requestDeadlineMs;
-    const request: RequestBody = {
+  /** The run request for a log, the same every time it is sent (the executor de-duplicates it). */
+  #runRequest(job: Job, log: TriggerLog, shardIndex: number, shardTotal: number): RequestBody {
+    return {
       $case: 'runRequest',
       value: {
         logId: log.id,
@@ -320,8 +393,8 @@ export class Dispatcher {
         param: log.param,
         timeout: durationFromMs(job.timeoutSeconds * 1000),
         blockStrategy: blockStrategies.toProto(job.blockStrategy),
-        shardIndex: target.shardIndex,
-        shardTotal: target.shardTotal,
+        shardIndex,
+        shardTotal,
         glueType: glueTypes.toProto(job.glueType),
         glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
         glueUpdatedAt: job.glueUpdatedAt,
@@ -330,6 +403,43 @@ export class Dispatcher {
         answerBy: undefined,
       },
     };
+  }
+
+  /**
+   * Sends one log's run request to its routed target and records the outcome. Before the
+   * request goes out, the log is marked as being sent there (markSending), unless the
+   * caller marked it already (`marked`); a log that is no longer this sender's (a peer
+   * took the fire over) is not sent, and the log as it stands is returned.
+   */
+  async #dispatchRun(
+    job: Job,
+    log: TriggerLog,
+    target: RouteTarget,
+    trace: string,
+    sender: { claimedBy: string | null; marked?: boolean },
+  ): Promise<TriggerLog> {
+    let handle: ExecutorHandle = target.session;
+    const triggeredAt = new Date();
+    const started = performance.now();
+    const deadlineAt = Date.now() + this.#options.requestDeadlineMs;
+    const request = this.#runRequest(job, log, target.shardIndex, target.shardTotal);
+    if (!sender.marked) {
+      let marked: boolean;
+      try {
+        marked = await this.#marks.add({
+          logId: log.id,
+          claimedBy: sender.claimedBy,
+          executorInstance: handle.instanceName,
+          executorSessionId: handle.sessionId,
+          triggeredAt,
+        });
+      } catch (error) {
+        // Nothing went out: a scheduled fire is sent again by the scheduler.
+        if (sender.claimedBy !== null) throw new FireNotSentError(log.id, error);
+        throw error;
+      }
+      if (!marked) return (await findLogById(this.#options.db, log.id)) ?? log;
+    }
     this.#options.metrics.triggersInFlight.inc();
     let verdict: Verdict;
     try {
@@ -364,6 +474,7 @@ export class Dispatcher {
       executorInstance: handle.instanceName,
       executorSessionId: handle.sessionId,
       message,
+      claimedBy: sender.claimedBy,
     });
     return {
       ...log,
@@ -403,7 +514,14 @@ export class Dispatcher {
         if (!(error instanceof ExecutorRequestError)) throw error;
         if (error.mayHaveArrived) {
           const answer = `in doubt: ${error.message} after the run request went out; settled when the executor reconnects${note}`;
-          if (!(await this.#recordInDoubt(log, handle, null, withHistory(log, `${trace}; ${answer}`)))) {
+          if (
+            !(await this.#recordInDoubt(
+              log,
+              handle,
+              handle.sessionId,
+              withHistory(log, `${trace}; ${answer}`),
+            ))
+          ) {
             return { kind: 'settled-elsewhere' };
           }
           this.#track(this.#settle(log, trace, handle, request, error));
@@ -413,6 +531,12 @@ export class Dispatcher {
           // Certainly not received: the executor's new stream may take it.
           const next = await this.#reconnected(handle, deadlineAt);
           if (next) {
+            // The mark moves with the request; if it cannot, the log has another fate.
+            const from = handle.sessionId;
+            if (
+              !(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from, next.sessionId)))
+            )
+              return { kind: 'settled-elsewhere' };
             note = ` (sent again after its stream moved: ${error.message})`;
             handle = next;
             continue;

@@ -225,16 +225,19 @@ export class Scheduler {
   async #reclaim(): Promise<boolean> {
     const { db, adminInstanceId } = this.#options;
     // Claimed by this admin now, where no other pass looks: kept until handled.
-    const orphans = [...this.#unhandledOrphans, ...(await reclaimOrphanedFires(db, adminInstanceId, 1_000))];
+    const reclaimed = await reclaimOrphanedFires(db, adminInstanceId, 1_000);
+    // Being sent when their admin stopped: asked again on the executor they name.
+    if (reclaimed.inDoubt.length > 0) this.#options.dispatcher.settleInDoubt(reclaimed.inDoubt);
+    const orphans = [...this.#unhandledOrphans, ...reclaimed.fires];
     this.#unhandledOrphans = [];
-    if (orphans.length === 0) return false;
+    if (orphans.length === 0) return reclaimed.inDoubt.length >= 1_000;
     try {
       await this.#handleOrphans(orphans);
     } catch (error) {
       this.#unhandledOrphans = orphans;
       throw error;
     }
-    return orphans.length >= 1_000;
+    return reclaimed.fires.length + reclaimed.inDoubt.length >= 1_000;
   }
 
   /**
