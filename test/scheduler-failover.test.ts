@@ -135,5 +135,5 @@ describe('an admin cluster losing an admin', () => {
     } finally {
       await db.end();
     }
-  }, 90_000);
+  });
 });
