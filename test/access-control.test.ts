@@ -768,5 +768,5 @@ describe('the first admin account', () => {
     expect(await new Promise(resolve => refused.once('exit', resolve))).toBe(1);
     expect(refusal).toContain('the password must be at least 12 characters');
     await app.stop();
-  }, 60_000);
+  });
 });

@@ -205,6 +205,18 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
     fixture.runningLog = (await triggered).logIds[0]!;
     await executor.close();
     await waitFor(() => (app.sessions.all().length === 0 ? true : undefined), { what: 'runner to leave' });
+    // The admin marks the runs of an ended stream after the session left its registry:
+    // under load that write came during the first phase, as a change to trigger_log.
+    await waitFor(
+      async () => {
+        const { rows } = await sql.query<{ unroutable: boolean }>(
+          'select unroutable_since is not null as unroutable from trigger_log where id = $1',
+          [fixture.runningLog],
+        );
+        return rows[0]?.unroutable === true ? true : undefined;
+      },
+      { what: "the runner's run to be marked unroutable" },
+    );
   }, TEST_CEILING_MS);
 
   afterAll(async () => {

@@ -295,17 +295,33 @@ describe('limits and bad input against a running admin', () => {
       logger,
     });
     executor.register('echo', () => Promise.resolve('ok'));
-    // Use up the burst of two, right before the SDK's first attempt.
-    for (let i = 0; i < 2; i++) await outcome(connect(token, app, `burst-${i}`));
-    try {
-      await executor.start();
-      const refusedFirst = warnings.some(
+    const refused = (): boolean =>
+      warnings.some(
         warning => (warning as { err?: { code?: unknown } }).err?.code === Status.RESOURCE_EXHAUSTED,
       );
-      expect(refusedFirst, 'the SDK was refused before it connected').toBe(true);
+    // Keep the host's budget used up until the SDK has been refused: a burst of two used
+    // up just before start() could refill (one per second) before a loaded machine's SDK
+    // makes its first attempt.
+    let draining = true;
+    let attempts = 0;
+    const drain = (async () => {
+      while (draining) await outcome(connect(token, app, `burst-${attempts++}`));
+    })();
+    try {
+      await waitFor(() => (attempts >= 2 ? true : undefined), { what: 'the burst to be used up' });
+      const starting = executor.start();
+      try {
+        await waitFor(() => (refused() ? true : undefined), { what: 'the SDK to be refused' });
+      } finally {
+        draining = false;
+        await drain;
+      }
+      await starting;
       const { executors } = await client.listExecutors({ appName: app });
       expect(executors.map(executor => executor.instanceName)).toContain('patient-sdk');
     } finally {
+      draining = false;
+      await drain;
       await executor.stop();
     }
   });

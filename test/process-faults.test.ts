@@ -43,6 +43,10 @@ describe('processes killed and restarted', () => {
       databaseUrl: database.url,
       adminToken: TEST_ADMIN_TOKEN,
       beatIntervalMs,
+      // Restarting an executor process can take longer than the default 30 s grace on a
+      // loaded machine, and its run would then rightly be lost; these tests are about
+      // delivery, not about the grace period.
+      env: { JOBSTREAM_LOST_RUN_GRACE_MS: String(10 * EVENT_CEILING_MS) },
       ...(port === undefined ? {} : { port }),
       ...(instanceId === undefined ? {} : { instanceId }),
     });
