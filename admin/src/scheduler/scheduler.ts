@@ -144,9 +144,27 @@ export class Scheduler {
     }
   }
 
-  /** FIX_DELAY: schedules the next fire once a scheduled run has finished (or failed to start). */
+  /**
+   * FIX_DELAY: schedules the next fire once a scheduled run failed to start. Written
+   * again with a backoff until the database takes it (a restart, a failover): dropped,
+   * the job would wait forever for a result its failed fire never produces. Only stopping
+   * the scheduler gives up.
+   */
   async onRunFinished(logId: string, finishedAt: Date): Promise<void> {
-    await scheduleFixDelayAfterRun(this.#options.db, logId, finishedAt);
+    const signal = this.#loops?.stop.signal;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await scheduleFixDelayAfterRun(this.#options.db, logId, finishedAt);
+        return;
+      } catch (error) {
+        if (!signal || signal.aborted) throw error;
+        this.#options.logger.warn(
+          { err: error, logId },
+          'planning the next fire of a FIX_DELAY job failed; retrying',
+        );
+        await sleep(Math.min(RESEND_MAX_DELAY_MS, 100 * 2 ** attempt), signal);
+      }
+    }
   }
 
   async #loop(
