@@ -88,7 +88,8 @@ describe('a fire forwarded to a peer admin that stalls', () => {
         async () => {
           const rows = await fire();
           const row = rows[0];
-          return row && (row.executor_session_id !== null || row.dispatch_outcome !== 'PENDING')
+          // Named before it goes out (the mark), and in doubt once the peer's answer is overdue.
+          return row && (row.trigger_message.includes('in doubt') || row.dispatch_outcome !== 'PENDING')
             ? row
             : undefined;
         },
