@@ -172,6 +172,9 @@ async function main(): Promise<number> {
       });
     },
   });
+  // An admin killed mid-conversation resets its SMTP connection: part of the soak, not a
+  // failure of it (an unhandled 'error' event would end the soak).
+  smtp.on('error', (error: Error) => say(`smtp receiver: ${error.message}`));
   const alarmMails: string[] = [];
   let pool: pg.Pool | undefined;
   const channels: { close(): void }[] = [];
