@@ -278,7 +278,7 @@ export async function settleRunsInDoubt(
          and l.executor_session_id <> ${sessionId}
        for update
     ), listed(id, attempt) as (
-      select * from unnest(${listed.map(run => run.logId)}::bigint[], ${listed.map(run => run.attempt)}::int[])
+      select * from unnest(${listed.map(run => run.logId)}::bigint[], ${listed.map(run => run.attempt)}::bigint[])
     ), accepted as (
       update trigger_log l
          set dispatch_outcome = 'ACCEPTED',
