@@ -274,7 +274,12 @@ describe('process faults', () => {
 
     const logs = await settledLogs([...scheduled, ...manual], 'every log to settle', db);
     const starts = startsByLog(executor);
-    expect([...starts.keys()].sort()).toEqual(logs.map(log => log.id).sort());
+    const neverStarted = logs
+      .filter(log => !starts.has(log.id))
+      .map(
+        log => `${log.id} ${log.trigger_type} ${log.dispatch_outcome}/${log.outcome}: ${log.trigger_message}`,
+      );
+    expect([...starts.keys()].sort(), neverStarted.join('\n')).toEqual(logs.map(log => log.id).sort());
     for (const log of logs) {
       // Everything was dispatched to a connected executor: each run started once and its
       // one result is the handler's, whether it arrived before, during or after the outage.
