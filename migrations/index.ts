@@ -5,6 +5,7 @@ import * as execution from './2026-11-22T0003-execution.js';
 import * as security from './2026-11-22T0004-security.js';
 import * as runsInDoubt from './2026-12-06T0005-runs-in-doubt.js';
 import * as takenFires from './2026-12-06T0006-taken-fires.js';
+import * as executorProcess from './2026-12-06T0007-executor-process.js';
 
 /**
  * Every migration, in order. An explicit list instead of a folder scan: the set that
@@ -17,4 +18,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-22T0004-security': security,
   '2026-12-06T0005-runs-in-doubt': runsInDoubt,
   '2026-12-06T0006-taken-fires': takenFires,
+  '2026-12-06T0007-executor-process': executorProcess,
 };

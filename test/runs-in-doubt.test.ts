@@ -38,10 +38,11 @@ describe('run requests in doubt', () => {
     instanceName: string,
     running: { logId: string; attempt: number }[] = [],
     capacity = 4,
+    pid = 0,
   ): RawExecutor {
     const raw = new RawExecutor(admin.address, token);
     raws.push(raw);
-    raw.register({ appName: 'doubt', instanceName, running, capacity });
+    raw.register({ appName: 'doubt', instanceName, running, capacity, hostname: 'doubt-host', pid });
     // Beats keep the admin from closing a stream for silence while the test holds a reply.
     raw.keepBeating(100);
     return raw;
@@ -215,6 +216,36 @@ describe('run requests in doubt', () => {
       handleMessage: 'ran on the second stream',
     });
     expect(second.count('runRequest')).toBe(1);
+  });
+
+  it('never sends a run in doubt to the process that replaced the one it went to: lost, then retried', async () => {
+    // Found by the chaos soak: an executor SIGKILLed just after starting a run whose reply
+    // was lost came back as a new process listing nothing; the run was settled as "never
+    // started" and sent again, so attempt 1 ran twice.
+    const killed = connect('restarted-1', [], 4, 1001);
+    await killed.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo', { failRetryCount: 1 });
+    const { logIds } = await client.triggerJob({ jobId });
+    const request = await killed.next('runRequest');
+    await killed.done;
+    const restarted = connect('restarted-1', [], 4, 1002);
+    await restarted.next('welcome');
+    const lost = await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: logIds[0]! });
+        return log?.status === LogStatus.LOG_STATUS_FAILED ? log : undefined;
+      },
+      { what: 'the run in doubt to be declared lost' },
+    );
+    expect(lost.outcome).toBe(RunOutcome.RUN_OUTCOME_LOST);
+    // The retry is the next attempt, a new log: attempt 1 was never sent again.
+    const retry = await restarted.next('runRequest');
+    expect(retry.logId).not.toBe(request.logId);
+    expect(
+      restarted.received.filter(
+        message => message.kind?.$case === 'runRequest' && message.kind.value.logId === request.logId,
+      ),
+    ).toEqual([]);
   });
 
   it('declares a run in doubt lost when its executor never comes back, and only then retries it', async () => {

@@ -79,6 +79,8 @@ describe('a fire whose admin stopped while sending it', () => {
       logId,
       executorInstance: 'named-1',
       executorSessionId: 'a-stream-since-replaced',
+      // The process behind named-1's stream (hostname/pid as the raw executor registers).
+      executorProcess: 'test-host/1',
       triggeredAt: scheduledAt,
     };
     // The fence itself: only the admin holding the claim marks the fire.

@@ -20,6 +20,7 @@ function executor(instanceName: string, answer: Answer = accept): FakeExecutor {
     appName: 'app',
     instanceName,
     sessionId: `session-${instanceName}`,
+    process: `host/${instanceName}`,
     asked,
     request(body, deadlineMs) {
       asked.push({ body, deadlineMs });

@@ -91,6 +91,7 @@ export interface SendingMark {
   claimedBy: string | null;
   executorInstance: string;
   executorSessionId: string;
+  executorProcess: string;
   triggeredAt: Date;
 }
 
@@ -108,16 +109,18 @@ export interface SendingMark {
 export async function markSending(db: Db, marks: readonly SendingMark[]): Promise<boolean[]> {
   if (marks.length === 0) return [];
   const { rows } = await sql<{ id: string }>`
-    with v(id, claimed_by, instance, session_id, triggered_at) as (
+    with v(id, claimed_by, instance, session_id, process, triggered_at) as (
       select * from unnest(
         ${marks.map(mark => mark.logId)}::bigint[],
         ${marks.map(mark => mark.claimedBy)}::text[],
         ${marks.map(mark => mark.executorInstance)}::text[],
         ${marks.map(mark => mark.executorSessionId)}::text[],
+        ${marks.map(mark => mark.executorProcess)}::text[],
         ${marks.map(mark => mark.triggeredAt)}::timestamptz[]))
     update trigger_log l
        set executor_instance = v.instance,
            executor_session_id = v.session_id,
+           executor_process = v.process,
            triggered_at = v.triggered_at
       from v
      where l.id = v.id
@@ -196,6 +199,7 @@ export interface RunInDoubt {
   triggeredAt: Date;
   executorInstance: string;
   executorSessionId: string;
+  executorProcess: string;
   message: string;
 }
 
@@ -215,6 +219,7 @@ export async function recordRunInDoubt(db: Db, run: RunInDoubt): Promise<boolean
       claimed_by: null,
       executor_instance: run.executorInstance,
       executor_session_id: run.executorSessionId,
+      executor_process: run.executorProcess,
       trigger_message: run.message,
       unroutable_since: sql<Date>`now()`,
     })
@@ -232,22 +237,31 @@ export async function recordRunInDoubt(db: Db, run: RunInDoubt): Promise<boolean
 
 /**
  * Takes the settling of a run in doubt by asking the executor's new session: the run
- * moves from the session it went to onto `toSessionId`. False when the run was settled
- * meanwhile (by the executor's Register, or a result) or moved on already.
+ * moves from the session it went to onto `to`. False when the run was settled meanwhile
+ * (by the executor's Register, or a result) or moved on already, and, unless the request
+ * certainly never reached the executor (`certainlyNotReceived`), when `to` is another
+ * process than the one it went to: that one may have started it before it ended, and
+ * sending it to its successor could run it twice.
  */
 export async function claimRunInDoubt(
   db: Db,
   logId: string,
   fromSessionId: string,
-  toSessionId: string,
+  to: { sessionId: string; process: string },
+  certainlyNotReceived = false,
 ): Promise<boolean> {
   const result = await db
     .updateTable('trigger_log')
-    .set({ executor_session_id: toSessionId, unroutable_since: null })
+    .set({ executor_session_id: to.sessionId, executor_process: to.process, unroutable_since: null })
     .where('id', '=', logId)
     .where('dispatch_outcome', '=', 'PENDING')
     .where('outcome', 'is', null)
     .where('executor_session_id', '=', fromSessionId)
+    .where(
+      certainlyNotReceived
+        ? sql<boolean>`true`
+        : sql<boolean>`executor_process is not distinct from ${to.process}`,
+    )
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
@@ -256,20 +270,26 @@ export async function claimRunInDoubt(
  * At an executor's Register, settles its runs in doubt from earlier sessions. The
  * executor builds Register only after its previous stream ended and never starts a run
  * request read from an ended stream, so what it lists (running, or results not yet
- * acknowledged) is exactly what it took: those are ACCEPTED on the new session, and the
- * others certainly never started and never will, so they are released to be sent again
- * (PENDING with no executor, returned for the caller to dispatch).
+ * acknowledged) is exactly what it took: those are ACCEPTED on the new session. The others
+ * sent to this same process (`process`, hostname/pid) certainly never started and never
+ * will, so they are released to be sent again (PENDING with no executor, returned for the
+ * caller to dispatch). Those sent to a process that has since ended (killed, then started
+ * again) may have started there: the new process cannot vouch for them, so they are left
+ * in doubt, unroutable from now, and declared lost after the grace period unless a result
+ * comes (the job's fail retry then runs the next attempt).
  */
 export async function settleRunsInDoubt(
   db: Db,
   groupId: string,
   instanceName: string,
   sessionId: string,
+  process: string,
   listed: readonly { logId: string; attempt: number }[],
-): Promise<{ accepted: string[]; released: string[] }> {
-  const { rows } = await sql<{ settled: 'accepted' | 'released'; id: string }>`
+): Promise<{ accepted: string[]; released: string[]; orphaned: string[] }> {
+  const { rows } = await sql<{ settled: 'accepted' | 'released' | 'orphaned'; id: string }>`
     with doubt as (
-      select l.id, l.attempt from trigger_log l
+      select l.id, l.attempt, l.executor_process is not distinct from ${process} as same_process
+        from trigger_log l
        where l.executor_instance = ${instanceName}
          and l.dispatch_outcome = 'PENDING'
          and l.executor_session_id is not null
@@ -283,6 +303,7 @@ export async function settleRunsInDoubt(
       update trigger_log l
          set dispatch_outcome = 'ACCEPTED',
              executor_session_id = ${sessionId},
+             executor_process = ${process},
              unroutable_since = null,
              trigger_message = l.trigger_message || '; settled: the executor had the run when it reconnected'
         from doubt d
@@ -299,15 +320,30 @@ export async function settleRunsInDoubt(
                || '; settled: the executor reconnected without the run (it never started); sending it again'
         from doubt d
        where l.id = d.id
+         and d.same_process
+         and not exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
+      returning l.id
+    ), orphaned as (
+      update trigger_log l
+         set unroutable_since = coalesce(l.unroutable_since, now()),
+             trigger_message = l.trigger_message
+               || '; the executor came back as another process (the one the request went to ended): the run may have started there'
+        from doubt d
+       where l.id = d.id
+         and not d.same_process
+         and l.unroutable_since is null
          and not exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
       returning l.id
     )
     select 'accepted' as settled, id from accepted
     union all
-    select 'released' as settled, id from released`.execute(db);
+    select 'released' as settled, id from released
+    union all
+    select 'orphaned' as settled, id from orphaned`.execute(db);
   return {
     accepted: rows.filter(row => row.settled === 'accepted').map(row => row.id),
     released: rows.filter(row => row.settled === 'released').map(row => row.id),
+    orphaned: rows.filter(row => row.settled === 'orphaned').map(row => row.id),
   };
 }
 

@@ -104,6 +104,8 @@ export interface TriggerLogTable {
   unroutable_since: Date | null;
   /** When the claiming admin took the fire to send it; StopJob leaves taken fires alone. */
   taken_at: Date | null;
+  /** The executor process (hostname/pid) the run request went to, while it may be in doubt. */
+  executor_process: string | null;
 }
 
 export type RetryStatusValue = 'NONE' | 'WAITING' | 'DONE' | 'NOT_NEEDED';

@@ -212,6 +212,7 @@ export class Dispatcher {
             claimedBy,
             executorInstance: root!.session.instanceName,
             executorSessionId: root!.session.sessionId,
+            executorProcess: root!.session.process,
             triggeredAt: first.triggeredAt,
           },
           decision.targets.length,
@@ -353,6 +354,7 @@ export class Dispatcher {
             appName: group.appName,
             instanceName: log.executorInstance,
             sessionId: log.executorSessionId,
+            process: '',
             request: () => Promise.reject(new Error('a run in doubt is asked again on a live stream only')),
           };
           const cause = new ExecutorRequestError(
@@ -431,6 +433,7 @@ export class Dispatcher {
           claimedBy: sender.claimedBy,
           executorInstance: handle.instanceName,
           executorSessionId: handle.sessionId,
+          executorProcess: handle.process,
           triggeredAt,
         });
       } catch (error) {
@@ -533,9 +536,7 @@ export class Dispatcher {
           if (next) {
             // The mark moves with the request; if it cannot, the log has another fate.
             const from = handle.sessionId;
-            if (
-              !(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from, next.sessionId)))
-            )
+            if (!(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from, next, true))))
               return { kind: 'settled-elsewhere' };
             note = ` (sent again after its stream moved: ${error.message})`;
             handle = next;
@@ -560,6 +561,7 @@ export class Dispatcher {
         triggeredAt: new Date(),
         executorInstance: handle.instanceName,
         executorSessionId: handle.sessionId,
+        executorProcess: handle.process,
         message,
       }),
     );
@@ -590,7 +592,7 @@ export class Dispatcher {
     let to = await this.#reconnected(from, until, error.streamMayBeOpen);
     if (
       !to ||
-      !(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from.sessionId, to!.sessionId)))
+      !(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from.sessionId, to!)))
     ) {
       return;
     }
@@ -629,9 +631,7 @@ export class Dispatcher {
         to = await this.#reconnected(from, until, error.streamMayBeOpen);
         if (
           !to ||
-          !(await retryOnDeadlock(() =>
-            claimRunInDoubt(this.#options.db, log.id, from.sessionId, to!.sessionId),
-          ))
+          !(await retryOnDeadlock(() => claimRunInDoubt(this.#options.db, log.id, from.sessionId, to!)))
         ) {
           return;
         }

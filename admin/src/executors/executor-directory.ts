@@ -28,6 +28,8 @@ export interface ExecutorHandle {
   readonly appName: string;
   readonly instanceName: string;
   readonly sessionId: string;
+  /** The executor process behind the stream, `hostname/pid` as it registered. */
+  readonly process: string;
   /** Resolves with the executor's Reply; rejects with ExecutorRequestError. */
   request(body: RequestBody, deadlineMs: number): Promise<Reply>;
 }
@@ -128,6 +130,7 @@ export class ExecutorDirectory {
       appName: row.appName,
       instanceName: row.instanceName,
       sessionId: row.sessionId,
+      process: `${row.hostname}/${row.pid}`,
       async request(body, deadlineMs) {
         const { $case, value } = body;
         // Longer than the peer may take (a wait to send, then the executor's deadline and

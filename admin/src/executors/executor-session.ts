@@ -122,6 +122,11 @@ export class ExecutorSession {
   readonly #reportableRuns = new Set<string>();
   #lastReplyAt = 0;
 
+  /** The executor process behind this stream, `hostname/pid` as it registered. */
+  get process(): string {
+    return `${this.register.hostname}/${this.register.pid}`;
+  }
+
   constructor(sessionId: string, register: Register, connectedAt: Date) {
     this.sessionId = sessionId;
     this.register = register;

@@ -176,15 +176,19 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       // Before the session can be found (locally or through its presence row): a dispatch
       // settling the same runs by asking the new stream then finds them settled already.
       const inDoubt = await retryOnDeadlock(() =>
-        settleRunsInDoubt(options.db, group.id, registered.instanceName, registered.sessionId, [
-          ...register.running,
-          ...register.unacknowledgedResults,
-        ]),
+        settleRunsInDoubt(
+          options.db,
+          group.id,
+          registered.instanceName,
+          registered.sessionId,
+          registered.process,
+          [...register.running, ...register.unacknowledgedResults],
+        ),
       );
-      if (inDoubt.accepted.length + inDoubt.released.length > 0) {
+      if (inDoubt.accepted.length + inDoubt.released.length + inDoubt.orphaned.length > 0) {
         log.info(
-          { accepted: inDoubt.accepted, released: inDoubt.released },
-          'settled runs in doubt: the executor had some, the others are sent again',
+          { accepted: inDoubt.accepted, released: inDoubt.released, orphaned: inDoubt.orphaned },
+          'settled runs in doubt: the executor had some, the others are sent again (or, sent to a process that ended, left to be declared lost)',
         );
       }
       await options.presence.online(session);
