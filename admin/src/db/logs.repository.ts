@@ -302,6 +302,7 @@ export async function settleRunsInDoubt(
     ), accepted as (
       update trigger_log l
          set dispatch_outcome = 'ACCEPTED',
+             claimed_by = null,
              executor_session_id = ${sessionId},
              executor_process = ${process},
              unroutable_since = null,
@@ -314,6 +315,10 @@ export async function settleRunsInDoubt(
       update trigger_log l
          set executor_instance = null,
              executor_session_id = null,
+             executor_process = null,
+             -- Also a fire its admin is still sending (marked, its answer not in yet): that
+             -- admin's writes are fenced by its claim, so whoever sends it again owns it.
+             claimed_by = null,
              unroutable_since = null,
              triggered_at = now(),
              trigger_message = l.trigger_message
@@ -326,6 +331,7 @@ export async function settleRunsInDoubt(
     ), orphaned as (
       update trigger_log l
          set unroutable_since = coalesce(l.unroutable_since, now()),
+             claimed_by = null,
              trigger_message = l.trigger_message
                || '; the executor came back as another process (the one the request went to ended): the run may have started there'
         from doubt d
