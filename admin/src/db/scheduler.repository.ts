@@ -332,6 +332,9 @@ export async function scheduleFixDelayAfterRun(db: Db, logId: string, finishedAt
       from trigger_log l
      where l.id = ${logId}
        and j.id = l.job_id
+       -- Only a fire recorded as not run: a failure this admin could not record (another
+       -- admin owns the fire now, and its run may be going) plans nothing.
+       and (l.dispatch_outcome in ('FAILED', 'SKIPPED') or l.outcome is not null)
        and l.trigger_type in ('SCHEDULE', 'MISFIRE')
        and j.schedule_type = 'FIX_DELAY'
        and j.trigger_status = 'RUNNING'
