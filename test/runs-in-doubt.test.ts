@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
 import type { RunRequest } from '../admin/src/gen/jobstream/v1/executor.js';
-import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import { RunOutcome, ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
 import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';
@@ -238,6 +238,10 @@ describe('run requests in doubt', () => {
       { what: 'the run in doubt to be declared lost' },
     );
     expect(lost.outcome).toBe(RunOutcome.RUN_OUTCOME_LOST);
+    // Lost at the new process's Register, not after the grace period.
+    expect(lost.handleMessage).toContain(
+      'which ended without answering; it came back as process doubt-host/1002',
+    );
     // The retry is the next attempt, a new log: attempt 1 was never sent again.
     const retry = await restarted.next('runRequest');
     expect(retry.logId).not.toBe(request.logId);
@@ -246,6 +250,47 @@ describe('run requests in doubt', () => {
         message => message.kind?.$case === 'runRequest' && message.kind.value.logId === request.logId,
       ),
     ).toEqual([]);
+  });
+
+  it('declares the runs of an executor process lost when it comes back as another process without them', async () => {
+    // Found by the chaos soak: a FIX_DELAY job whose run was on an executor SIGKILLed and
+    // started again stayed silent for the whole grace period, waiting for a result that the
+    // new process, which does not have the run, could never send.
+    const killed = connect('replaced-1', [], 4, 3001);
+    await killed.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo', {
+      scheduleType: ScheduleType.SCHEDULE_TYPE_FIX_DELAY,
+      scheduleConf: '1',
+    });
+    await client.startJob({ id: jobId });
+    const first = await killed.next('runRequest');
+    accept(killed, first);
+    await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: first.logId });
+        return log?.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED ? log : undefined;
+      },
+      { what: 'the first fire to be accepted' },
+    );
+    await killed.close();
+    const restarted = connect('replaced-1', [], 4, 3002);
+    await restarted.next('welcome');
+    const lost = await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: first.logId });
+        return log?.status === LogStatus.LOG_STATUS_FAILED ? log : undefined;
+      },
+      { what: 'the run of the replaced process to be declared lost' },
+    );
+    expect(lost.outcome).toBe(RunOutcome.RUN_OUTCOME_LOST);
+    expect(lost.handleMessage).toBe(
+      'lost: executor replaced-1 (process doubt-host/3001) ended while running it; it came back as process doubt-host/3002 without the run or its result',
+    );
+    // The FIX_DELAY chain goes on from the lost run, on the new process.
+    const next = await restarted.next('runRequest');
+    expect(next.logId).not.toBe(first.logId);
+    expect(next.scheduledAt!.getTime()).toBeGreaterThan(first.scheduledAt!.getTime());
+    await client.stopJob({ id: jobId });
   });
 
   it('declares a run in doubt lost when its executor never comes back, and only then retries it', async () => {

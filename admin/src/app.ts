@@ -215,6 +215,7 @@ export class AdminApp {
         }),
         onSessionEnded: session => failures.sessionEnded(session.sessionId),
         onRunsReleased: logIds => dispatcher.dispatchReleased(logIds),
+        onRunsLost: logIds => failures.runsDeclaredLost(logIds),
       }),
     );
     const scheduler = new Scheduler({

@@ -609,6 +609,9 @@ async function main(): Promise<number> {
         ? `PASS: 0 violations (details and logs in ${outDir})`
         : `FAIL: ${violations.length} violations; details in ${path.join(outDir, 'violations.txt')}`,
     );
+    // CI keeps only the output, so the first violations are printed where it will see them.
+    for (const violation of violations.slice(0, 20))
+      console.log(`[${violation.invariant}] ${violation.detail}`);
     return violations.length === 0 ? 0 : 1;
   } finally {
     await cleanup();

@@ -267,16 +267,22 @@ export async function claimRunInDoubt(
 }
 
 /**
- * At an executor's Register, settles its runs in doubt from earlier sessions. The
- * executor builds Register only after its previous stream ended and never starts a run
- * request read from an ended stream, so what it lists (running, or results not yet
- * acknowledged) is exactly what it took: those are ACCEPTED on the new session. The others
- * sent to this same process (`process`, hostname/pid) certainly never started and never
- * will, so they are released to be sent again (PENDING with no executor, returned for the
- * caller to dispatch). Those sent to a process that has since ended (killed, then started
- * again) may have started there: the new process cannot vouch for them, so they are left
- * in doubt, unroutable from now, and declared lost after the grace period unless a result
- * comes (the job's fail retry then runs the next attempt).
+ * At an executor's Register, settles its runs in doubt from earlier sessions, and the runs
+ * an earlier process of the same instance had. The executor builds Register only after its
+ * previous stream ended and never starts a run request read from an ended stream, so what
+ * it lists (running, or results not yet acknowledged, including those a previous process
+ * left in the spool) is exactly what it took: runs in doubt among those are ACCEPTED on
+ * the new session. Runs in doubt sent to this same process (`process`, hostname/pid) and
+ * not listed certainly never started and never will, so they are released to be sent again
+ * (PENDING with no executor, returned for the caller to dispatch).
+ *
+ * A registering process that is not the one a run went to replaced it: an instance name
+ * has one live stream, and the process it went to ended (killed, then started again) or
+ * gave up the name. Its runs that the new process does not list are lost now, not after
+ * the grace period (which waits for the same process to come back): a run request in
+ * doubt may have started there, an accepted run did, and neither can report a result any
+ * more. They are returned as `lost` (the job's fail retry runs the next attempt; a
+ * FIX_DELAY job plans its next fire).
  */
 export async function settleRunsInDoubt(
   db: Db,
@@ -285,17 +291,19 @@ export async function settleRunsInDoubt(
   sessionId: string,
   process: string,
   listed: readonly { logId: string; attempt: number }[],
-): Promise<{ accepted: string[]; released: string[]; orphaned: string[] }> {
-  const { rows } = await sql<{ settled: 'accepted' | 'released' | 'orphaned'; id: string }>`
+): Promise<{ accepted: string[]; released: string[]; lost: string[] }> {
+  const { rows } = await sql<{ settled: 'accepted' | 'released' | 'lost'; id: string }>`
     with doubt as (
-      select l.id, l.attempt, l.executor_process is not distinct from ${process} as same_process
+      select l.id, l.attempt, l.dispatch_outcome = 'PENDING' as in_doubt,
+             l.executor_process is not distinct from ${process} as same_process
         from trigger_log l
        where l.executor_instance = ${instanceName}
-         and l.dispatch_outcome = 'PENDING'
-         and l.executor_session_id is not null
          and l.outcome is null
          and l.group_id = ${groupId}
          and l.executor_session_id <> ${sessionId}
+         and (l.dispatch_outcome = 'PENDING'
+              -- Accepted runs of the same process are reconciled on the new session.
+              or (l.dispatch_outcome = 'ACCEPTED' and l.executor_process <> ${process}))
        for update
     ), listed(id, attempt) as (
       select * from unnest(${listed.map(run => run.logId)}::bigint[], ${listed.map(run => run.attempt)}::bigint[])
@@ -309,6 +317,7 @@ export async function settleRunsInDoubt(
              trigger_message = l.trigger_message || '; settled: the executor had the run when it reconnected'
         from doubt d
        where l.id = d.id
+         and d.in_doubt
          and exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
       returning l.id
     ), released as (
@@ -325,19 +334,29 @@ export async function settleRunsInDoubt(
                || '; settled: the executor reconnected without the run (it never started); sending it again'
         from doubt d
        where l.id = d.id
+         and d.in_doubt
          and d.same_process
          and not exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
       returning l.id
-    ), orphaned as (
+    ), lost as (
       update trigger_log l
-         set unroutable_since = coalesce(l.unroutable_since, now()),
+         set outcome = 'LOST',
              claimed_by = null,
-             trigger_message = l.trigger_message
-               || '; the executor came back as another process (the one the request went to ended): the run may have started there'
+             finished_at = now(),
+             result_received_at = now(),
+             handle_message = case
+               when d.in_doubt then
+                 'lost: the run request went to executor ' || l.executor_instance || ' (process '
+                 || coalesce(l.executor_process, '?') || '), which ended without answering; it came back as process '
+                 || ${process} || ' without the run (it may have started before the process ended)'
+               else
+                 'lost: executor ' || l.executor_instance || ' (process ' || l.executor_process
+                 || ') ended while running it; it came back as process ' || ${process}
+                 || ' without the run or its result'
+             end
         from doubt d
        where l.id = d.id
          and not d.same_process
-         and l.unroutable_since is null
          and not exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
       returning l.id
     )
@@ -345,11 +364,11 @@ export async function settleRunsInDoubt(
     union all
     select 'released' as settled, id from released
     union all
-    select 'orphaned' as settled, id from orphaned`.execute(db);
+    select 'lost' as settled, id from lost`.execute(db);
   return {
     accepted: rows.filter(row => row.settled === 'accepted').map(row => row.id),
     released: rows.filter(row => row.settled === 'released').map(row => row.id),
-    orphaned: rows.filter(row => row.settled === 'orphaned').map(row => row.id),
+    lost: rows.filter(row => row.settled === 'lost').map(row => row.id),
   };
 }
 

@@ -54,6 +54,7 @@ export class FailureMonitor {
   readonly #options: FailureMonitorOptions;
   #loop: { stop: AbortController; done: Promise<void> } | undefined;
   #pass: Promise<void> | undefined;
+  readonly #background = new Set<Promise<void>>();
 
   constructor(options: FailureMonitorOptions) {
     this.#options = options;
@@ -78,15 +79,34 @@ export class FailureMonitor {
   async stop(): Promise<void> {
     const loop = this.#loop;
     this.#loop = undefined;
-    if (!loop) return;
-    loop.stop.abort();
-    await loop.done;
+    loop?.stop.abort();
+    await Promise.all([loop?.done, ...this.#background]);
   }
 
   /** Runs one pass now (passes never overlap). */
   passNow(): Promise<void> {
     this.#pass ??= this.#runPass().finally(() => (this.#pass = undefined));
     return this.#pass;
+  }
+
+  /**
+   * Runs declared lost outside a pass (an executor came back as another process without
+   * them): a FIX_DELAY job plans its next fire, and the retries and alarms follow at once
+   * instead of at the next pass.
+   */
+  runsDeclaredLost(logIds: readonly string[]): void {
+    if (logIds.length === 0) return;
+    this.#options.onLostRuns?.(logIds.length);
+    const task = (async () => {
+      const now = new Date();
+      for (const logId of logIds) await scheduleFixDelayAfterRun(this.#options.db, logId, now);
+      if (this.#loop) await this.passNow();
+    })()
+      .catch((error: unknown) =>
+        this.#options.logger.warn({ err: error, logIds }, 'following up runs declared lost failed'),
+      )
+      .finally(() => this.#background.delete(task));
+    this.#background.add(task);
   }
 
   /** The stream of a session ended: its runs are unroutable from now on. */

@@ -51,6 +51,8 @@ export interface ExecutorServiceOptions {
    * never started, and are PENDING again with no executor, to be dispatched anew.
    */
   onRunsReleased?: (logIds: readonly string[]) => void;
+  /** Runs a registering executor's new process did not have were declared lost. */
+  onRunsLost?: (logIds: readonly string[]) => void;
 }
 
 const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -185,11 +187,18 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
           [...register.running, ...register.unacknowledgedResults],
         ),
       );
-      if (inDoubt.accepted.length + inDoubt.released.length + inDoubt.orphaned.length > 0) {
+      if (inDoubt.accepted.length + inDoubt.released.length > 0) {
         log.info(
-          { accepted: inDoubt.accepted, released: inDoubt.released, orphaned: inDoubt.orphaned },
-          'settled runs in doubt: the executor had some, the others are sent again (or, sent to a process that ended, left to be declared lost)',
+          { accepted: inDoubt.accepted, released: inDoubt.released },
+          'settled runs in doubt: the executor had some, the others are sent again',
         );
+      }
+      if (inDoubt.lost.length > 0) {
+        log.warn(
+          { lost: inDoubt.lost, process: registered.process },
+          'runs declared lost: the executor came back as another process without them',
+        );
+        options.onRunsLost?.(inDoubt.lost);
       }
       await options.presence.online(session);
       options.sessions.add(session)?.close('replaced by a newer stream of the same instance name');
