@@ -44,8 +44,8 @@ class RecordingDispatcher extends Dispatcher {
 }
 
 /**
- * Pauses the answer of the scheduler's take (the only query on trigger_log's claims that
- * answers with fire ids alone) until `onTaken` has run, once.
+ * Pauses the answer of the scheduler's take (the statement that sets taken_at) until
+ * `onTaken` has run, once.
  */
 class PauseAfterTake implements KyselyPlugin {
   readonly #onClaims = new Set<unknown>();
@@ -55,16 +55,13 @@ class PauseAfterTake implements KyselyPlugin {
 
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
     const text = JSON.stringify(args.node);
-    if (text.includes('trigger_log') && text.includes('claimed_by')) this.#onClaims.add(args.queryId);
+    if (text.includes('set taken_at')) this.#onClaims.add(args.queryId);
     return args.node;
   }
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
     const { rows } = args.result;
-    const isTake =
-      this.#onClaims.delete(args.queryId) &&
-      rows.length > 0 &&
-      rows.every(row => Object.keys(row).join() === 'id');
+    const isTake = this.#onClaims.delete(args.queryId) && rows.length > 0;
     if (!isTake || this.#paused) return args.result;
     this.#paused = true;
     await this.onTaken(rows.map(row => String(row.id)));

@@ -147,38 +147,75 @@ async function advanceJobs(trx: Transaction<Database>, advances: readonly JobAdv
      where j.id = v.id`.execute(trx);
 }
 
+/** A fire to take, with the executor it was routed to ahead of its time, if it was. */
+export interface FireToTake {
+  logId: string;
+  /** Routed ahead (see Dispatcher.prepareFire): the take marks it as being sent there. */
+  mark?: { executorInstance: string; executorSessionId: string; executorProcess: string; triggeredAt: Date };
+}
+
+/**
+ * How a fire was taken: `marked` by this take (it goes to the executor it was routed to),
+ * `unmarked` (routed and marked when it is sent), or `marked-before` (an earlier take or
+ * send of this admin named an executor already: the request may be there, so it is asked
+ * again there, never routed afresh).
+ */
+export type TakenFire = 'marked' | 'unmarked' | 'marked-before';
+
 /**
  * Takes claimed fires just before their time. Only fires still pending and still held
  * by this admin come back: a fire withdrawn by StopJob (row deleted) or taken over by a
  * peer (claimed_by changed) is not sent. Each one returned is marked taken in the same
  * statement, and StopJob never withdraws a taken fire (cancelPendingFires): between this
  * statement and the send nothing else is checked, so a fire withdrawn then would be sent
- * without its log. The claim itself is kept until the dispatch is recorded, so if this
- * admin dies while sending, a peer sends the fire again; the executor answers a repeated
- * RunRequest for the same (log, attempt) without running it twice, and a fire whose
- * result is already stored is never taken over.
+ * without its log. A fire routed ahead is also marked with its executor here (the fence
+ * markSending sets at the send otherwise), so sending it costs no statement. The claim
+ * itself is kept until the dispatch is recorded, so if this admin dies while sending, a
+ * peer asks the marked executor again (or sends an unmarked fire); the executor answers a
+ * repeated RunRequest for the same (log, attempt) without running it twice, and a fire
+ * whose result is already stored is never taken over.
  */
 export async function takeFires(
   db: Db,
-  logIds: readonly string[],
+  fires: readonly FireToTake[],
   adminInstanceId: string,
-): Promise<Set<string>> {
-  const taken = new Set<string>();
-  // Fires of a cron burst share one bucket; stay under the bind-parameter limit.
-  for (let start = 0; start < logIds.length; start += 10_000) {
-    const { rows } = await sql<{ id: string }>`
+): Promise<Map<string, TakenFire>> {
+  const taken = new Map<string, TakenFire>();
+  // Fires of a cron burst share one bucket; a statement per 10,000 keeps each one short.
+  for (let start = 0; start < fires.length; start += 10_000) {
+    const slice = fires.slice(start, start + 10_000);
+    const { rows } = await sql<{ id: string; marked: boolean; ours: boolean }>`
+      with v(id, instance, session_id, process, triggered_at) as (
+        select * from unnest(
+          ${slice.map(fire => fire.logId)}::bigint[],
+          ${slice.map(fire => fire.mark?.executorInstance ?? null)}::text[],
+          ${slice.map(fire => fire.mark?.executorSessionId ?? null)}::text[],
+          ${slice.map(fire => fire.mark?.executorProcess ?? null)}::text[],
+          ${slice.map(fire => fire.mark?.triggeredAt ?? null)}::timestamptz[]))
       update trigger_log l
-         set taken_at = now()
-        from (select id from trigger_log
-               where id in (${sql.join(logIds.slice(start, start + 10_000))})
-                 and claimed_by = ${adminInstanceId}
-                 and dispatch_outcome = 'PENDING'
-               order by id
+         set taken_at = now(),
+             executor_instance = case when l.executor_session_id is null and f.session_id is not null
+                                      then f.instance else l.executor_instance end,
+             executor_process = case when l.executor_session_id is null and f.session_id is not null
+                                     then f.process else l.executor_process end,
+             triggered_at = case when l.executor_session_id is null and f.session_id is not null
+                                 then f.triggered_at else l.triggered_at end,
+             executor_session_id = coalesce(l.executor_session_id, f.session_id)
+        from (select t.id, v.instance, v.session_id, v.process, v.triggered_at
+                from trigger_log t
+                join v on v.id = t.id
+               where t.claimed_by = ${adminInstanceId}
+                 and t.dispatch_outcome = 'PENDING'
+               order by t.id
                  -- In id order, like every statement that locks several fires.
-                 for update) as f
+                 for update of t) as f
        where l.id = f.id
-      returning l.id`.execute(db);
-    for (const row of rows) taken.add(row.id);
+      returning l.id,
+                l.executor_session_id is not null as marked,
+                l.executor_session_id is not distinct from f.session_id as ours`.execute(db);
+    for (const row of rows) {
+      taken.set(String(row.id), !row.marked ? 'unmarked' : row.ours ? 'marked' : 'marked-before');
+    }
   }
   return taken;
 }

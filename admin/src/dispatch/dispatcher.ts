@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../db/database.js';
+import type { RouteStrategyValue } from '../db/schema.js';
 import { findGroupById } from '../db/groups.repository.js';
 import { findJobById } from '../db/jobs.repository.js';
 import {
@@ -17,7 +18,7 @@ import {
 import { GroupCommit } from '../util/group-commit.js';
 import { retryOnDeadlock } from '../db/retry.js';
 import { sleep } from '../util/sleep.js';
-import { scheduleFixDelayAfterRun, type ClaimedFire } from '../db/scheduler.repository.js';
+import { scheduleFixDelayAfterRun, type ClaimedFire, type FireToTake } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
 import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
@@ -76,6 +77,24 @@ export class FireNotSentError extends Error {
 }
 
 /** Groups change rarely and every fire needs one: a short cache saves a query per fire. */
+/** A scheduled fire routed ahead of its time, which its take marked (see prepareFire). */
+export interface PreparedFire {
+  target: RouteTarget;
+  trace: string;
+  mark: NonNullable<FireToTake['mark']>;
+}
+
+/** Route strategies decided from the executors' list alone, to one executor. */
+const ROUTED_AHEAD: ReadonlySet<RouteStrategyValue> = new Set<RouteStrategyValue>([
+  'FIRST',
+  'LAST',
+  'ROUND',
+  'RANDOM',
+  'CONSISTENT_HASH',
+  'LEAST_FREQUENTLY_USED',
+  'LEAST_RECENTLY_USED',
+]);
+
 const GROUP_CACHE_MS = 1_000;
 /** How often a run request whose stream went away looks for the executor's new stream. */
 const RECONNECT_POLL_MS = 100;
@@ -165,8 +184,40 @@ export class Dispatcher {
     );
   }
 
-  /** A scheduled fire whose log row the scheduler already recorded. */
-  async fire(job: Job, fire: ClaimedFire): Promise<TriggerLog[]> {
+  /**
+   * Routes a scheduled fire ahead of its time, so that its take marks it (takeFires) and
+   * its send costs no statement. Only a route that needs neither a probe of the executors
+   * (FAILOVER, BUSYOVER: their answer is only good at the send) nor rows of its own (a
+   * broadcast) is made ahead; undefined otherwise, and for a route that fails (the fire
+   * is routed again at its time, and fails then if it still must).
+   */
+  async prepareFire(job: Job, fire: ClaimedFire): Promise<PreparedFire | undefined> {
+    if (!ROUTED_AHEAD.has(job.routeStrategy)) return undefined;
+    let decision: { targets: RouteTarget[]; trace: string } | { failure: string };
+    try {
+      decision = await this.#route(job, undefined);
+    } catch {
+      return undefined;
+    }
+    if ('failure' in decision || decision.targets.length !== 1) return undefined;
+    const target = decision.targets[0]!;
+    return {
+      target,
+      trace: decision.trace,
+      mark: {
+        executorInstance: target.session.instanceName,
+        executorSessionId: target.session.sessionId,
+        executorProcess: target.session.process,
+        triggeredAt: new Date(Math.max(Date.now(), fire.scheduledAt.getTime())),
+      },
+    };
+  }
+
+  /**
+   * A scheduled fire whose log row the scheduler already recorded; `prepared` when it was
+   * routed ahead and its take marked it (see prepareFire).
+   */
+  async fire(job: Job, fire: ClaimedFire, prepared?: PreparedFire): Promise<TriggerLog[]> {
     const base = baseLog(job, {
       triggerType: fire.triggerType,
       param: job.param,
@@ -190,13 +241,18 @@ export class Dispatcher {
       handleMessage: '',
       alarmStatus: 'NONE',
     };
+    const claimedBy = this.#options.adminInstanceId;
+    if (prepared) {
+      return [
+        await this.#dispatchRun(job, first, prepared.target, prepared.trace, { claimedBy, marked: true }),
+      ];
+    }
     let decision: { targets: RouteTarget[]; trace: string } | { failure: string };
     try {
       decision = await this.#route(job, undefined);
     } catch (error) {
       throw new FireNotSentError(fire.logId, error);
     }
-    const claimedBy = this.#options.adminInstanceId;
     if ('failure' in decision || decision.targets.length === 1)
       return this.#dispatchAll(job, [first], decision, claimedBy);
     // A broadcast: the recorded row is shard 0, the other shards get rows of their own,

@@ -11,7 +11,7 @@ import {
   takeFires,
   type ClaimedFire,
 } from '../db/scheduler.repository.js';
-import { FireNotSentError, type Dispatcher } from '../dispatch/dispatcher.js';
+import { FireNotSentError, type Dispatcher, type PreparedFire } from '../dispatch/dispatcher.js';
 import type { Job } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
@@ -42,6 +42,8 @@ interface HeldFire {
   job: Job;
   /** Sends that failed before anything went out (see #send). */
   unsent?: number;
+  /** Routed ahead and marked by its take (see Dispatcher.prepareFire). */
+  prepared?: PreparedFire;
 }
 
 /**
@@ -316,16 +318,32 @@ export class Scheduler {
   }
 
   #take(held: HeldFire[]): void {
-    const { db, adminInstanceId, logger } = this.#options;
-    const taking = takeFires(
-      db,
-      held.map(entry => entry.fire.logId),
-      adminInstanceId,
-    ).then(
-      taken => {
-        for (const entry of held) {
-          if (taken.has(entry.fire.logId)) this.#sendTimer.add(entry, entry.fire.scheduledAt.getTime());
-        }
+    const { db, adminInstanceId, logger, dispatcher } = this.#options;
+    const taking = (async () => {
+      // Routed ahead, so that the take marks each fire with its executor and the send, on
+      // time, is only a write to a stream.
+      const prepared = await Promise.all(held.map(entry => dispatcher.prepareFire(entry.job, entry.fire)));
+      const taken = await takeFires(
+        db,
+        held.map((entry, index) => ({ logId: entry.fire.logId, mark: prepared[index]?.mark })),
+        adminInstanceId,
+      );
+      return { prepared, taken };
+    })().then(
+      ({ prepared, taken }) => {
+        const markedBefore: string[] = [];
+        held.forEach((entry, index) => {
+          const how = taken.get(entry.fire.logId);
+          if (how === undefined) return;
+          if (how === 'marked-before') markedBefore.push(entry.fire.logId);
+          else {
+            const ready = { ...entry, prepared: how === 'marked' ? prepared[index] : undefined };
+            this.#sendTimer.add(ready, entry.fire.scheduledAt.getTime());
+          }
+        });
+        // Named an executor before this take (a take whose answer was lost): the request
+        // may be there, so it is asked again there with the same (log, attempt).
+        if (markedBefore.length > 0) dispatcher.settleInDoubt(markedBefore);
       },
       (error: unknown) => {
         // Still claimed by us: the fires stay PENDING and this admin's lease keeps them.
@@ -341,7 +359,7 @@ export class Scheduler {
     const { fire, job } = held;
     const lateness = Date.now() - fire.scheduledAt.getTime();
     this.#options.metrics.fireLateness.observe(Math.max(0, lateness) / 1000);
-    const sending = this.#options.dispatcher.fire(job, fire).then(
+    const sending = this.#options.dispatcher.fire(job, fire, held.prepared).then(
       logs => {
         if (job.scheduleType === 'FIX_DELAY' && logs.every(log => log.dispatchOutcome === 'FAILED')) {
           return this.onRunFinished(fire.logId, new Date());
@@ -356,7 +374,7 @@ export class Scheduler {
             { err: error, logId: fire.logId, jobId: job.id, retryInMs: delayMs },
             'sending a fire failed before anything went out; retrying',
           );
-          this.#takeTimer.add({ ...held, unsent }, Date.now() + delayMs);
+          this.#takeTimer.add({ ...held, unsent, prepared: undefined }, Date.now() + delayMs);
           return;
         }
         return this.#giveUp(held, error);
