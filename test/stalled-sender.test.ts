@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type Db } from '../admin/src/db/database.js';
 import { insertLogs, markSending } from '../admin/src/db/logs.repository.js';
 import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
-import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import { RouteStrategy, RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
 import { startTestAdmin, waitFor, type TestAdmin } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';
@@ -36,10 +36,10 @@ describe('a fire whose admin stopped while sending it', () => {
     await database?.drop();
   });
 
-  function connect(token: string, instanceName: string): RawExecutor {
+  function connect(token: string, instanceName: string, appName = 'stalled'): RawExecutor {
     const raw = new RawExecutor(admin.address, token);
     raws.push(raw);
-    raw.register({ appName: 'stalled', instanceName, capacity: 4 });
+    raw.register({ appName, instanceName, capacity: 4 });
     raw.keepBeating(200);
     return raw;
   }
@@ -85,7 +85,13 @@ describe('a fire whose admin stopped while sending it', () => {
     };
     // The fence itself: only the admin holding the claim marks the fire.
     expect(await markSending(db, [{ ...mark, claimedBy: 'another-admin' }])).toEqual([false]);
-    expect(await markSending(db, [{ ...mark, claimedBy: 'stalled-admin' }])).toEqual([true]);
+    // Two sends of one fire marking in the same batch: only the first wins.
+    expect(
+      await markSending(db, [
+        { ...mark, claimedBy: 'stalled-admin' },
+        { ...mark, claimedBy: 'stalled-admin', executorInstance: 'other-1' },
+      ]),
+    ).toEqual([true, false]);
 
     // The live admin takes the fire over and asks named-1 again with the same (log, attempt).
     const request = await named.next('runRequest');
@@ -124,5 +130,103 @@ describe('a fire whose admin stopped while sending it', () => {
     expect(logs.map(entry => [entry.id, entry.status])).toEqual([[logId, LogStatus.LOG_STATUS_SUCCEEDED]]);
     expect(named.count('runRequest')).toBe(1);
     expect(other.count('runRequest')).toBe(0);
+  });
+
+  it('is sent once when this admin took it over twice (its claim went round while every lease had lapsed)', async () => {
+    // Found by the chaos soak: right after a PostgreSQL restart every admin's lease had
+    // lapsed, so a fire taken over by admin A was taken over from A by B and then from B by
+    // A again. A held it twice, in the same take; both entries looked marked by the take,
+    // were routed (ROUND) to two executors and both went out: one fire ran twice.
+    const { client } = admin;
+    const { groupId, token } = await createGroup(client, 'twice');
+    const first = connect(token, 'twice-1', 'twice');
+    const second = connect(token, 'twice-2', 'twice');
+    await first.next('welcome');
+    await second.next('welcome');
+    const jobId = await createJob(client, groupId, 'echo', {
+      routeStrategy: RouteStrategy.ROUTE_STRATEGY_ROUND,
+    });
+    await sql`insert into admin_instance (id, grpc_address, expires_at)
+              values ('lapsed-1', '127.0.0.1:1', now() - interval '1 minute'),
+                     ('lapsed-2', '127.0.0.1:1', now() - interval '1 minute')`.execute(db);
+    // Far enough ahead for both take-overs to happen before its time.
+    const scheduledAt = new Date(Date.now() + 6_000);
+    const [log] = await insertLogs(db, [
+      {
+        jobId,
+        groupId,
+        triggerType: 'SCHEDULE',
+        handler: 'echo',
+        param: '',
+        shardIndex: 0,
+        shardTotal: 1,
+        retryOfLogId: null,
+        scheduledAt,
+        triggeredAt: scheduledAt,
+      },
+    ]);
+    const logId = log!.id;
+    const claimedBy = async () =>
+      (
+        await sql<{
+          claimed_by: string | null;
+        }>`select claimed_by from trigger_log where id = ${logId}`.execute(db)
+      ).rows[0]?.claimed_by;
+    const takenOver = () =>
+      waitFor(
+        async () => {
+          const owner = await claimedBy();
+          return owner && !owner.startsWith('lapsed-') ? owner : undefined;
+        },
+        { what: 'the live admin to take the fire over' },
+      );
+    await sql`update trigger_log set claimed_by = 'lapsed-1' where id = ${logId}`.execute(db);
+    const live = await takenOver();
+    // The peer that took it from the live admin, whose lease lapsed in turn.
+    await sql`update trigger_log set claimed_by = 'lapsed-2' where id = ${logId} and claimed_by = ${live}`.execute(
+      db,
+    );
+    await takenOver();
+    expect(Date.now()).toBeLessThan(scheduledAt.getTime() - 500);
+
+    const accepted = await waitFor(
+      () => {
+        for (const raw of [first, second]) {
+          const request = raw.received.find(
+            message => message.kind?.$case === 'runRequest' && message.kind.value.logId === logId,
+          );
+          if (request?.kind?.$case === 'runRequest') {
+            raw.send({
+              kind: {
+                $case: 'reply',
+                value: {
+                  requestId: request.kind.value.requestId,
+                  accepted: true,
+                  rejectReason: 0,
+                  message: '',
+                },
+              },
+            });
+            return raw;
+          }
+        }
+        return undefined;
+      },
+      { intervalMs: 5, what: 'the fire to be sent' },
+    );
+    await waitFor(
+      async () => {
+        const { log: current } = await client.getLog({ id: logId });
+        return current?.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED ? current : undefined;
+      },
+      { what: 'the fire to be recorded accepted' },
+    );
+    // Two entries of one take went out at the same instant: by the time the answer to one
+    // is recorded, the other request would have arrived too.
+    const requestsFor = (raw: RawExecutor) =>
+      raw.received.filter(
+        message => message.kind?.$case === 'runRequest' && message.kind.value.logId === logId,
+      ).length;
+    expect([requestsFor(first) + requestsFor(second), requestsFor(accepted)]).toEqual([1, 1]);
   });
 });

@@ -108,15 +108,22 @@ export interface SendingMark {
  */
 export async function markSending(db: Db, marks: readonly SendingMark[]): Promise<boolean[]> {
   if (marks.length === 0) return [];
+  // Two marks of one log in a batch (two sends of one fire) must not both win: the row is
+  // updated once, so only the first of them takes part and the others lose.
+  const firstIndex = new Map<string, number>();
+  marks.forEach((mark, index) => {
+    if (!firstIndex.has(mark.logId)) firstIndex.set(mark.logId, index);
+  });
+  const unique = marks.filter((mark, index) => firstIndex.get(mark.logId) === index);
   const { rows } = await sql<{ id: string }>`
     with v(id, claimed_by, instance, session_id, process, triggered_at) as (
       select * from unnest(
-        ${marks.map(mark => mark.logId)}::bigint[],
-        ${marks.map(mark => mark.claimedBy)}::text[],
-        ${marks.map(mark => mark.executorInstance)}::text[],
-        ${marks.map(mark => mark.executorSessionId)}::text[],
-        ${marks.map(mark => mark.executorProcess)}::text[],
-        ${marks.map(mark => mark.triggeredAt)}::timestamptz[]))
+        ${unique.map(mark => mark.logId)}::bigint[],
+        ${unique.map(mark => mark.claimedBy)}::text[],
+        ${unique.map(mark => mark.executorInstance)}::text[],
+        ${unique.map(mark => mark.executorSessionId)}::text[],
+        ${unique.map(mark => mark.executorProcess)}::text[],
+        ${unique.map(mark => mark.triggeredAt)}::timestamptz[]))
     update trigger_log l
        set executor_instance = v.instance,
            executor_session_id = v.session_id,
@@ -130,7 +137,7 @@ export async function markSending(db: Db, marks: readonly SendingMark[]): Promis
        and l.claimed_by is not distinct from v.claimed_by
     returning l.id`.execute(db);
   const marked = new Set(rows.map(row => String(row.id)));
-  return marks.map(mark => marked.has(mark.logId));
+  return marks.map((mark, index) => marked.has(mark.logId) && firstIndex.get(mark.logId) === index);
 }
 
 /**

@@ -181,9 +181,13 @@ export async function takeFires(
   adminInstanceId: string,
 ): Promise<Map<string, TakenFire>> {
   const taken = new Map<string, TakenFire>();
+  // One row per fire: with a fire listed twice the row is updated once, and both entries
+  // would look marked by this take. The first entry of a fire is the one taken.
+  const seen = new Set<string>();
+  const unique = fires.filter(fire => !seen.has(fire.logId) && seen.add(fire.logId));
   // Fires of a cron burst share one bucket; a statement per 10,000 keeps each one short.
-  for (let start = 0; start < fires.length; start += 10_000) {
-    const slice = fires.slice(start, start + 10_000);
+  for (let start = 0; start < unique.length; start += 10_000) {
+    const slice = unique.slice(start, start + 10_000);
     const { rows } = await sql<{ id: string; marked: boolean; ours: boolean }>`
       with v(id, instance, session_id, process, triggered_at) as (
         select * from unnest(

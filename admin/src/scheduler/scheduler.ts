@@ -317,8 +317,13 @@ export class Scheduler {
     this.#takeTimer.add({ fire, job }, takeAt);
   }
 
-  #take(held: HeldFire[]): void {
+  #take(bucket: HeldFire[]): void {
     const { db, adminInstanceId, logger, dispatcher } = this.#options;
+    // A fire can be held twice: taken over from a peer, taken over by that peer, and taken
+    // over again (every lease lapses at once when PostgreSQL restarts). Sent once: the
+    // take answers per fire, and two entries routed apart would both go out.
+    const seen = new Set<string>();
+    const held = bucket.filter(entry => !seen.has(entry.fire.logId) && seen.add(entry.fire.logId));
     const taking = (async () => {
       // Routed ahead, so that the take marks each fire with its executor and the send, on
       // time, is only a write to a stream.
