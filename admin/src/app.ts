@@ -116,7 +116,13 @@ export class AdminApp {
       databaseUrl = embedded.connectionString;
     }
 
-    const db = createDatabase({ connectionString: databaseUrl });
+    const db = createDatabase({
+      connectionString: databaseUrl,
+      onStatement: (durationMs, failed) => {
+        this.metrics.dbStatements.inc({ outcome: failed ? 'error' : 'ok' });
+        this.metrics.dbStatementSeconds.observe(durationMs / 1000);
+      },
+    });
     this.#db = db;
     this.#releasers.push({ name: 'database pool', release: () => db.destroy() });
     const migrations = await migrateToLatest(db);

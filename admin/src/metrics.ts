@@ -62,6 +62,18 @@ export class AdminMetrics {
     help: 'Scheduled fires found later than the misfire threshold',
     registers: [this.registry],
   });
+  readonly dbStatements = new Counter({
+    name: 'jobstream_db_statements_total',
+    help: 'SQL statements run against PostgreSQL, by outcome (statements per run = this / run results)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly dbStatementSeconds = new Histogram({
+    name: 'jobstream_db_statement_seconds',
+    help: 'Time a SQL statement took on its connection (waiting for a pooled connection not included)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [this.registry],
+  });
   readonly lostRuns = new Counter({
     name: 'jobstream_lost_runs_total',
     help: 'Runs declared lost: their executor went away and did not report them in time',

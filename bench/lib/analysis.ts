@@ -186,9 +186,13 @@ export interface AdminMetrics {
   eventLoopLagMs: Record<string, number>;
 }
 
-const HISTOGRAMS = ['jobstream_fire_lateness_seconds', 'jobstream_dispatch_seconds'];
+const HISTOGRAMS = [
+  'jobstream_fire_lateness_seconds',
+  'jobstream_dispatch_seconds',
+  'jobstream_db_statement_seconds',
+];
 const COUNTERS =
-  /^(jobstream_(?:misfires_total|triggers_total|run_results_total)(?:\{[^}]*\})?) ([0-9.e+-]+)$/;
+  /^(jobstream_(?:misfires_total|triggers_total|run_results_total|db_statements_total)(?:\{[^}]*\})?) ([0-9.e+-]+)$/;
 
 /**
  * The admin's own view from /metrics: when it sent fires (fire lateness), how long
@@ -353,4 +357,12 @@ export function crossCheckRows(scenario: string, check: LogCrossCheck): Row[] {
       ok: false,
     },
   ];
+}
+
+/** A counter family's total over its labels (e.g. every outcome of jobstream_run_results_total). */
+export function counterTotal(summary: AdminMetricsSummary | undefined, name: string): number {
+  if (!summary) return 0;
+  return Object.entries(summary.counters)
+    .filter(([key]) => key === name || key.startsWith(`${name}{`))
+    .reduce((sum, [, value]) => sum + value, 0);
 }

@@ -1,5 +1,6 @@
 import {
   analyzeRuns,
+  counterTotal,
   crossCheckLogs,
   crossCheckRows,
   executorLag,
@@ -61,14 +62,24 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
     const ticker = startTicker(name, executors, () =>
       Date.now() < fromMs ? 'warming up' : Date.now() < toMs ? 'measuring' : 'settling',
     );
+    let metricsAtStart: (string | undefined)[] = [];
+    let metricsAtEnd: (string | undefined)[] = [];
     let before: Map<string, ProcSample> | undefined;
     let after: Map<string, ProcSample> | undefined;
     let hostBefore, hostAfter;
     try {
       await sleepUntil(fromMs, context.signal);
-      [before, hostBefore] = await Promise.all([cluster.sampleProcesses(), sampleHostCpu()]);
+      [before, hostBefore, metricsAtStart] = await Promise.all([
+        cluster.sampleProcesses(),
+        sampleHostCpu(),
+        Promise.all(cluster.admins.map(admin => cluster.scrapeMetrics(admin))),
+      ]);
       await sleepUntil(toMs, context.signal);
-      [after, hostAfter] = await Promise.all([cluster.sampleProcesses(), sampleHostCpu()]);
+      [after, hostAfter, metricsAtEnd] = await Promise.all([
+        cluster.sampleProcesses(),
+        sampleHostCpu(),
+        Promise.all(cluster.admins.map(admin => cluster.scrapeMetrics(admin))),
+      ]);
       await sleepUntil(toMs + options.settleMs, context.signal);
     } finally {
       ticker.stop();
@@ -109,6 +120,23 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
     const resultsPerSecond = round(stored.rows[0]!.n / windowSeconds, 0);
     const dispatchedPerSecond = round(dispatched.rows[0]!.n / windowSeconds, 0);
     const e2e = endToEnd.rows[0];
+    // Per result stored in the window, over every admin: SQL statements and admin CPU.
+    const inWindow = metricsAtEnd.map((text, index) =>
+      metricsBetween(parseAdminMetrics(metricsAtStart[index]), parseAdminMetrics(text)),
+    );
+    const statements = inWindow.reduce((sum, m) => sum + counterTotal(m, 'jobstream_db_statements_total'), 0);
+    const results = inWindow.reduce((sum, m) => sum + counterTotal(m, 'jobstream_run_results_total'), 0);
+    const statementsPerResult = results > 0 ? round(statements / results, 2) : undefined;
+    const cpu = before && after ? cpuPercents(before, after) : undefined;
+    const adminCpuPercent = cpu
+      ? Object.entries(cpu)
+          .filter(([process]) => process.startsWith('admin'))
+          .reduce((sum, [, percent]) => sum + percent, 0)
+      : undefined;
+    const adminCpuMsPerResult =
+      adminCpuPercent !== undefined && stored.rows[0]!.n > 0
+        ? round(((adminCpuPercent / 100) * options.windowMs) / stored.rows[0]!.n, 3)
+        : undefined;
     progress(name, 'measured', { 'results/s': resultsPerSecond, 'dispatched/s': dispatchedPerSecond });
     return {
       scenario: 'throughput',
@@ -136,6 +164,19 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
           value: p50p99max(analysis.lateness),
           goal: '',
         },
+        {
+          scenario: name,
+          metric: 'SQL statements per result',
+          value: statementsPerResult === undefined ? 'n/a' : String(statementsPerResult),
+          goal: '',
+        },
+        {
+          scenario: name,
+          metric: 'admin CPU ms per result',
+          value: adminCpuMsPerResult === undefined ? 'n/a' : String(adminCpuMsPerResult),
+          goal: '≤ 0.06',
+          ok: adminCpuMsPerResult !== undefined && adminCpuMsPerResult <= 0.06,
+        },
         ...crossCheckRows(name, crossCheck),
       ],
       details: {
@@ -152,7 +193,10 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
         perExecutor: analysis.perExecutor,
         triggerLog: logs,
         crossCheck,
-        cpuPercent: before && after ? cpuPercents(before, after) : undefined,
+        cpuPercent: cpu,
+        statementsPerResult,
+        adminCpuMsPerResult,
+        adminMetricsInWindow: inWindow,
         executorLagMaxMs: executorLag(executors, fromMs, toMs),
         hostCpuBusyPercent: hostBusyPercent(hostBefore, hostAfter),
         adminMetrics: metrics.map(text => metricsBetween(undefined, parseAdminMetrics(text))),

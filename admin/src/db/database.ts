@@ -7,6 +7,8 @@ export type Db = Kysely<Database>;
 export interface DatabaseOptions {
   readonly connectionString: string;
   readonly maxConnections?: number;
+  /** Called after every statement (metrics: statements per run, time spent in them). */
+  readonly onStatement?: (durationMs: number, failed: boolean) => void;
 }
 
 export function createDatabase(options: DatabaseOptions): Db {
@@ -26,5 +28,11 @@ export function createDatabase(options: DatabaseOptions): Db {
   // emits 'error' with nobody listening, which would crash the admin. The query in flight
   // already failed, and the pool drops the broken client when it is released.
   pool.on('connect', client => client.on('error', () => undefined));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const { onStatement } = options;
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    ...(onStatement && {
+      log: event => onStatement(event.queryDurationMillis, event.level === 'error'),
+    }),
+  });
 }

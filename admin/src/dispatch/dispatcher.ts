@@ -96,6 +96,14 @@ const ROUTED_AHEAD: ReadonlySet<RouteStrategyValue> = new Set<RouteStrategyValue
 ]);
 
 const GROUP_CACHE_MS = 1_000;
+
+/** Where a trigger goes: its targets, or why it cannot go anywhere. */
+type Routed = { targets: RouteTarget[]; trace: string } | { failure: string };
+
+/** Orders bigint ids given as decimal strings. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
 /** How often a run request whose stream went away looks for the executor's new stream. */
 const RECONNECT_POLL_MS = 100;
 /** A resend needs at least this much of the request deadline left to be worth it. */
@@ -161,6 +169,68 @@ export class Dispatcher {
       })),
     );
     return this.#dispatchAll(job, [firstLog!, ...otherLogs], decision, null);
+  }
+
+  /**
+   * Many manual runs of one job (TriggerJobRuns): each is routed on its own (a ROUND job
+   * spreads them), their logs are written in one transaction, then each is dispatched as
+   * `trigger` dispatches one. Returns, per run in order, its logs.
+   */
+  async triggerRuns(
+    job: Job,
+    runs: readonly { paramOverride?: string }[],
+    executorInstances: readonly string[],
+  ): Promise<TriggerLog[][]> {
+    const now = new Date();
+    const decisions: Routed[] = [];
+    for (let index = 0; index < runs.length; index += 1) {
+      decisions.push(await this.#route(job, executorInstances));
+    }
+    const shardsOf = (decision: Routed) =>
+      'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
+    const bases = runs.map(run =>
+      baseLog(job, {
+        triggerType: 'MANUAL',
+        param: run.paramOverride ?? job.param,
+        retryOfLogId: null,
+        scheduledAt: now,
+        triggeredAt: now,
+      }),
+    );
+    const logsPerRun = await this.#options.db.transaction().execute(async trx => {
+      const firsts = await insertLogs(
+        trx,
+        bases.map((base, index) => ({ ...base, ...shardsOf(decisions[index]!)[0]! })),
+      );
+      // Ids follow the rows' order; sorted, they pair with the runs whatever order comes back.
+      firsts.sort((a, b) => compareIds(a.id, b.id));
+      const otherRows = bases.flatMap((base, index) =>
+        shardsOf(decisions[index]!)
+          .slice(1)
+          .map(({ shardIndex, shardTotal }) => ({
+            ...base,
+            shardIndex,
+            shardTotal,
+            broadcastRootId: firsts[index]!.id,
+          })),
+      );
+      // A broadcast over many executors has many shards per run: statements stay under
+      // PostgreSQL's bind-parameter limit.
+      const others: TriggerLog[] = [];
+      for (let start = 0; start < otherRows.length; start += 1_000) {
+        others.push(...(await insertLogs(trx, otherRows.slice(start, start + 1_000))));
+      }
+      others.sort((a, b) => compareIds(a.id, b.id));
+      let next = 0;
+      return firsts.map((first, index) => {
+        const count = shardsOf(decisions[index]!).length - 1;
+        next += count;
+        return [first, ...others.slice(next - count, next)];
+      });
+    });
+    return Promise.all(
+      logsPerRun.map((logs, index) => this.#dispatchAll(job, logs, decisions[index]!, null)),
+    );
   }
 
   /**

@@ -77,6 +77,8 @@ const APP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_EXPLICIT_EXECUTORS = 1_000;
 const MAX_MANUAL_ADDRESSES = 1_000;
+/** Runs one TriggerJobRuns call may ask for: one transaction's worth, well under the message limit. */
+const MAX_TRIGGERED_RUNS = 1_000;
 const MAX_PREVIOUS_TOKEN_GRACE_MS = 30 * 24 * 3_600_000;
 
 /** Turns the unique violation on executor_group.app_name into ALREADY_EXISTS. */
@@ -90,6 +92,16 @@ function appNameTaken(spec: domain.ExecutorGroupSpec): (error: unknown) => never
     }
     throw error;
   };
+}
+
+/** TriggerJob's and TriggerJobRuns' executor_instances, checked. */
+function requireExecutorInstances(names: readonly string[]): string[] {
+  if (names.length > MAX_EXPLICIT_EXECUTORS) {
+    invalid('executor_instances', `lists more than ${MAX_EXPLICIT_EXECUTORS} instances`);
+  }
+  return names.map((name, index) =>
+    requirePattern(`executor_instances[${index}]`, name, INSTANCE_NAME, 'an executor instance name'),
+  );
 }
 
 function notFound(what: string, id: string): never {
@@ -448,18 +460,29 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const job = await requireJob(caller, 'write', 'job_id', request.jobId);
       const param =
         request.param === undefined ? undefined : requireText('param', request.param, { max: 4096 });
-      if (request.executorInstances.length > MAX_EXPLICIT_EXECUTORS) {
-        invalid('executor_instances', `lists more than ${MAX_EXPLICIT_EXECUTORS} instances`);
-      }
-      const executorInstances = request.executorInstances.map((name, index) =>
-        requirePattern(`executor_instances[${index}]`, name, INSTANCE_NAME, 'an executor instance name'),
-      );
+      const executorInstances = requireExecutorInstances(request.executorInstances);
       const logs = await options.dispatcher.trigger(job, {
         triggerType: 'MANUAL',
         ...(param === undefined ? {} : { paramOverride: param }),
         executorInstances,
       });
       return { logIds: logs.map(log => log.id) };
+    },
+
+    async triggerJobRuns(request, context) {
+      const caller = await authenticate(context);
+      const job = await requireJob(caller, 'write', 'job_id', request.jobId);
+      if (request.runs.length === 0 || request.runs.length > MAX_TRIGGERED_RUNS) {
+        invalid('runs', `must list 1 to ${MAX_TRIGGERED_RUNS} runs, got ${request.runs.length}`);
+      }
+      const runs = request.runs.map((run, index) =>
+        run.param === undefined
+          ? {}
+          : { paramOverride: requireText(`runs[${index}].param`, run.param, { max: 4096 }) },
+      );
+      const executorInstances = requireExecutorInstances(request.executorInstances);
+      const logs = await options.dispatcher.triggerRuns(job, runs, executorInstances);
+      return { runs: logs.map(run => ({ logIds: run.map(log => log.id) })) };
     },
 
     async listExecutors(request, context) {

@@ -812,6 +812,37 @@ export interface TriggerJobResponse {
   logIds: string[];
 }
 
+/** TriggerJobRunsRequest is the input of TriggerJobRuns. */
+export interface TriggerJobRunsRequest {
+  /** The job to trigger. */
+  jobId: string;
+  /** One entry per run, 1 to 1,000 of them. */
+  runs: TriggerJobRunsRequest_Run[];
+  /**
+   * Route every run over these instance names only (each must be connected and
+   * in the job's group); empty uses the job's group.
+   */
+  executorInstances: string[];
+}
+
+/** Run is one run to trigger. */
+export interface TriggerJobRunsRequest_Run {
+  /** Replaces the job's parameter for this run when set. */
+  param?: string | undefined;
+}
+
+/** TriggerJobRunsResponse is the output of TriggerJobRuns. */
+export interface TriggerJobRunsResponse {
+  /** One entry per requested run, in the request's order. */
+  runs: TriggerJobRunsResponse_Run[];
+}
+
+/** Run is what one requested run wrote. */
+export interface TriggerJobRunsResponse_Run {
+  /** The trigger logs written for the run, as TriggerJobResponse.log_ids. */
+  logIds: string[];
+}
+
 /** NextTriggerTimesRequest is the input of NextTriggerTimes. */
 export interface NextTriggerTimesRequest {
   /** The schedule type; NONE never fires. */
@@ -4489,6 +4520,342 @@ export const TriggerJobResponse: MessageFns<TriggerJobResponse> = {
   },
   fromPartial(object: DeepPartial<TriggerJobResponse>): TriggerJobResponse {
     const message = createBaseTriggerJobResponse();
+    message.logIds = object.logIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTriggerJobRunsRequest(): TriggerJobRunsRequest {
+  return { jobId: "0", runs: [], executorInstances: [] };
+}
+
+export const TriggerJobRunsRequest: MessageFns<TriggerJobRunsRequest> = {
+  encode(message: TriggerJobRunsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "0") {
+      writer.uint32(8).int64(message.jobId);
+    }
+    for (const v of message.runs) {
+      TriggerJobRunsRequest_Run.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.executorInstances) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TriggerJobRunsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTriggerJobRunsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.jobId = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.runs.push(TriggerJobRunsRequest_Run.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.executorInstances.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TriggerJobRunsRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "0",
+      runs: globalThis.Array.isArray(object?.runs)
+        ? object.runs.map((e: any) => TriggerJobRunsRequest_Run.fromJSON(e))
+        : [],
+      executorInstances: globalThis.Array.isArray(object?.executorInstances)
+        ? object.executorInstances.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.executor_instances)
+        ? object.executor_instances.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TriggerJobRunsRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "0") {
+      obj.jobId = message.jobId;
+    }
+    if (message.runs?.length) {
+      obj.runs = message.runs.map((e) => TriggerJobRunsRequest_Run.toJSON(e));
+    }
+    if (message.executorInstances?.length) {
+      obj.executorInstances = message.executorInstances;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TriggerJobRunsRequest>): TriggerJobRunsRequest {
+    return TriggerJobRunsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TriggerJobRunsRequest>): TriggerJobRunsRequest {
+    const message = createBaseTriggerJobRunsRequest();
+    message.jobId = object.jobId ?? "0";
+    message.runs = object.runs?.map((e) => TriggerJobRunsRequest_Run.fromPartial(e)) || [];
+    message.executorInstances = object.executorInstances?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTriggerJobRunsRequest_Run(): TriggerJobRunsRequest_Run {
+  return { param: undefined };
+}
+
+export const TriggerJobRunsRequest_Run: MessageFns<TriggerJobRunsRequest_Run> = {
+  encode(message: TriggerJobRunsRequest_Run, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.param !== undefined) {
+      writer.uint32(10).string(message.param);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TriggerJobRunsRequest_Run {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTriggerJobRunsRequest_Run();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.param = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TriggerJobRunsRequest_Run {
+    return { param: isSet(object.param) ? globalThis.String(object.param) : undefined };
+  },
+
+  toJSON(message: TriggerJobRunsRequest_Run): unknown {
+    const obj: any = {};
+    if (message.param !== undefined) {
+      obj.param = message.param;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TriggerJobRunsRequest_Run>): TriggerJobRunsRequest_Run {
+    return TriggerJobRunsRequest_Run.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TriggerJobRunsRequest_Run>): TriggerJobRunsRequest_Run {
+    const message = createBaseTriggerJobRunsRequest_Run();
+    message.param = object.param ?? undefined;
+    return message;
+  },
+};
+
+function createBaseTriggerJobRunsResponse(): TriggerJobRunsResponse {
+  return { runs: [] };
+}
+
+export const TriggerJobRunsResponse: MessageFns<TriggerJobRunsResponse> = {
+  encode(message: TriggerJobRunsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.runs) {
+      TriggerJobRunsResponse_Run.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TriggerJobRunsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTriggerJobRunsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runs.push(TriggerJobRunsResponse_Run.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TriggerJobRunsResponse {
+    return {
+      runs: globalThis.Array.isArray(object?.runs)
+        ? object.runs.map((e: any) => TriggerJobRunsResponse_Run.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TriggerJobRunsResponse): unknown {
+    const obj: any = {};
+    if (message.runs?.length) {
+      obj.runs = message.runs.map((e) => TriggerJobRunsResponse_Run.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TriggerJobRunsResponse>): TriggerJobRunsResponse {
+    return TriggerJobRunsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TriggerJobRunsResponse>): TriggerJobRunsResponse {
+    const message = createBaseTriggerJobRunsResponse();
+    message.runs = object.runs?.map((e) => TriggerJobRunsResponse_Run.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTriggerJobRunsResponse_Run(): TriggerJobRunsResponse_Run {
+  return { logIds: [] };
+}
+
+export const TriggerJobRunsResponse_Run: MessageFns<TriggerJobRunsResponse_Run> = {
+  encode(message: TriggerJobRunsResponse_Run, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.logIds.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.logIds) {
+        writer.int64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TriggerJobRunsResponse_Run {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTriggerJobRunsResponse_Run();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.logIds.push(reader.int64().toString());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.logIds.push(reader.int64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TriggerJobRunsResponse_Run {
+    return {
+      logIds: globalThis.Array.isArray(object?.logIds)
+        ? object.logIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.log_ids)
+        ? object.log_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TriggerJobRunsResponse_Run): unknown {
+    const obj: any = {};
+    if (message.logIds?.length) {
+      obj.logIds = message.logIds;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TriggerJobRunsResponse_Run>): TriggerJobRunsResponse_Run {
+    return TriggerJobRunsResponse_Run.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TriggerJobRunsResponse_Run>): TriggerJobRunsResponse_Run {
+    const message = createBaseTriggerJobRunsResponse_Run();
     message.logIds = object.logIds?.map((e) => e) || [];
     return message;
   },
@@ -9387,6 +9754,19 @@ export const AdminServiceDefinition = {
       responseStream: false,
       options: {},
     },
+    /**
+     * Triggers many runs of one job now, each with its own parameter: the runs'
+     * logs are written in one transaction (all or none), then each run is routed
+     * and dispatched as TriggerJob's is.
+     */
+    triggerJobRuns: {
+      name: "TriggerJobRuns",
+      requestType: TriggerJobRunsRequest as typeof TriggerJobRunsRequest,
+      requestStream: false,
+      responseType: TriggerJobRunsResponse as typeof TriggerJobRunsResponse,
+      responseStream: false,
+      options: {},
+    },
     /** Previews when a schedule fires, without storing anything. */
     nextTriggerTimes: {
       name: "NextTriggerTimes",
@@ -9628,6 +10008,15 @@ export interface AdminServiceImplementation<CallContextExt = {}> {
     request: TriggerJobRequest,
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<TriggerJobResponse>>;
+  /**
+   * Triggers many runs of one job now, each with its own parameter: the runs'
+   * logs are written in one transaction (all or none), then each run is routed
+   * and dispatched as TriggerJob's is.
+   */
+  triggerJobRuns(
+    request: TriggerJobRunsRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<TriggerJobRunsResponse>>;
   /** Previews when a schedule fires, without storing anything. */
   nextTriggerTimes(
     request: NextTriggerTimesRequest,
@@ -9768,6 +10157,15 @@ export interface AdminServiceClient<CallOptionsExt = {}> {
     request: DeepPartial<TriggerJobRequest>,
     options?: CallOptions & CallOptionsExt,
   ): Promise<TriggerJobResponse>;
+  /**
+   * Triggers many runs of one job now, each with its own parameter: the runs'
+   * logs are written in one transaction (all or none), then each run is routed
+   * and dispatched as TriggerJob's is.
+   */
+  triggerJobRuns(
+    request: DeepPartial<TriggerJobRunsRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<TriggerJobRunsResponse>;
   /** Previews when a schedule fires, without storing anything. */
   nextTriggerTimes(
     request: DeepPartial<NextTriggerTimesRequest>,
