@@ -38,6 +38,27 @@ describe('BoundedQueue (the admin outbound stream buffer)', () => {
     await expect(closed).rejects.toBeInstanceOf(QueueClosedError);
     expect(queue.tryPush('d')).toBe(false);
   });
+
+  it('gives a freed slot to a producer still waiting, not to one that gave up', async () => {
+    const queue = new BoundedQueue<string>(1);
+    await queue.push('a');
+    const abort = new AbortController();
+    const gaveUp = queue.push('b', abort.signal);
+    let waitingPushed = false;
+    const waiting = queue.push('c').then(() => {
+      waitingPushed = true;
+    });
+    abort.abort(new Error('deadline'));
+    await expect(gaveUp).rejects.toThrow('deadline');
+
+    const consumer = queue.drain();
+    expect((await consumer.next()).value).toBe('a');
+    // The slot 'a' freed goes to the live producer at once (it used to wake the one that
+    // gave up, leaving this one waiting for a slot that would never be announced).
+    await Promise.race([waiting, new Promise(resolve => setTimeout(resolve, 1_000))]);
+    expect(waitingPushed).toBe(true);
+    expect((await consumer.next()).value).toBe('c');
+  });
 });
 
 describe('Semaphore (run permits per executor capacity)', () => {

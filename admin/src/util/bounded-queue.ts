@@ -30,12 +30,19 @@ export class BoundedQueue<T> {
     while (this.#items.length >= this.#capacity && !this.#closed) {
       signal?.throwIfAborted();
       await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(signal?.reason as Error);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.#producerWakes.push(() => {
+        const wake = () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
-        });
+        };
+        // A producer that gives up leaves no waker behind: a slot freed later must go to
+        // a producer still waiting, not be spent on this one.
+        const onAbort = () => {
+          const index = this.#producerWakes.indexOf(wake);
+          if (index >= 0) this.#producerWakes.splice(index, 1);
+          reject(signal?.reason as Error);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#producerWakes.push(wake);
       });
     }
     if (this.#closed) throw new QueueClosedError();
