@@ -1,19 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { isAbortError } from 'abort-controller-x';
 import { ServerError, Status, type ServerMiddleware } from 'nice-grpc';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import type { Logger } from '../logger.js';
-
-/** Node and PostgreSQL error codes that mean the database cannot be reached right now. */
-const DATABASE_UNAVAILABLE = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  '57P01',
-  '57P02',
-  '57P03',
-  '08006',
-  '08001',
-]);
 
 /**
  * The longest status message sent, percent-encoded as grpc-js sends it. It travels in an
@@ -34,8 +23,7 @@ export function errorBoundary(logger: Logger): ServerMiddleware {
     } catch (error) {
       if (error instanceof ServerError) throw boundedError(error);
       if (isAbortError(error)) throw error;
-      const code = (error as { code?: unknown } | null)?.code;
-      if (typeof code === 'string' && DATABASE_UNAVAILABLE.has(code)) {
+      if (isDatabaseUnavailable(error)) {
         logger.warn({ err: error, method: call.method.path }, 'database unavailable');
         throw new ServerError(Status.UNAVAILABLE, 'the database is unavailable; retry later');
       }
