@@ -60,8 +60,11 @@ const executor = new Executor({
   accessToken: required('BENCH_ACCESS_TOKEN'),
   instanceName: required('BENCH_INSTANCE_NAME'),
   dataDir: required('BENCH_DATA_DIR'),
-  capacity: Number(process.env.BENCH_CAPACITY ?? '10000'),
-  outboundQueueCapacity: Number(process.env.BENCH_OUTBOUND_QUEUE ?? '4096'),
+  // The SDK's defaults unless the bench is told otherwise (--capacity): what users get.
+  ...(process.env.BENCH_CAPACITY ? { capacity: Number(process.env.BENCH_CAPACITY) } : {}),
+  ...(process.env.BENCH_OUTBOUND_QUEUE
+    ? { outboundQueueCapacity: Number(process.env.BENCH_OUTBOUND_QUEUE) }
+    : {}),
   // Reconnect fast after an admin is killed (failover scenario).
   reconnectBaseDelayMs: 50,
   reconnectMaxDelayMs: 1_000,

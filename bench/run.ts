@@ -10,6 +10,7 @@ import { formatTable, writeJson, type Row, type ScenarioResult } from './lib/rep
 import { sampleBackgroundLoad } from './lib/stats.js';
 import { errorMessage, progress, sleep } from './lib/util.js';
 import { runFailover } from './scenarios/failover.js';
+import { runApi } from './scenarios/api.js';
 import { runLateness } from './scenarios/lateness.js';
 import { runScale } from './scenarios/scale.js';
 import { runThroughput } from './scenarios/throughput.js';
@@ -48,6 +49,10 @@ function plan(options: BenchOptions): Planned[] {
       name: 'throughput 2 admins',
       run: context => runThroughput(context, 2),
     });
+  }
+  if (options.only.has('api')) {
+    planned.push({ scenario: 'api', name: 'api TriggerJob', run: context => runApi(context, 'single') });
+    planned.push({ scenario: 'api', name: 'api TriggerJobRuns', run: context => runApi(context, 'batch') });
   }
   if (options.only.has('failover'))
     planned.push({ scenario: 'failover', name: 'failover', run: runFailover });

@@ -109,6 +109,8 @@ export interface ClusterOptions {
   /** Directory for this run's child logs. */
   logDir: string;
   beatIntervalMs?: number;
+  /** The executors' capacity; undefined for the SDK's default. */
+  executorCapacity?: number;
 }
 
 /**
@@ -214,7 +216,7 @@ export class Cluster {
     count: number,
     group: { appName: string; token: string },
     addressesFor: (index: number) => string[],
-    capacity = 10_000,
+    capacity = this.#options.executorCapacity,
   ): Promise<ExecutorProcess[]> {
     const first = this.executors.length + 1;
     const started = await Promise.allSettled(
@@ -233,7 +235,7 @@ export class Cluster {
             BENCH_ACCESS_TOKEN: group.token,
             BENCH_INSTANCE_NAME: name,
             BENCH_DATA_DIR: await this.tmpDir(name),
-            BENCH_CAPACITY: String(capacity),
+            ...(capacity === undefined ? {} : { BENCH_CAPACITY: String(capacity) }),
           },
         });
         const executor = new ExecutorProcess(name, child);

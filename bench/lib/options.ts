@@ -1,4 +1,4 @@
-export const SCENARIOS = ['lateness', 'throughput', 'failover', 'scale'] as const;
+export const SCENARIOS = ['lateness', 'throughput', 'api', 'failover', 'scale'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -27,12 +27,15 @@ export interface BenchOptions {
   scaleWindowMs: number;
   /** Before each scenario, wait up to this long for other work on the machine to calm down. */
   waitQuietMs: number;
+  /** The executors' capacity; undefined for the SDK's default, which is what users get. */
+  executorCapacity: number | undefined;
 }
 
-export const USAGE = `usage: npm run bench -- [--only lateness,throughput,failover,scale] [--quick] [options]
+export const USAGE = `usage: npm run bench -- [--only lateness,throughput,api,failover,scale] [--quick] [options]
 
   --only LIST            scenarios to run (default: all)
   --quick                short windows and a smaller scale (a smoke run)
+  --capacity N           executors' capacity (default: the SDK's default, as users get it)
   --rates LIST           lateness: fires per second (default 100,1000,5000)
   --window SECONDS       measured window of lateness and throughput (default 10, quick 4)
   --warmup SECONDS       warm-up before each window (default 5, quick 3)
@@ -74,6 +77,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     '--scale-window',
     '--api-jobs',
     '--wait-quiet',
+    '--capacity',
   ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -130,5 +134,6 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     scaleJobs: integer('--scale-jobs', quick ? 20_000 : 100_000, 1),
     scaleWarmupMs: (quick ? 5 : 15) * 1000,
     scaleWindowMs: integer('--scale-window', quick ? 10 : 30, 1) * 1000,
+    executorCapacity: value('--capacity') === undefined ? undefined : integer('--capacity', 16, 1),
   };
 }

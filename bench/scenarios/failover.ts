@@ -31,7 +31,12 @@ const GOAL_COVER_MS = 2_000;
 export async function runFailover(context: BenchContext): Promise<ScenarioResult> {
   const { options } = context;
   const name = 'failover';
-  const cluster = await Cluster.create({ server: context.server, label: name, logDir: context.logDir });
+  const cluster = await Cluster.create({
+    server: context.server,
+    label: name,
+    logDir: context.logDir,
+    executorCapacity: context.options.executorCapacity,
+  });
   try {
     const survivor = await cluster.startAdmin();
     const victim = await cluster.startAdmin();

@@ -45,7 +45,12 @@ type Shape = 'steady' | 'burst';
  */
 export async function runLateness(context: BenchContext, rate: number): Promise<ScenarioResult> {
   const name = `lateness@${rate}/s`;
-  const cluster = await Cluster.create({ server: context.server, label: name, logDir: context.logDir });
+  const cluster = await Cluster.create({
+    server: context.server,
+    label: name,
+    logDir: context.logDir,
+    executorCapacity: context.options.executorCapacity,
+  });
   try {
     const admin = await cluster.startAdmin();
     const appName = 'bench-lateness';

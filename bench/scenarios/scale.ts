@@ -58,7 +58,12 @@ function randomInt(below: number): number {
 export async function runScale(context: BenchContext): Promise<ScenarioResult> {
   const { options } = context;
   const name = `scale ${Math.round(options.scaleJobs / 1000)}k jobs`;
-  const cluster = await Cluster.create({ server: context.server, label: name, logDir: context.logDir });
+  const cluster = await Cluster.create({
+    server: context.server,
+    label: name,
+    logDir: context.logDir,
+    executorCapacity: context.options.executorCapacity,
+  });
   try {
     const admin = await cluster.startAdmin();
     const appName = 'bench-scale';

@@ -36,7 +36,12 @@ const GOAL_RUNS_PER_SECOND = 5_000;
 export async function runThroughput(context: BenchContext, admins: 1 | 2): Promise<ScenarioResult> {
   const { options } = context;
   const name = `throughput ${admins} admin${admins > 1 ? 's' : ''}`;
-  const cluster = await Cluster.create({ server: context.server, label: name, logDir: context.logDir });
+  const cluster = await Cluster.create({
+    server: context.server,
+    label: name,
+    logDir: context.logDir,
+    executorCapacity: context.options.executorCapacity,
+  });
   try {
     for (let i = 0; i < admins; i++) await cluster.startAdmin();
     const appName = 'bench-throughput';
