@@ -6,6 +6,7 @@ import type {
   LogReadRequest,
   Register,
   Reply,
+  RunRef,
   RunRequest,
 } from '../gen/jobstream/v1/executor.js';
 import { BoundedQueue } from '../util/bounded-queue.js';
@@ -121,6 +122,8 @@ export class ExecutorSession {
    */
   readonly #reportableRuns = new Set<string>();
   #lastReplyAt = 0;
+  /** Acknowledgements waiting for the end of this event-loop turn (see acknowledge). */
+  #ackBatch: { refs: RunRef[]; sent: Promise<void> } | undefined;
 
   /** The executor process behind this stream, `hostname/pid` as it registered. */
   get process(): string {
@@ -262,6 +265,31 @@ export class ExecutorSession {
     }
   }
 
+  /**
+   * Acknowledges a stored result. The results of one commit are stored together, so their
+   * acknowledgements are sent together: one ResultAck per event-loop turn carries every
+   * run acknowledged in it (up to MAX_ACKS_PER_MESSAGE), instead of one message per run.
+   * Resolves once that message is queued on the stream.
+   */
+  acknowledge(logId: string, attempt: number): Promise<void> {
+    let batch = this.#ackBatch;
+    if (batch === undefined) {
+      const refs: RunRef[] = [];
+      const created: { refs: RunRef[]; sent: Promise<void> } = {
+        refs,
+        sent: new Promise<void>(resolve => setImmediate(resolve)).then(() => {
+          if (this.#ackBatch === created) this.#ackBatch = undefined;
+          return this.send({ kind: { $case: 'resultAck', value: { results: refs, refused: [] } } });
+        }),
+      };
+      batch = this.#ackBatch = created;
+    }
+    batch.refs.push({ logId, attempt });
+    // A full message goes as it is; the next acknowledgement starts another.
+    if (batch.refs.length >= MAX_ACKS_PER_MESSAGE) this.#ackBatch = undefined;
+    return batch.sent;
+  }
+
   /** Whether a result for this run may come from this session. */
   mayReport(logId: string, attempt: number): boolean {
     return this.#reportableRuns.has(runKey(logId, attempt));
@@ -320,6 +348,9 @@ export class ExecutorSession {
     this.#pending.clear();
   }
 }
+
+/** Runs acknowledged in one ResultAck at most: a few tens of kilobytes. */
+const MAX_ACKS_PER_MESSAGE = 1_000;
 
 function runKey(logId: string, attempt: number): string {
   return `${logId}/${attempt}`;

@@ -392,12 +392,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
     try {
       await options.results.record(result, session.closedSignal);
       session.runReported(result.logId, result.attempt);
-      await session.send({
-        kind: {
-          $case: 'resultAck',
-          value: { results: [{ logId: result.logId, attempt: result.attempt }], refused: [] },
-        },
-      });
+      await session.acknowledge(result.logId, result.attempt);
     } catch (error) {
       // Not acknowledged: the executor keeps the result and sends it again on its next stream.
       if (!session.isClosed) log.warn({ err: error, logId: result.logId }, 'run result not stored');
