@@ -322,7 +322,8 @@ export class Cluster {
     await Promise.all(
       this.admins.map(async admin => {
         admin.channel.close();
-        await admin.child.stop('SIGTERM', 5_000);
+        // A profiled admin must exit on its own to write its profile, loaded or not.
+        await admin.child.stop('SIGTERM', process.env['BENCH_CPU_PROFILE_DIR'] ? 60_000 : 5_000);
       }),
     );
     if (this.db && process.env.BENCH_KEEP_DATABASES === '1') {
