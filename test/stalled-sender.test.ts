@@ -36,6 +36,25 @@ describe('a fire whose admin stopped while sending it', () => {
     await database?.drop();
   });
 
+  /** A scheduled fire's log, as a claim records it (the caller names its claimer). */
+  async function insertFire(jobId: string, groupId: string, scheduledAt: Date): Promise<string> {
+    const [log] = await insertLogs(db, [
+      {
+        jobId,
+        groupId,
+        triggerType: 'SCHEDULE',
+        handler: 'echo',
+        param: '',
+        shardIndex: 0,
+        shardTotal: 1,
+        retryOfLogId: null,
+        scheduledAt,
+        triggeredAt: scheduledAt,
+      },
+    ]);
+    return log!.id;
+  }
+
   function connect(token: string, instanceName: string, appName = 'stalled'): RawExecutor {
     const raw = new RawExecutor(admin.address, token);
     raws.push(raw);
@@ -59,21 +78,7 @@ describe('a fire whose admin stopped while sending it', () => {
     await sql`insert into admin_instance (id, grpc_address, expires_at)
               values ('stalled-admin', '127.0.0.1:1', now() - interval '1 minute')`.execute(db);
     const scheduledAt = new Date(Date.now() - 30_000);
-    const [log] = await insertLogs(db, [
-      {
-        jobId,
-        groupId,
-        triggerType: 'SCHEDULE',
-        handler: 'echo',
-        param: '',
-        shardIndex: 0,
-        shardTotal: 1,
-        retryOfLogId: null,
-        scheduledAt,
-        triggeredAt: scheduledAt,
-      },
-    ]);
-    const logId = log!.id;
+    const logId = await insertFire(jobId, groupId, scheduledAt);
     await sql`update trigger_log set claimed_by = 'stalled-admin' where id = ${logId}`.execute(db);
     const mark = {
       logId,
@@ -151,21 +156,7 @@ describe('a fire whose admin stopped while sending it', () => {
                      ('lapsed-2', '127.0.0.1:1', now() - interval '1 minute')`.execute(db);
     // Far enough ahead for both take-overs to happen before its time.
     const scheduledAt = new Date(Date.now() + 6_000);
-    const [log] = await insertLogs(db, [
-      {
-        jobId,
-        groupId,
-        triggerType: 'SCHEDULE',
-        handler: 'echo',
-        param: '',
-        shardIndex: 0,
-        shardTotal: 1,
-        retryOfLogId: null,
-        scheduledAt,
-        triggeredAt: scheduledAt,
-      },
-    ]);
-    const logId = log!.id;
+    const logId = await insertFire(jobId, groupId, scheduledAt);
     const claimedBy = async () =>
       (
         await sql<{

@@ -84,15 +84,14 @@ export interface PreparedFire {
   mark: NonNullable<FireToTake['mark']>;
 }
 
-/** Route strategies decided from the executors' list alone, to one executor. */
-const ROUTED_AHEAD: ReadonlySet<RouteStrategyValue> = new Set<RouteStrategyValue>([
-  'FIRST',
-  'LAST',
-  'ROUND',
-  'RANDOM',
-  'CONSISTENT_HASH',
-  'LEAST_FREQUENTLY_USED',
-  'LEAST_RECENTLY_USED',
+/**
+ * Route strategies decided only at the send: FAILOVER and BUSYOVER ask the executors
+ * (their answer is only good then), a broadcast records rows of its own.
+ */
+const ROUTED_AT_SEND: ReadonlySet<RouteStrategyValue> = new Set<RouteStrategyValue>([
+  'FAILOVER',
+  'BUSYOVER',
+  'SHARDING_BROADCAST',
 ]);
 
 const GROUP_CACHE_MS = 1_000;
@@ -262,7 +261,7 @@ export class Dispatcher {
    * is routed again at its time, and fails then if it still must).
    */
   async prepareFire(job: Job, fire: ClaimedFire): Promise<PreparedFire | undefined> {
-    if (!ROUTED_AHEAD.has(job.routeStrategy)) return undefined;
+    if (ROUTED_AT_SEND.has(job.routeStrategy)) return undefined;
     let decision: { targets: RouteTarget[]; trace: string } | { failure: string };
     try {
       decision = await this.#route(job, undefined);
