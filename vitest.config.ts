@@ -1,9 +1,12 @@
 import { defineConfig } from 'vitest/config';
+import { SOURCE_CONDITIONS } from './test/support/source-conditions.js';
 import { TEST_CEILING_MS } from './test/support/ceiling.js';
 
 export default defineConfig({
+  resolve: { conditions: SOURCE_CONDITIONS },
+  ssr: { resolve: { conditions: SOURCE_CONDITIONS } },
   test: {
-    include: ['test/**/*.test.ts', 'executor-sdk/test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'executor-sdk/test/**/*.test.ts', 'proto/test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     setupFiles: ['test/support/kill-leftovers.ts'],
     // Waits carry their own ceilings (test/support/ceiling.ts); these only catch a hang

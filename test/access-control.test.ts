@@ -7,8 +7,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminApp } from '../admin/src/app.js';
 import { loadConfig } from '../admin/src/config.js';
-import { UserRole } from '../admin/src/gen/jobstream/v1/admin.js';
-import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import { UserRole } from '@jobstream/proto/admin';
+import { RunOutcome } from '@jobstream/proto/types';
 import { createLogger } from '../admin/src/logger.js';
 import {
   adminClient,
@@ -730,6 +730,7 @@ describe('the first admin account', () => {
     const child = spawn(
       process.execPath,
       [
+        '--conditions=jobstream-source',
         '--import',
         'tsx',
         'admin/src/cli.ts',
@@ -759,7 +760,17 @@ describe('the first admin account', () => {
 
     const refused = spawn(
       process.execPath,
-      ['--import', 'tsx', 'admin/src/cli.ts', 'create-user', '--username', 'weak', '--role', 'viewer'],
+      [
+        '--conditions=jobstream-source',
+        '--import',
+        'tsx',
+        'admin/src/cli.ts',
+        'create-user',
+        '--username',
+        'weak',
+        '--role',
+        'viewer',
+      ],
       { env: { ...process.env, DATABASE_URL: database.url }, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     let refusal = '';

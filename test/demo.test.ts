@@ -2,7 +2,7 @@ import { chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
+import { LogStatus } from '@jobstream/proto/admin';
 import { adminClient, waitFor } from './support/admin.js';
 import { tempDir } from './support/fixtures.js';
 import { ChildTs } from './support/processes.js';

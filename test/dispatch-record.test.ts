@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DispatchOutcome } from '../admin/src/gen/jobstream/v1/admin.js';
-import { RejectReason } from '../admin/src/gen/jobstream/v1/executor.js';
-import { ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { DispatchOutcome } from '@jobstream/proto/admin';
+import { RejectReason } from '@jobstream/proto/executor';
+import { ScheduleType } from '@jobstream/proto/types';
 import { startTestAdmin, waitFor, type TestAdmin } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';

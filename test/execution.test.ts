@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Executor } from '../executor-sdk/src/index.js';
-import type { Log } from '../admin/src/gen/jobstream/v1/admin.js';
-import { DispatchOutcome, LogStatus, TriggerType } from '../admin/src/gen/jobstream/v1/admin.js';
-import { BlockStrategy, RouteStrategy, RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import type { Log } from '@jobstream/proto/admin';
+import { DispatchOutcome, LogStatus, TriggerType } from '@jobstream/proto/admin';
+import { BlockStrategy, RouteStrategy, RunOutcome } from '@jobstream/proto/types';
 import {
   finishedLog as finishedLogOf,
   startTestAdmin,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../admin/src/db/embedded-postgres.js';
-import { RouteStrategy, ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { RouteStrategy, ScheduleType } from '@jobstream/proto/types';
 import { adminClient, TEST_ADMIN_TOKEN, waitFor, type AdminClient } from './support/admin.js';
 import { EVENT_CEILING_MS } from './support/ceiling.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';

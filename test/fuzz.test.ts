@@ -13,20 +13,20 @@ import {
   LogStatus,
   TriggerStatus,
   UserRole,
-} from '../admin/src/gen/jobstream/v1/admin.js';
+} from '@jobstream/proto/admin';
 import {
   AdminMessage,
   ExecutorMessage,
   ExecutorServiceDefinition,
   RejectReason,
-} from '../admin/src/gen/jobstream/v1/executor.js';
+} from '@jobstream/proto/executor';
 import {
   BlockStrategy,
   MisfireStrategy,
   RouteStrategy,
   RunOutcome,
   ScheduleType,
-} from '../admin/src/gen/jobstream/v1/types.js';
+} from '@jobstream/proto/types';
 import { adminClient, TEST_ADMIN_TOKEN, waitFor, type AdminClient } from './support/admin.js';
 import { EVENT_CEILING_MS, TEST_CEILING_MS } from './support/ceiling.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';

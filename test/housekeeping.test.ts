@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Executor } from '../executor-sdk/src/index.js';
 import type { Db } from '../admin/src/db/database.js';
 import { readReport, refreshReport } from '../admin/src/db/reports.repository.js';
-import { ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { ScheduleType } from '@jobstream/proto/types';
 import { addDays } from '../admin/src/housekeeping/days.js';
 import { Housekeeper } from '../admin/src/housekeeping/housekeeper.js';
 import { createLogger } from '../admin/src/logger.js';

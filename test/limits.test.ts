@@ -2,14 +2,9 @@ import * as grpc from '@grpc/grpc-js';
 import { ClientError, ServerError, Status, type CallContext } from 'nice-grpc';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminConfig } from '../admin/src/config.js';
-import {
-  LogStatus,
-  type AddressType,
-  type JobSpec,
-  type TriggerStatus,
-} from '../admin/src/gen/jobstream/v1/admin.js';
-import { AdminMessage, ExecutorMessage, RejectReason } from '../admin/src/gen/jobstream/v1/executor.js';
-import { RunOutcome, ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { LogStatus, type AddressType, type JobSpec, type TriggerStatus } from '@jobstream/proto/admin';
+import { AdminMessage, ExecutorMessage, RejectReason } from '@jobstream/proto/executor';
+import { RunOutcome, ScheduleType } from '@jobstream/proto/types';
 import { ConnectLimits, peerHost } from '../admin/src/grpc/connect-limits.js';
 import { errorBoundary } from '../admin/src/grpc/error-boundary.js';
 import { createLogger } from '../admin/src/logger.js';

@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Log } from '../admin/src/gen/jobstream/v1/admin.js';
-import { AlarmStatus, DispatchOutcome, TriggerType } from '../admin/src/gen/jobstream/v1/admin.js';
-import { RouteStrategy, RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import type { Log } from '@jobstream/proto/admin';
+import { AlarmStatus, DispatchOutcome, TriggerType } from '@jobstream/proto/admin';
+import { RouteStrategy, RunOutcome } from '@jobstream/proto/types';
 import { startTestAdmin, waitFor, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob, tempDir } from './support/fixtures.js';

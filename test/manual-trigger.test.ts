@@ -1,9 +1,9 @@
 import { Status } from 'nice-grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Executor } from '../executor-sdk/src/index.js';
-import type { Log } from '../admin/src/gen/jobstream/v1/admin.js';
-import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
-import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import type { Log } from '@jobstream/proto/admin';
+import { DispatchOutcome, LogStatus } from '@jobstream/proto/admin';
+import { RunOutcome } from '@jobstream/proto/types';
 import {
   finishedLog as finishedLogOf,
   startTestAdmin,

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
-import type { RunRequest } from '../admin/src/gen/jobstream/v1/executor.js';
-import { RunOutcome, ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { LogStatus } from '@jobstream/proto/admin';
+import type { RunRequest } from '@jobstream/proto/executor';
+import { RunOutcome, ScheduleType } from '@jobstream/proto/types';
 import { startTestAdmin, TEST_ADMIN_TOKEN, waitFor, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminServiceDefinition } from '../admin/src/gen/jobstream/v1/admin.js';
-import { ExecutorServiceDefinition } from '../admin/src/gen/jobstream/v1/executor.js';
+import { AdminServiceDefinition } from '@jobstream/proto/admin';
+import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
 import { startTestAdmin, TEST_ADMIN_TOKEN, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import {

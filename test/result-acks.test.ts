@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import { RunOutcome } from '@jobstream/proto/types';
 import { startTestAdmin, waitFor, type TestAdmin } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';

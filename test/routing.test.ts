@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Executor } from '../executor-sdk/src/index.js';
-import { DispatchOutcome, LogStatus, type Log } from '../admin/src/gen/jobstream/v1/admin.js';
-import { RouteStrategy } from '../admin/src/gen/jobstream/v1/types.js';
+import { DispatchOutcome, LogStatus, type Log } from '@jobstream/proto/admin';
+import { RouteStrategy } from '@jobstream/proto/types';
 import {
   finishedLog as finishedLogOf,
   startTestAdmin,

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
-import type { RunRequest } from '../admin/src/gen/jobstream/v1/executor.js';
-import { RunOutcome, ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { DispatchOutcome, LogStatus } from '@jobstream/proto/admin';
+import type { RunRequest } from '@jobstream/proto/executor';
+import { RunOutcome, ScheduleType } from '@jobstream/proto/types';
 import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';

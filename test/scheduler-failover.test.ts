@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MisfireStrategy, ScheduleType } from '../admin/src/gen/jobstream/v1/types.js';
+import { MisfireStrategy, ScheduleType } from '@jobstream/proto/types';
 import { adminClient, TEST_ADMIN_TOKEN, waitFor } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob, tempDir } from './support/fixtures.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DispatchOutcome, LogStatus } from '../admin/src/gen/jobstream/v1/admin.js';
-import { RunOutcome } from '../admin/src/gen/jobstream/v1/types.js';
+import { DispatchOutcome, LogStatus } from '@jobstream/proto/admin';
+import { RunOutcome } from '@jobstream/proto/types';
 import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';

@@ -1,9 +1,9 @@
 import { Status } from 'nice-grpc';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DispatchOutcome, UserRole } from '../admin/src/gen/jobstream/v1/admin.js';
-import type { RunRequest } from '../admin/src/gen/jobstream/v1/executor.js';
-import { RouteStrategy } from '../admin/src/gen/jobstream/v1/types.js';
+import { DispatchOutcome, UserRole } from '@jobstream/proto/admin';
+import type { RunRequest } from '@jobstream/proto/executor';
+import { RouteStrategy } from '@jobstream/proto/types';
 import { adminClient, startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';

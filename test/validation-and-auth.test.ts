@@ -1,7 +1,7 @@
 import { Status } from 'nice-grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../executor-sdk/src/index.js';
-import type { JobSpec } from '../admin/src/gen/jobstream/v1/admin.js';
+import type { JobSpec } from '@jobstream/proto/admin';
 import { adminClient, startTestAdmin, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob, jobSpec, tempDir } from './support/fixtures.js';

@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Runs the admin from its TypeScript sources (tsx compiles on load), so the admin
-// needs no build step on Node 20; Node 22.6+ could strip types natively instead.
-import { register } from 'tsx/esm/api';
+// Runs the built admin (npm run build). In a checkout, `npm start` and the tests run the
+// TypeScript sources through tsx instead; tsx is a development dependency only.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli.ts');
+const cli = new URL('../dist/admin/src/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  console.error('jobstream-admin: the admin is not built; run `npm run build` first');
+  process.exit(1);
+}
+await import(cli.href);

@@ -126,8 +126,17 @@ export function spawnDemoExecutor(options: {
   accessToken: string;
   dataDir: string;
 }): ChildProcess {
-  const script = fileURLToPath(new URL('../../executor-sdk/examples/demo-executor.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  // The demo executor is the SDK's example, run from a jobstream checkout: from the sources
+  // (admin/src) or from the build (admin/dist/admin/src).
+  const candidates = [
+    '../../executor-sdk/examples/demo-executor.ts',
+    '../../../../executor-sdk/examples/demo-executor.ts',
+  ].map(relative => fileURLToPath(new URL(relative, import.meta.url)));
+  const script = candidates.find(candidate => existsSync(candidate));
+  if (script === undefined) {
+    throw new Error(`the demo needs a jobstream checkout; no demo executor at ${candidates.join(' or ')}`);
+  }
+  const child = spawn(process.execPath, ['--conditions=jobstream-source', '--import', 'tsx', script], {
     env: {
       ...process.env,
       JOBSTREAM_ADMIN_ADDRESSES: options.adminAddress,

@@ -52,7 +52,14 @@ export class Child {
     this.#log.on('error', () => undefined);
     this.process = spawn(
       process.execPath,
-      [...profilerArgs(), '--import', 'tsx', options.script, ...(options.args ?? [])],
+      [
+        ...profilerArgs(),
+        '--conditions=jobstream-source',
+        '--import',
+        'tsx',
+        options.script,
+        ...(options.args ?? []),
+      ],
       {
         cwd: repoRoot,
         env: { ...process.env, ...options.env },

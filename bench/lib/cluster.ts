@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createChannel, createClient, Metadata, type Channel, type Client } from 'nice-grpc';
-import { AdminServiceDefinition } from '../../admin/src/gen/jobstream/v1/admin.js';
+import { AdminServiceDefinition } from '@jobstream/proto/admin';
 import { Child } from './children.js';
 import { createBenchDatabase, type BenchDatabase, type DatabaseServer } from './postgres.js';
 import { sampleProcess, type ProcSample } from './stats.js';

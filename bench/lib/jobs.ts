@@ -1,10 +1,5 @@
 import type { Cluster } from './cluster.js';
-import {
-  BlockStrategy,
-  MisfireStrategy,
-  RouteStrategy,
-  ScheduleType,
-} from '../../admin/src/gen/jobstream/v1/types.js';
+import { BlockStrategy, MisfireStrategy, RouteStrategy, ScheduleType } from '@jobstream/proto/types';
 import { mapLimit, progress, withTimeout } from './util.js';
 
 /** The handler every bench job runs (registered by bench/executor-process.ts). */

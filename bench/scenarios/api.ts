@@ -1,4 +1,4 @@
-import { BlockStrategy, RouteStrategy, ScheduleType } from '../../admin/src/gen/jobstream/v1/types.js';
+import { BlockStrategy, RouteStrategy, ScheduleType } from '@jobstream/proto/types';
 import { metricsBetween, parseAdminMetrics } from '../lib/analysis.js';
 import { Cluster } from '../lib/cluster.js';
 import { throwIfAborted, type BenchContext } from '../lib/context.js';

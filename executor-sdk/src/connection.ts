@@ -1,10 +1,10 @@
 import { ChannelCredentials, ClientError, Metadata, Status, createChannel, createClient } from 'nice-grpc';
 import type { ChannelOptions } from 'nice-grpc';
-import { fullJitterDelay, sleep } from './backoff.js';
-import { ExecutorServiceDefinition } from './gen/jobstream/v1/executor.js';
-import type { AdminMessage, Beat, ExecutorMessage, Register, Welcome } from './gen/jobstream/v1/executor.js';
+import { fullJitterDelay } from './backoff.js';
+import { BoundedQueue, QueueClosedError, sleep } from '@jobstream/proto/concurrency';
+import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
+import type { AdminMessage, Beat, ExecutorMessage, Register, Welcome } from '@jobstream/proto/executor';
 import type { Logger } from './logger.js';
-import { OutboundQueue } from './outbound-queue.js';
 
 /**
  * How long a closing stream may take to flush and be ended by the admin after the
@@ -77,7 +77,7 @@ export interface ConnectionHandlers {
 /** One Connect stream: its outgoing queue and how it ends. */
 export class StreamSession {
   readonly address: string;
-  readonly outbound: OutboundQueue<ExecutorMessage>;
+  readonly outbound: BoundedQueue<ExecutorMessage>;
   sessionId = '';
   welcomed = false;
   /** Admin clock minus local clock, measured at Welcome. */
@@ -93,7 +93,7 @@ export class StreamSession {
 
   constructor(address: string, queueCapacity: number) {
     this.address = address;
-    this.outbound = new OutboundQueue<ExecutorMessage>(queueCapacity);
+    this.outbound = new BoundedQueue<ExecutorMessage>(queueCapacity);
   }
 
   /** Cancels the gRPC call when aborted. */
@@ -113,7 +113,13 @@ export class StreamSession {
 
   /** Resolves false when the stream is closing and the message was dropped. */
   send(message: ExecutorMessage): Promise<boolean> {
-    return this.outbound.push(message);
+    return this.outbound.push(message).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof QueueClosedError) return false;
+        throw error;
+      },
+    );
   }
 
   offerBeat(beat: Beat): boolean {
@@ -127,7 +133,7 @@ export class StreamSession {
   close(): void {
     if (this.#closeRequested || this.#closed.signal.aborted) return;
     this.#closeRequested = true;
-    this.outbound.close({ drain: true });
+    this.outbound.close();
     this.#closeTimer = setTimeout(() => this.#call.abort(), STREAM_CLOSE_TIMEOUT_MS);
   }
 
@@ -139,7 +145,7 @@ export class StreamSession {
   /** @internal Called once the call is over. */
   dispose(): void {
     clearTimeout(this.#closeTimer);
-    this.outbound.close();
+    this.outbound.close({ discardQueued: true });
     this.#call.abort();
     this.#closed.abort();
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Connection, ExecutorStoppedError } from './connection.js';
 import type { StreamSession } from './connection.js';
 import { EventLoopLagMonitor } from './event-loop-lag.js';
-import { RejectReason } from './gen/jobstream/v1/executor.js';
+import { RejectReason } from '@jobstream/proto/executor';
 import type {
   AdminMessage,
   Beat,
@@ -14,17 +14,17 @@ import type {
   RunRequest,
   RunResult,
   Welcome,
-} from './gen/jobstream/v1/executor.js';
+} from '@jobstream/proto/executor';
 import type { Handler, HandlerHooks } from './handler.js';
 import { HandlerRegistry } from './handler-registry.js';
 import type { Logger } from './logger.js';
 import type { ExecutorOptions, ResolvedOptions } from './options.js';
 import { resolveOptions } from './options.js';
-import { durationToMs } from './proto-time.js';
+import { PROTOCOL_VERSION, positiveDurationMs } from '@jobstream/proto';
 import { ResultSpool } from './result-spool.js';
 import { RunLogStore } from './run-log.js';
 import { RunScheduler } from './run-scheduler.js';
-import { PROTOCOL_VERSION, SDK_NAME, SDK_VERSION } from './version.js';
+import { SDK_NAME, SDK_VERSION } from './version.js';
 
 /**
  * - `idle`: constructed; handlers can be registered.
@@ -262,7 +262,7 @@ export class Executor {
 
   #onWelcome(session: StreamSession, welcome: Welcome): void {
     if (this.#state === 'starting') this.#state = 'running';
-    const requested = durationToMs(welcome.beatInterval);
+    const requested = positiveDurationMs(welcome.beatInterval);
     const intervalMs = requested > 0 ? Math.max(requested, MIN_BEAT_INTERVAL_MS) : DEFAULT_BEAT_INTERVAL_MS;
     // Off by at most the time Welcome took to arrive, which is well under any request deadline.
     session.adminClockOffsetMs = welcome.serverTime ? welcome.serverTime.getTime() - Date.now() : 0;

@@ -15,4 +15,5 @@ export { createJsonLogger, silentLogger } from './logger.js';
 export type { LogLevel, Logger } from './logger.js';
 export { ExecutorConnectError, ExecutorStoppedError } from './connection.js';
 export { MAX_LOG_READ_BYTES, MAX_LOG_READ_LINES } from './run-log.js';
-export { PROTOCOL_VERSION, SDK_NAME, SDK_VERSION } from './version.js';
+export { SDK_NAME, SDK_VERSION } from './version.js';
+export { PROTOCOL_VERSION } from '@jobstream/proto';

@@ -4,6 +4,7 @@ import { createSecureContext } from 'node:tls';
 import { ChannelCredentials, type ChannelOptions } from 'nice-grpc';
 import type { Logger } from './logger.js';
 import { createJsonLogger } from './logger.js';
+import { APP_NAME_PATTERN, APP_NAME_RULE, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE } from '@jobstream/proto';
 
 export interface ExecutorOptions {
   /**
@@ -114,7 +115,6 @@ export const KEEPALIVE_CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.keepalive_permit_without_calls': 1,
 };
 
-const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const ADDRESS_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
 const KNOWN_KEYS = new Set<string>([
   'adminAddresses',
@@ -157,8 +157,8 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
   const addresses = parseAddresses(raw.adminAddresses, problems);
 
   const appName = raw.appName;
-  if (typeof appName !== 'string' || !/^\S{1,128}$/.test(appName)) {
-    problems.push('appName must be a non-empty string without whitespace, at most 128 characters');
+  if (typeof appName !== 'string' || !APP_NAME_PATTERN.test(appName)) {
+    problems.push(`appName must be ${APP_NAME_RULE}`);
   }
   const accessToken = raw.accessToken;
   const mayPresentCertificate =
@@ -176,7 +176,7 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
   let instanceName = defaultInstanceName();
   if (raw.instanceName !== undefined) {
     if (typeof raw.instanceName !== 'string' || !INSTANCE_NAME_PATTERN.test(raw.instanceName)) {
-      problems.push("instanceName must be 1-128 characters of letters, digits, '.', '_', ':', '-'");
+      problems.push(`instanceName must be ${INSTANCE_NAME_RULE}`);
     } else {
       instanceName = raw.instanceName;
     }

@@ -1,10 +1,10 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { RunRef, RunResult } from './gen/jobstream/v1/executor.js';
-import { RunOutcome } from './gen/jobstream/v1/types.js';
+import type { RunRef, RunResult } from '@jobstream/proto/executor';
+import { RunOutcome } from '@jobstream/proto/types';
 import type { Logger } from './logger.js';
-import { refKey, runKey } from './run-ref.js';
+import { runKey } from '@jobstream/proto';
 
 export const SPOOL_FILE_NAME = 'results.spool.jsonl';
 
@@ -142,8 +142,8 @@ export class ResultSpool {
   ack(refs: readonly RunRef[]): Promise<number> {
     const removed: RunRef[] = [];
     for (const ref of refs) {
-      if (this.#entries.delete(refKey(ref))) removed.push(ref);
-      this.#recentlyAcked.add(refKey(ref));
+      if (this.#entries.delete(runKey(ref.logId, ref.attempt))) removed.push(ref);
+      this.#recentlyAcked.add(runKey(ref.logId, ref.attempt));
     }
     for (const key of this.#recentlyAcked) {
       if (this.#recentlyAcked.size <= RECENTLY_ACKED_LIMIT) break;

@@ -1,15 +1,14 @@
 import { format } from 'node:util';
-import type { RunRef, RunRequest, RunResult } from './gen/jobstream/v1/executor.js';
-import { RejectReason } from './gen/jobstream/v1/executor.js';
-import { BlockStrategy, GlueType, RunOutcome } from './gen/jobstream/v1/types.js';
+import type { RunRef, RunRequest, RunResult } from '@jobstream/proto/executor';
+import { RejectReason } from '@jobstream/proto/executor';
+import { BlockStrategy, GlueType, RunOutcome } from '@jobstream/proto/types';
 import type { CancelReason, HandlerContext, HandlerResult } from './handler.js';
 import { RunAbortedError } from './handler.js';
 import type { HandlerRegistry } from './handler-registry.js';
 import type { Logger } from './logger.js';
-import { durationToMs } from './proto-time.js';
+import { positiveDurationMs, runKey } from '@jobstream/proto';
 import type { RunLogStore, RunLogWriter } from './run-log.js';
-import { runKey } from './run-ref.js';
-import { sleep } from './backoff.js';
+import { sleep } from '@jobstream/proto/concurrency';
 
 /**
  * A handler still running this long after its signal aborted is reported as ignoring it:
@@ -234,7 +233,7 @@ export class RunScheduler {
     const run: Run = {
       key: runKey(request.logId, request.attempt),
       request,
-      timeoutMs: durationToMs(request.timeout),
+      timeoutMs: positiveDurationMs(request.timeout),
       controller: new AbortController(),
       state: 'queued',
       released: false,

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Status } from 'nice-grpc';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
-import { RunOutcome } from '../src/gen/jobstream/v1/types.js';
+import { RejectReason } from '@jobstream/proto/executor';
+import { RunOutcome } from '@jobstream/proto/types';
 import { ExecutorConnectError, SDK_NAME, SDK_VERSION } from '../src/index.js';
 import { Harness, gate } from './support/harness.js';
 

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promi
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LogChunk } from '../src/gen/jobstream/v1/executor.js';
-import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
+import type { LogChunk } from '@jobstream/proto/executor';
+import { RejectReason } from '@jobstream/proto/executor';
 import { silentLogger } from '../src/index.js';
 import { MAX_LOG_READ_LINES, RunLogStore } from '../src/run-log.js';
 import { EVENT_CEILING_MS } from '../../test/support/ceiling.js';

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
-import { BlockStrategy, GlueType, RunOutcome } from '../src/gen/jobstream/v1/types.js';
+import { RejectReason } from '@jobstream/proto/executor';
+import { BlockStrategy, GlueType, RunOutcome } from '@jobstream/proto/types';
 import type { Executor, HandlerContext } from '../src/index.js';
 import { RunAbortedError } from '../src/index.js';
 import { EVENT_CEILING_MS } from '../../test/support/ceiling.js';

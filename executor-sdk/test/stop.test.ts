@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RejectReason } from '../src/gen/jobstream/v1/executor.js';
-import { RunOutcome } from '../src/gen/jobstream/v1/types.js';
+import { RejectReason } from '@jobstream/proto/executor';
+import { RunOutcome } from '@jobstream/proto/types';
 import type { HandlerContext } from '../src/index.js';
 import { ExecutorStoppedError } from '../src/index.js';
 import { EVENT_CEILING_MS } from '../../test/support/ceiling.js';

@@ -3,63 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fullJitterDelay } from '../src/backoff.js';
-import type { RunResult } from '../src/gen/jobstream/v1/executor.js';
-import { RunOutcome } from '../src/gen/jobstream/v1/types.js';
+import type { RunResult } from '@jobstream/proto/executor';
+import { RunOutcome } from '@jobstream/proto/types';
 import { Executor, SDK_VERSION, createJsonLogger, defaultInstanceName, silentLogger } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
-import { OutboundQueue } from '../src/outbound-queue.js';
 import { ResultSpool, SPOOL_FILE_NAME } from '../src/result-spool.js';
-
-describe('OutboundQueue', () => {
-  it('bounds queued messages: push waits for room', async () => {
-    const q = new OutboundQueue<number>(2);
-    const it = q[Symbol.asyncIterator]();
-    expect(await q.push(1)).toBe(true);
-    expect(await q.push(2)).toBe(true);
-    let third = false;
-    const pushing = q.push(3).then(ok => (third = ok));
-    await Promise.resolve();
-    expect(third).toBe(false);
-    expect(q.size).toBe(2);
-    expect(await it.next()).toEqual({ done: false, value: 1 });
-    await pushing;
-    expect(third).toBe(true);
-    expect(await it.next()).toEqual({ done: false, value: 2 });
-    expect(await it.next()).toEqual({ done: false, value: 3 });
-  });
-
-  it('coalesces "latest" messages and sends them first', async () => {
-    const q = new OutboundQueue<string>(4);
-    const it = q[Symbol.asyncIterator]();
-    await q.push('reply');
-    q.offerLatest('beat 1');
-    q.offerLatest('beat 2');
-    expect(q.size).toBe(2);
-    expect((await it.next()).value).toBe('beat 2');
-    expect((await it.next()).value).toBe('reply');
-    const waiting = it.next();
-    q.offerLatest('beat 3');
-    expect((await waiting).value).toBe('beat 3');
-  });
-
-  it('drains on a graceful close, drops on a hard close, and refuses pushes after either', async () => {
-    const graceful = new OutboundQueue<number>(4);
-    const g = graceful[Symbol.asyncIterator]();
-    await graceful.push(1);
-    graceful.close({ drain: true });
-    expect(await graceful.push(2)).toBe(false);
-    expect(await g.next()).toEqual({ done: false, value: 1 });
-    expect((await g.next()).done).toBe(true);
-
-    const hard = new OutboundQueue<number>(1);
-    const h = hard[Symbol.asyncIterator]();
-    await hard.push(1);
-    const blocked = hard.push(2);
-    hard.close();
-    expect(await blocked).toBe(false);
-    expect((await h.next()).done).toBe(true);
-  });
-});
 
 describe('ResultSpool', () => {
   let dir: string;

@@ -69,11 +69,15 @@ export class SoakProcess {
   /** Starts a new life; resolves true once it printed its ready line (false if it died first). */
   start(): Promise<boolean> {
     if (this.running) return this.#readyNow;
-    const child = spawn(process.execPath, ['--import', 'tsx', this.#script], {
-      cwd: repoRoot,
-      env: { ...process.env, ...this.#env() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=jobstream-source', '--import', 'tsx', this.#script],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, ...this.#env() },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.#child = child;
     this.#expectExit = false;
     this.stopped = false;

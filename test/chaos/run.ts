@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
-import { ScheduleType } from '../../admin/src/gen/jobstream/v1/types.js';
+import { ScheduleType } from '@jobstream/proto/types';
 import { createDatabase } from '../../admin/src/db/database.js';
 import { migrateToLatest } from '../../admin/src/db/migrate.js';
 import { checkSoak, INVARIANTS, type CheckedJob, type LogRow, type Violation } from './check.js';

@@ -1,12 +1,12 @@
 import { createChannel, createClient, Metadata, type Channel, type Client } from 'nice-grpc';
-import { AdminServiceDefinition, type JobSpec } from '../../admin/src/gen/jobstream/v1/admin.js';
+import { AdminServiceDefinition, type JobSpec } from '@jobstream/proto/admin';
 import {
   BlockStrategy,
   GlueType,
   MisfireStrategy,
   RouteStrategy,
   ScheduleType,
-} from '../../admin/src/gen/jobstream/v1/types.js';
+} from '@jobstream/proto/types';
 import type { ChaosParam } from './record.js';
 
 export type AdminClient = Client<typeof AdminServiceDefinition>;

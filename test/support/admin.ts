@@ -8,7 +8,7 @@ import {
 } from 'nice-grpc';
 import { AdminApp } from '../../admin/src/app.js';
 import { loadConfig, type AdminConfig } from '../../admin/src/config.js';
-import { AdminServiceDefinition, LogStatus, type Log } from '../../admin/src/gen/jobstream/v1/admin.js';
+import { AdminServiceDefinition, LogStatus, type Log } from '@jobstream/proto/admin';
 import { peerChannelCredentials } from '../../admin/src/grpc/tls.js';
 import { createLogger } from '../../admin/src/logger.js';
 import { EVENT_CEILING_MS } from './ceiling.js';

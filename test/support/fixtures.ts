@@ -1,8 +1,8 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { JobSpec } from '../../admin/src/gen/jobstream/v1/admin.js';
-import { BlockStrategy, RouteStrategy, ScheduleType } from '../../admin/src/gen/jobstream/v1/types.js';
+import type { JobSpec } from '@jobstream/proto/admin';
+import { BlockStrategy, RouteStrategy, ScheduleType } from '@jobstream/proto/types';
 import { Executor } from '../../executor-sdk/src/index.js';
 import { registerFixtureHandlers } from '../fixtures/handlers.js';
 import type { AdminClient } from './admin.js';

@@ -33,17 +33,21 @@ export class ChildTs {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(script: string, args: readonly string[], env: Record<string, string>) {
-    this.process = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        ...env,
-        ...(process.env[TEST_RUN_ID_VARIABLE]
-          ? { [CHILD_MARK_VARIABLE]: process.env[TEST_RUN_ID_VARIABLE] }
-          : {}),
+    this.process = spawn(
+      process.execPath,
+      ['--conditions=jobstream-source', '--import', 'tsx', script, ...args],
+      {
+        cwd: repoRoot,
+        env: {
+          ...process.env,
+          ...env,
+          ...(process.env[TEST_RUN_ID_VARIABLE]
+            ? { [CHILD_MARK_VARIABLE]: process.env[TEST_RUN_ID_VARIABLE] }
+            : {}),
+        },
+        stdio: ['ignore', 'pipe', process.env.TEST_CHILD_STDERR === '1' ? 'inherit' : 'ignore'],
       },
-      stdio: ['ignore', 'pipe', process.env.TEST_CHILD_STDERR === '1' ? 'inherit' : 'ignore'],
-    });
+    );
     createInterface({ input: this.process.stdout! }).on('line', line => {
       this.lines.push(line);
       for (const wake of this.#waiters) wake();

@@ -4,8 +4,8 @@ import {
   type AdminMessage,
   type ExecutorMessage,
   type Register,
-} from '../../admin/src/gen/jobstream/v1/executor.js';
-import { BoundedQueue } from '../../admin/src/util/bounded-queue.js';
+} from '@jobstream/proto/executor';
+import { BoundedQueue } from '@jobstream/proto/concurrency';
 import { EVENT_CEILING_MS } from './ceiling.js';
 
 type AdminKind = NonNullable<AdminMessage['kind']>;
@@ -28,7 +28,7 @@ export class RawExecutor {
   constructor(address: string, token: string) {
     this.#channel = createChannel(address);
     const client = createClient(ExecutorServiceDefinition, this.#channel);
-    const responses = client.connect(this.#outbound.drain(), {
+    const responses = client.connect(this.#outbound, {
       metadata: Metadata({ authorization: `Bearer ${token}` }),
       signal: this.#abort.signal,
     });

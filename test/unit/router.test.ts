@@ -3,7 +3,7 @@ import { Router, type RouteDecision, type RouterOptions } from '../../admin/src/
 import type { RouteStrategy } from '../../admin/src/domain.js';
 import type { ExecutorHandle } from '../../admin/src/executors/executor-directory.js';
 import { ExecutorRequestError, type RequestBody } from '../../admin/src/executors/executor-session.js';
-import { RejectReason, type Reply } from '../../admin/src/gen/jobstream/v1/executor.js';
+import { RejectReason, type Reply } from '@jobstream/proto/executor';
 
 type Answer = (body: RequestBody, deadlineMs: number) => Promise<Reply>;
 

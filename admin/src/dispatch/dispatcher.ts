@@ -17,14 +17,14 @@ import {
 } from '../db/logs.repository.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { retryOnDeadlock } from '../db/retry.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@jobstream/proto/concurrency';
 import { scheduleFixDelayAfterRun, type ClaimedFire, type FireToTake } from '../db/scheduler.repository.js';
 import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
 import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
-import { rejectReasonToJSON, type Reply } from '../gen/jobstream/v1/executor.js';
+import { rejectReasonToJSON, type Reply } from '@jobstream/proto/executor';
 import { blockStrategies, glueTypes } from '../grpc/enums.js';
-import { durationFromMs } from '../grpc/time.js';
+import { durationFromMs } from '@jobstream/proto';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
 import type { RouteTarget, Router } from './router.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { RouteStrategy } from '../domain.js';
 import type { ExecutorHandle } from '../executors/executor-directory.js';
 import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
-import { rejectReasonToJSON, type Reply } from '../gen/jobstream/v1/executor.js';
+import { rejectReasonToJSON, type Reply } from '@jobstream/proto/executor';
 
 /** One run to dispatch: the executor and its shard position. */
 export interface RouteTarget {

@@ -13,8 +13,8 @@ import type { Db } from '../db/database.js';
 import { listPresence } from '../db/registry.repository.js';
 import { listLiveAdmins } from '../db/scheduler.repository.js';
 import type { ExecutorPresence } from '../domain.js';
-import type { Reply } from '../gen/jobstream/v1/executor.js';
-import { AdminPeerServiceDefinition } from '../gen/jobstream/v1/peer.js';
+import type { Reply } from '@jobstream/proto/executor';
+import { AdminPeerServiceDefinition } from '@jobstream/proto/peer';
 import {
   answerGraceMs,
   ExecutorRequestError,

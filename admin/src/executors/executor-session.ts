@@ -8,8 +8,9 @@ import type {
   Reply,
   RunRef,
   RunRequest,
-} from '../gen/jobstream/v1/executor.js';
-import { BoundedQueue } from '../util/bounded-queue.js';
+} from '@jobstream/proto/executor';
+import { runKey } from '@jobstream/proto';
+import { BoundedQueue } from '@jobstream/proto/concurrency';
 import { Semaphore } from '../util/semaphore.js';
 import { sanitizeReply } from './reply-limits.js';
 
@@ -157,7 +158,7 @@ export class ExecutorSession {
 
   /** The messages to write to the stream, in order; ends when the session closes. */
   async *outboundMessages(): AsyncGenerator<AdminMessage, void, undefined> {
-    for await (const { message, onWrite } of this.#outbound.drain()) {
+    for await (const { message, onWrite } of this.#outbound) {
       if (onWrite === undefined || onWrite()) yield message;
     }
   }
@@ -351,7 +352,3 @@ export class ExecutorSession {
 
 /** Runs acknowledged in one ResultAck at most: a few tens of kilobytes. */
 const MAX_ACKS_PER_MESSAGE = 1_000;
-
-function runKey(logId: string, attempt: number): string {
-  return `${logId}/${attempt}`;
-}

@@ -9,7 +9,7 @@ import {
 } from '../db/registry.repository.js';
 import type { ExecutorPresence } from '../domain.js';
 import type { Logger } from '../logger.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@jobstream/proto/concurrency';
 import type { ExecutorSession } from './executor-session.js';
 
 export interface PresenceTrackerOptions {

@@ -1,4 +1,4 @@
-import { RejectReason, type Reply } from '../gen/jobstream/v1/executor.js';
+import { RejectReason, type Reply } from '@jobstream/proto/executor';
 
 /** The most lines and bytes of line text one log chunk may carry (what the SDK sends at most). */
 export const MAX_LOG_CHUNK_LINES = 1000;

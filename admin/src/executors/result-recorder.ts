@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
 import { retryOnDeadlock } from '../db/retry.js';
 import { GroupCommit } from '../util/group-commit.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@jobstream/proto/concurrency';
 
 export interface ResultRecorderOptions {
   db: Db;

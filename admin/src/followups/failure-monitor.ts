@@ -11,7 +11,7 @@ import { findJobsByIds, scheduleFixDelayAfterRun } from '../db/scheduler.reposit
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type { ExecutorGroup, Job, TriggerLog } from '../domain.js';
 import type { Logger } from '../logger.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@jobstream/proto/concurrency';
 
 /** What the monitor needs from the alarm channels (admin/src/alarm). */
 export interface AlarmSender {

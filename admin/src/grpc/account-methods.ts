@@ -23,12 +23,12 @@ import {
   type UserChanges,
 } from '../db/users.repository.js';
 import type * as domain from '../domain.js';
-import type { AdminServiceImplementation } from '../gen/jobstream/v1/admin.js';
+import type { AdminServiceImplementation } from '@jobstream/proto/admin';
 import type { Logger } from '../logger.js';
 import { generateToken, hashToken } from './auth.js';
 import { userRoles } from './enums.js';
 import { apiTokenToProto, userToProto } from './mappers.js';
-import { durationToMs } from './time.js';
+import { durationToMs } from '@jobstream/proto';
 import { invalid, optionalId, requireEnum, requireId, requirePattern, requireText } from './validation.js';
 
 const MAX_API_TOKEN_TTL_MS = 10 * 366 * 24 * 3_600_000;

@@ -31,9 +31,9 @@ import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule
 import { DEFAULT_DASHBOARD_DAYS, loadDashboard, MAX_DASHBOARD_SPAN_DAYS } from '../housekeeping/dashboard.js';
 import { addDays, dayInZone, daysBetween, parseDay } from '../housekeeping/days.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
-import type * as adminPb from '../gen/jobstream/v1/admin.js';
-import type { AdminServiceImplementation } from '../gen/jobstream/v1/admin.js';
-import { RejectReason, rejectReasonToJSON } from '../gen/jobstream/v1/executor.js';
+import type * as adminPb from '@jobstream/proto/admin';
+import type { AdminServiceImplementation } from '@jobstream/proto/admin';
+import { RejectReason, rejectReasonToJSON } from '@jobstream/proto/executor';
 import { generateToken, hashToken } from './auth.js';
 import { createAccountMethods, type AccountMethodsOptions } from './account-methods.js';
 import {
@@ -47,7 +47,7 @@ import {
 } from '../auth/access.js';
 import { addressTypes, logStatuses, scheduleTypes, triggerStatuses } from './enums.js';
 import { checkJobReferences, parseJobSpec } from './job-spec.js';
-import { durationToMs } from './time.js';
+import { APP_NAME_PATTERN, APP_NAME_RULE, INSTANCE_NAME_PATTERN, durationToMs } from '@jobstream/proto';
 import { isInTimestampRange } from './request-sanity.js';
 import { executorToProto, groupToProto, jobSpecToProto, jobToProto, logToProto } from './mappers.js';
 import {
@@ -73,8 +73,6 @@ export interface AdminServiceOptions extends AccountMethodsOptions {
   requestDeadlineMs: number;
 }
 
-const APP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
-const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_EXPLICIT_EXECUTORS = 1_000;
 const MAX_MANUAL_ADDRESSES = 1_000;
 /** Runs one TriggerJobRuns call may ask for: one transaction's worth, well under the message limit. */
@@ -100,7 +98,7 @@ function requireExecutorInstances(names: readonly string[]): string[] {
     invalid('executor_instances', `lists more than ${MAX_EXPLICIT_EXECUTORS} instances`);
   }
   return names.map((name, index) =>
-    requirePattern(`executor_instances[${index}]`, name, INSTANCE_NAME, 'an executor instance name'),
+    requirePattern(`executor_instances[${index}]`, name, INSTANCE_NAME_PATTERN, 'an executor instance name'),
   );
 }
 
@@ -120,7 +118,12 @@ function parseGroupSpec(
   const addresses = [
     ...new Set(
       spec.addresses.map((name, index) =>
-        requirePattern(`${field}.addresses[${index}]`, name, INSTANCE_NAME, 'an executor instance name'),
+        requirePattern(
+          `${field}.addresses[${index}]`,
+          name,
+          INSTANCE_NAME_PATTERN,
+          'an executor instance name',
+        ),
       ),
     ),
   ];
@@ -131,12 +134,7 @@ function parseGroupSpec(
     invalid(`${field}.addresses`, 'must be empty for ADDRESS_TYPE_AUTO (executors register themselves)');
   }
   return {
-    appName: requirePattern(
-      `${field}.app_name`,
-      spec.appName,
-      APP_NAME,
-      "1 to 64 letters, digits, '.', '_' or '-'",
-    ),
+    appName: requirePattern(`${field}.app_name`, spec.appName, APP_NAME_PATTERN, APP_NAME_RULE),
     title: requireText(`${field}.title`, spec.title.trim(), { min: 1, max: 64 }),
     addressType,
     addresses,
@@ -490,7 +488,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       const appName =
         request.appName === ''
           ? undefined
-          : requirePattern('app_name', request.appName, APP_NAME, "1 to 64 letters, digits, '.', '_' or '-'");
+          : requirePattern('app_name', request.appName, APP_NAME_PATTERN, APP_NAME_RULE);
       let appNames: string[] | undefined;
       const visible = visibleGroupIds(caller);
       if (visible !== undefined) {

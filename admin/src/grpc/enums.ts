@@ -5,7 +5,7 @@ import {
   RouteStrategy,
   RunOutcome,
   ScheduleType,
-} from '../gen/jobstream/v1/types.js';
+} from '@jobstream/proto/types';
 import {
   AddressType,
   AlarmStatus,
@@ -14,7 +14,7 @@ import {
   TriggerStatus,
   TriggerType,
   UserRole,
-} from '../gen/jobstream/v1/admin.js';
+} from '@jobstream/proto/admin';
 import type * as domain from '../domain.js';
 
 /**

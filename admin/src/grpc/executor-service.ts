@@ -15,14 +15,14 @@ import type {
   ExecutorServiceImplementation,
   Register,
   RunResult,
-} from '../gen/jobstream/v1/executor.js';
+} from '@jobstream/proto/executor';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
 import { bearerToken, hashToken } from './auth.js';
 import type { ConnectAdmission, ConnectLimits } from './connect-limits.js';
 import { isInTimestampRange } from './request-sanity.js';
 import { runOutcomes } from './enums.js';
-import { durationFromMs } from './time.js';
+import { APP_NAME_PATTERN, INSTANCE_NAME_PATTERN, PROTOCOL_VERSION, durationFromMs } from '@jobstream/proto';
 import { clientCertificateName } from './tls.js';
 
 /** How many runs that ignore their abort signal a beat may report. */
@@ -55,9 +55,6 @@ export interface ExecutorServiceOptions {
   onRunsLost?: (logIds: readonly string[]) => void;
 }
 
-const INSTANCE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
-/** What CreateExecutorGroup accepts as an app name. */
-const APP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_HANDLERS = 1_000;
 const MAX_CAPACITY = 10_000;
 const MAX_RECONCILED_RUNS = 100_000;
@@ -72,7 +69,6 @@ const MAX_RESULTS_IN_FLIGHT = 10_000;
 const MAX_INT32 = 2_147_483_647;
 const MAX_ID = 9_223_372_036_854_775_807n;
 const MAX_LABELS = 100;
-const PROTOCOL_VERSION = 1;
 
 /**
  * ExecutorService.Connect: one long-lived stream per executor. See executor.proto for
@@ -430,10 +426,10 @@ function validateRegister(register: Register): void {
     throw new ServerError(Status.INVALID_ARGUMENT, message);
   };
   // Any other name matches no group; refused here so the refusal never quotes a huge one.
-  if (!APP_NAME.test(register.appName)) {
+  if (!APP_NAME_PATTERN.test(register.appName)) {
     invalid("register.app_name must be 1 to 64 characters of letters, digits, '.', '_', '-'");
   }
-  if (!INSTANCE_NAME.test(register.instanceName)) {
+  if (!INSTANCE_NAME_PATTERN.test(register.instanceName)) {
     invalid("register.instance_name must be 1 to 128 characters of letters, digits, '.', '_', ':', '-'");
   }
   if (register.protocolVersion !== PROTOCOL_VERSION) {

@@ -4,7 +4,7 @@ import { findGroupById } from '../db/groups.repository.js';
 import { childJobIdsOf, existingJobIds } from '../db/jobs.repository.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import type * as domain from '../domain.js';
-import type * as adminPb from '../gen/jobstream/v1/admin.js';
+import type * as adminPb from '@jobstream/proto/admin';
 import { blockStrategies, glueTypes, misfireStrategies, routeStrategies, scheduleTypes } from './enums.js';
 import { invalid, requireEnum, requireId, requireInteger, requireText } from './validation.js';
 

@@ -1,7 +1,7 @@
 import type * as domain from '../domain.js';
 import { logStatus } from '../domain.js';
-import type * as adminPb from '../gen/jobstream/v1/admin.js';
-import { durationFromMs } from './time.js';
+import type * as adminPb from '@jobstream/proto/admin';
+import { durationFromMs } from '@jobstream/proto';
 import {
   alarmStatuses,
   addressTypes,

@@ -1,5 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readDescriptorSet } from '@jobstream/proto/descriptor-set';
 import type { ServiceDefinition as GrpcJsServiceDefinition } from '@grpc/grpc-js';
 import type { Server } from 'nice-grpc';
 import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-server-health';
@@ -61,21 +60,6 @@ export function addReflectionAndHealth(
   };
   server.add(v1alpha, reflection);
   return { health };
-}
-
-function readDescriptorSet(): Buffer {
-  // From the source tree (tsx, tests) the file sits in src/gen; compiled code in dist/
-  // finds it there too unless the build copied it next to itself.
-  const candidates = ['../gen/jobstream.binpb', '../../src/gen/jobstream.binpb'].map(relative =>
-    fileURLToPath(new URL(relative, import.meta.url)),
-  );
-  const found = candidates.find(candidate => existsSync(candidate));
-  if (found === undefined) {
-    throw new Error(
-      `descriptor set not found (run \`npm run generate\`); looked in ${candidates.join(', ')}`,
-    );
-  }
-  return readFileSync(found);
 }
 
 // --- Descriptors of the health and reflection services ---------------------------------

@@ -1,7 +1,7 @@
 import type { Db } from '../db/database.js';
 import { deleteLogBatch, refreshReport, type DayReportRow } from '../db/reports.repository.js';
 import type { Logger } from '../logger.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@jobstream/proto/concurrency';
 import { addDays, dayInZone } from './days.js';
 
 export interface HousekeeperOptions {

@@ -16,7 +16,7 @@ import type { Job } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
 import { compileSchedule, type Schedule } from '../schedule/schedule.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@jobstream/proto/concurrency';
 import { FireTimer } from './fire-timer.js';
 import { planJobFires } from './plan-fires.js';
 

@@ -1,6 +1,6 @@
 import { ServerError, Status, createServer } from 'nice-grpc';
 import type { CallContext, Server } from 'nice-grpc';
-import { ExecutorServiceDefinition } from '../../src/gen/jobstream/v1/executor.js';
+import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
 import type {
   AdminMessage,
   DeepPartial,
@@ -9,8 +9,8 @@ import type {
   Reply,
   RunRequest,
   RunResult,
-} from '../../src/gen/jobstream/v1/executor.js';
-import { BlockStrategy, GlueType } from '../../src/gen/jobstream/v1/types.js';
+} from '@jobstream/proto/executor';
+import { BlockStrategy, GlueType } from '@jobstream/proto/types';
 import { EVENT_CEILING_MS } from '../../../test/support/ceiling.js';
 
 /**

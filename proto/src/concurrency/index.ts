@@ -1,0 +1,2 @@
+export { BoundedQueue, QueueClosedError } from './bounded-queue.js';
+export { sleep } from './sleep.js';
