@@ -25,29 +25,34 @@ export async function killLeftoverChildren(): Promise<number> {
   return leftovers.length;
 }
 
-/** A child process running a TypeScript entry point, with its stdout read as lines. */
+/**
+ * A child process running a TypeScript entry point through tsx (or, with `compiled`, a
+ * JavaScript one with plain node, as users run built code), with its stdout read as lines.
+ */
 export class ChildTs {
   readonly process: ChildProcess;
   readonly lines: string[] = [];
   readonly #waiters = new Set<() => void>();
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(script: string, args: readonly string[], env: Record<string, string>) {
-    this.process = spawn(
-      process.execPath,
-      ['--conditions=jobstream-source', '--import', 'tsx', script, ...args],
-      {
-        cwd: repoRoot,
-        env: {
-          ...process.env,
-          ...env,
-          ...(process.env[TEST_RUN_ID_VARIABLE]
-            ? { [CHILD_MARK_VARIABLE]: process.env[TEST_RUN_ID_VARIABLE] }
-            : {}),
-        },
-        stdio: ['ignore', 'pipe', process.env.TEST_CHILD_STDERR === '1' ? 'inherit' : 'ignore'],
+  constructor(
+    script: string,
+    args: readonly string[],
+    env: Record<string, string>,
+    options: { compiled?: boolean; cwd?: string } = {},
+  ) {
+    const runner = options.compiled ? [] : ['--conditions=jobstream-source', '--import', 'tsx'];
+    this.process = spawn(process.execPath, [...runner, script, ...args], {
+      cwd: options.cwd ?? repoRoot,
+      env: {
+        ...process.env,
+        ...env,
+        ...(process.env[TEST_RUN_ID_VARIABLE]
+          ? { [CHILD_MARK_VARIABLE]: process.env[TEST_RUN_ID_VARIABLE] }
+          : {}),
       },
-    );
+      stdio: ['ignore', 'pipe', process.env.TEST_CHILD_STDERR === '1' ? 'inherit' : 'ignore'],
+    });
     createInterface({ input: this.process.stdout! }).on('line', line => {
       this.lines.push(line);
       for (const wake of this.#waiters) wake();
