@@ -20,6 +20,7 @@ import { ExecutorDirectory } from '../admin/src/executors/executor-directory.js'
 import { SessionRegistry } from '../admin/src/executors/session-registry.js';
 import { createLogger } from '../admin/src/logger.js';
 import { AdminMetrics } from '../admin/src/metrics.js';
+import { QuartzCronCompiler } from '../admin/src/schedule/cron/index.js';
 import { Scheduler } from '../admin/src/scheduler/scheduler.js';
 import { waitFor } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -158,6 +159,7 @@ describe('fires taken for sending', () => {
       metrics,
       adminInstanceId: 'taken-admin',
       defaultTimeZone: 'UTC',
+      cronCompiler: new QuartzCronCompiler(),
       misfireThresholdMs: 5_000,
       pollIntervalMs: 100,
     });

@@ -19,6 +19,7 @@ import { SessionRegistry } from './executors/session-registry.js';
 import { ExecutorDirectory } from './executors/executor-directory.js';
 import { AdminPeerServiceDefinition } from '@jobstream/proto/peer';
 import { createPeerService } from './grpc/peer-service.js';
+import { QuartzCronCompiler } from './schedule/cron/index.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { AdminServiceDefinition } from '@jobstream/proto/admin';
 import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
@@ -224,6 +225,7 @@ export class AdminApp {
         onRunsLost: logIds => failures.runsDeclaredLost(logIds),
       }),
     );
+    const cronCompiler = new QuartzCronCompiler();
     const scheduler = new Scheduler({
       db,
       dispatcher,
@@ -231,6 +233,7 @@ export class AdminApp {
       metrics: this.metrics,
       adminInstanceId: config.adminInstanceId,
       defaultTimeZone: config.defaultTimeZone,
+      cronCompiler,
       misfireThresholdMs: config.misfireThresholdMs,
       leaseTtlMs: config.adminLeaseMs,
     });
@@ -240,6 +243,7 @@ export class AdminApp {
         db,
         directory,
         scheduler,
+        cronCompiler,
         defaultTimeZone: config.defaultTimeZone,
         dispatcher,
         requestDeadlineMs: config.requestDeadlineMs,

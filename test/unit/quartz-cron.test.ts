@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileQuartzCron, QuartzCronError } from '../../admin/src/schedule/quartz-cron.js';
+import { compileQuartzCron, QuartzCronError } from '../../admin/src/schedule/cron/index.js';
 
 /**
  * One expression, one zone, one starting instant, and the fire times next() must produce from

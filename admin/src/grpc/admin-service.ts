@@ -27,6 +27,7 @@ import { logStatus } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
 import { ExecutorRequestError } from '../executors/executor-session.js';
 import { cancelPendingFires } from '../db/scheduler.repository.js';
+import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import { DEFAULT_DASHBOARD_DAYS, loadDashboard, MAX_DASHBOARD_SPAN_DAYS } from '../housekeeping/dashboard.js';
 import { addDays, dayInZone, daysBetween, parseDay } from '../housekeeping/days.js';
@@ -68,6 +69,8 @@ import {
 export interface AdminServiceOptions extends AccountMethodsOptions {
   directory: ExecutorDirectory;
   scheduler: Scheduler;
+  /** The scheduler's own (app.ts passes both the same one): one set of caches, not two. */
+  cronCompiler: QuartzCronCompiler;
   defaultTimeZone: string;
   dispatcher: Dispatcher;
   requestDeadlineMs: number;
@@ -317,7 +320,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
 
     async createJob(request, context) {
       const caller = await authenticate(context);
-      const spec = parseJobSpec('spec', request.spec);
+      const spec = parseJobSpec('spec', request.spec, options.cronCompiler);
       await checkJobReferences(db, 'spec', spec, undefined);
       await requireSpecAccess(caller, spec);
       return { job: jobToProto(await insertJob(db, spec)) };
@@ -332,7 +335,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
         request.spec ?? jobSpecToProto(current),
         request.updateMask,
       );
-      const spec = parseJobSpec('spec', merged);
+      const spec = parseJobSpec('spec', merged, options.cronCompiler);
       await checkJobReferences(db, 'spec', spec, current.id);
       await requireSpecAccess(caller, spec);
       const glueChanged = spec.glueSource !== current.glueSource || spec.glueType !== current.glueType;
@@ -436,7 +439,7 @@ export function createAdminService(options: AdminServiceOptions): AdminServiceIm
       requireText('schedule_conf', request.scheduleConf, { max: 256 });
       let schedule;
       try {
-        schedule = compileSchedule(type, request.scheduleConf.trim(), timeZone);
+        schedule = compileSchedule(type, request.scheduleConf.trim(), timeZone, options.cronCompiler);
       } catch (error) {
         if (error instanceof ScheduleError) invalid('schedule_conf', error.message);
         throw error;

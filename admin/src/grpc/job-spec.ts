@@ -2,6 +2,7 @@ import { ServerError, Status } from 'nice-grpc';
 import type { Db } from '../db/database.js';
 import { findGroupById } from '../db/groups.repository.js';
 import { childJobIdsOf, existingJobIds } from '../db/jobs.repository.js';
+import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import type * as domain from '../domain.js';
 import type * as adminPb from '@jobstream/proto/admin';
@@ -12,7 +13,11 @@ const EMAIL = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
 const MAX_CHILD_JOBS = 100;
 
 /** Reads a wire JobSpec into a domain spec, refusing any invalid field (checks that need no database). */
-export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): domain.JobSpec {
+export function parseJobSpec(
+  field: string,
+  spec: adminPb.JobSpec | undefined,
+  cronCompiler: QuartzCronCompiler,
+): domain.JobSpec {
   if (!spec) invalid(field, 'is required');
   const f = (name: string) => `${field}.${name}`;
   const scheduleType = requireEnum(f('schedule_type'), scheduleTypes, spec.scheduleType, 'NONE');
@@ -31,6 +36,7 @@ export function parseJobSpec(field: string, spec: adminPb.JobSpec | undefined): 
       scheduleType,
       spec.scheduleConf.trim(),
       parseTimeZone(f('time_zone'), spec.timeZone),
+      cronCompiler,
     ),
     timeZone: parseTimeZone(f('time_zone'), spec.timeZone),
     misfireStrategy: requireEnum(
@@ -79,7 +85,13 @@ function parseAlarmEmail(field: string, value: string): string {
   return addresses.join(',');
 }
 
-function parseScheduleConf(field: string, type: domain.ScheduleType, conf: string, timeZone: string): string {
+function parseScheduleConf(
+  field: string,
+  type: domain.ScheduleType,
+  conf: string,
+  timeZone: string,
+  cronCompiler: QuartzCronCompiler,
+): string {
   if (type === 'NONE') {
     if (conf !== '') invalid(field, 'must be empty for SCHEDULE_TYPE_NONE');
     return '';
@@ -89,7 +101,7 @@ function parseScheduleConf(field: string, type: domain.ScheduleType, conf: strin
   try {
     // The zone does not change whether an expression is valid; the job's zone (or UTC
     // when it uses the admin's default) only keeps the check self-contained.
-    compileSchedule(type, normalised, timeZone || 'UTC');
+    compileSchedule(type, normalised, timeZone || 'UTC', cronCompiler);
   } catch (error) {
     if (error instanceof ScheduleError) invalid(field, error.message);
     throw error;

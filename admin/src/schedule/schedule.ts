@@ -1,5 +1,5 @@
 import type { ScheduleType } from '../domain.js';
-import { compileQuartzCron, QuartzCronError } from './quartz-cron.js';
+import { QuartzCronError, type QuartzCronCompiler } from './cron/index.js';
 
 export class ScheduleError extends Error {
   override readonly name = 'ScheduleError';
@@ -20,15 +20,23 @@ export interface Schedule {
 
 const MAX_FIX_SECONDS = 366 * 24 * 3600;
 
-/** Compiles a job's schedule, or throws ScheduleError with the reason. */
-export function compileSchedule(type: ScheduleType, conf: string, timeZone: string): Schedule {
+/**
+ * Compiles a job's schedule, or throws ScheduleError with the reason. CRON schedules come from
+ * `cronCompiler`, so that jobs sharing an expression or a zone share its cached work.
+ */
+export function compileSchedule(
+  type: ScheduleType,
+  conf: string,
+  timeZone: string,
+  cronCompiler: QuartzCronCompiler,
+): Schedule {
   switch (type) {
     case 'NONE':
       return { type, timeZone, nextAfter: () => null };
     case 'CRON': {
       let cron;
       try {
-        cron = compileQuartzCron(conf, timeZone);
+        cron = cronCompiler.compile(conf, timeZone);
       } catch (error) {
         if (error instanceof QuartzCronError) throw new ScheduleError(error.message, { cause: error });
         throw error;

@@ -15,6 +15,7 @@ import { FireNotSentError, type Dispatcher, type PreparedFire } from '../dispatc
 import type { Job } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
+import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, type Schedule } from '../schedule/schedule.js';
 import { sleep } from '@jobstream/proto/concurrency';
 import { FireTimer } from './fire-timer.js';
@@ -27,6 +28,11 @@ export interface SchedulerOptions {
   metrics: AdminMetrics;
   adminInstanceId: string;
   defaultTimeZone: string;
+  /**
+   * One per process (app.ts), shared with the admin service: jobs with the same expression or
+   * zone share its caches.
+   */
+  cronCompiler: QuartzCronCompiler;
   misfireThresholdMs: number;
   /** How far ahead due fires are claimed. */
   lookaheadMs?: number;
@@ -103,7 +109,12 @@ export class Scheduler {
     const key = `${job.scheduleType}|${job.scheduleConf}|${timeZone}`;
     const cached = this.#schedules.get(job.id);
     if (cached?.key === key) return cached.schedule;
-    const schedule = compileSchedule(job.scheduleType, job.scheduleConf, timeZone);
+    const schedule = compileSchedule(
+      job.scheduleType,
+      job.scheduleConf,
+      timeZone,
+      this.#options.cronCompiler,
+    );
     this.#schedules.set(job.id, { key, schedule });
     return schedule;
   }
