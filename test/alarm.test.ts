@@ -7,7 +7,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { createAlarms, type AlarmEvent, type Alarms } from '../admin/src/alarm/alarm.js';
 import type { WebhookAlarmBody } from '../admin/src/alarm/webhook-alarm.js';
-import type { SmtpConfig } from '../admin/src/config.js';
+import type { SmtpConfig } from '../admin/src/alarm/email-alarm.js';
 import type { ExecutorGroup, Job, TriggerLog } from '../admin/src/domain.js';
 import { AdminMetrics } from '../admin/src/metrics.js';
 import { EVENT_CEILING_MS } from './support/ceiling.js';

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { USERNAME_PATTERN, USERNAME_RULE } from './auth/create-user.js';
 import { passwordProblem } from './auth/passwords.js';
 import { isTimeZone } from './schedule/schedule.js';
+import type { SmtpConfig } from './alarm/email-alarm.js';
 
 /** The admin's settings, compiled once at startup: every field present, durations in ms. */
 export interface AdminConfig {
@@ -77,17 +78,6 @@ export interface TlsConfig {
   readonly clientCa: Buffer | undefined;
   /** CAs trusted for peer admins' server certificates; undefined trusts the system roots. */
   readonly ca: Buffer | undefined;
-}
-
-export interface SmtpConfig {
-  readonly host: string;
-  readonly port: number;
-  /** TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it. */
-  readonly secure: boolean;
-  readonly user: string | undefined;
-  readonly password: string | undefined;
-  /** The From address of alarm e-mails. */
-  readonly from: string;
 }
 
 export class ConfigError extends Error {

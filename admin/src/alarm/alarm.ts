@@ -1,10 +1,9 @@
 import type { Counter } from 'prom-client';
-import type { AdminConfig } from '../config.js';
 import type { ExecutorGroup, Job, TriggerLog } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
 import { describeError } from './describe-error.js';
-import { EmailAlarmChannel } from './email-alarm.js';
+import { EmailAlarmChannel, type SmtpConfig } from './email-alarm.js';
 import { WebhookAlarmChannel } from './webhook-alarm.js';
 
 /** One failed trigger log, with what an alarm needs to describe it. */
@@ -128,9 +127,15 @@ export class Alarms {
   }
 }
 
+/** The alarm channels an admin is configured with (JOBSTREAM_SMTP_*, JOBSTREAM_ALARM_WEBHOOK_URL). */
+export interface AlarmSettings {
+  readonly smtp: SmtpConfig | undefined;
+  readonly alarmWebhookUrl: string | undefined;
+}
+
 /** Builds the channels the configuration enables: e-mail when SMTP is set, the webhook when its URL is. */
 export function createAlarms(
-  config: Pick<AdminConfig, 'smtp' | 'alarmWebhookUrl'>,
+  config: AlarmSettings,
   logger: Logger,
   metrics: Pick<AdminMetrics, 'alarmFailures'>,
   options: { sendTimeoutMs?: number } = {},

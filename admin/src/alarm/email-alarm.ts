@@ -1,8 +1,19 @@
 import nodemailer from 'nodemailer';
-import type { SmtpConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { AlarmChannel, AlarmEvent } from './alarm.js';
 import { describeError } from './describe-error.js';
+
+/** How alarm e-mails reach an SMTP server (JOBSTREAM_SMTP_*). */
+export interface SmtpConfig {
+  readonly host: string;
+  readonly port: number;
+  /** TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it. */
+  readonly secure: boolean;
+  readonly user: string | undefined;
+  readonly password: string | undefined;
+  /** The From address of alarm e-mails. */
+  readonly from: string;
+}
 
 /**
  * E-mails each distinct address in the job's alarm_email list, one message per failed
