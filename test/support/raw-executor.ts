@@ -46,7 +46,9 @@ export class RawExecutor {
     })();
   }
 
+  /** Sends a message; once the stream is over it is dropped, as a real executor's would be. */
   send(message: ExecutorMessage): void {
+    if (!this.#outbound.isOpen) return;
     if (!this.#outbound.tryPush(message)) throw new Error('raw executor outbound queue full');
   }
 
