@@ -1,6 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../db/database.js';
-import type { RouteStrategyValue } from '../db/schema.js';
 import { findGroupById } from '../db/groups.repository.js';
 import { findJobById } from '../db/jobs.repository.js';
 import {
@@ -19,7 +18,7 @@ import { GroupCommit } from '../util/group-commit.js';
 import { retryOnDeadlock } from '../db/retry.js';
 import { sleep } from '@jobstream/proto/concurrency';
 import { scheduleFixDelayAfterRun, type ClaimedFire, type FireToTake } from '../db/scheduler.repository.js';
-import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
+import type { ExecutorGroup, Job, RouteStrategy, TriggerLog, TriggerType } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
 import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
 import { rejectReasonToJSON, type Reply } from '@jobstream/proto/executor';
@@ -88,7 +87,7 @@ export interface PreparedFire {
  * Route strategies decided only at the send: FAILOVER and BUSYOVER ask the executors
  * (their answer is only good then), a broadcast records rows of its own.
  */
-const ROUTED_AT_SEND: ReadonlySet<RouteStrategyValue> = new Set<RouteStrategyValue>([
+const ROUTED_AT_SEND: ReadonlySet<RouteStrategy> = new Set<RouteStrategy>([
   'FAILOVER',
   'BUSYOVER',
   'SHARDING_BROADCAST',
