@@ -34,7 +34,7 @@ import type { Scheduler } from '../scheduler/scheduler.js';
 import type * as adminPb from '@jobstream/proto/admin';
 import type { AdminServiceImplementation } from '@jobstream/proto/admin';
 import { RejectReason, rejectReasonToJSON } from '@jobstream/proto/executor';
-import { generateToken, hashToken } from './auth.js';
+import { generateToken, hashToken } from '../auth/tokens.js';
 import { createAccountMethods, type AccountMethodsOptions } from './account-methods.js';
 import {
   type Access,
