@@ -25,7 +25,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type * as domain from '../domain.js';
 import { logStatus } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
-import { ExecutorRequestError } from '../executors/executor-session.js';
+import { ExecutorRequestError } from '../dispatch/executor-port.js';
 import { cancelPendingFires } from '../db/scheduler.repository.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import { DEFAULT_DASHBOARD_DAYS, loadDashboard, MAX_DASHBOARD_SPAN_DAYS } from '../housekeeping/dashboard.js';

@@ -1,5 +1,5 @@
 import { ServerError, Status, type CallContext } from 'nice-grpc';
-import { ExecutorRequestError, type ExecutorRequestFailure } from '../executors/executor-session.js';
+import { ExecutorRequestError, type ExecutorRequestFailure } from '../dispatch/executor-port.js';
 import type { SessionRegistry } from '../executors/session-registry.js';
 import type { AdminPeerServiceImplementation } from '@jobstream/proto/peer';
 import { isAcceptedToken } from '../auth/tokens.js';
