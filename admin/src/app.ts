@@ -33,11 +33,12 @@ import { addReflectionAndHealth } from './grpc/reflection.js';
 import { requestSanity } from './grpc/request-sanity.js';
 import type { Logger } from './logger.js';
 import { AdminMetrics } from './metrics.js';
-import { Authenticator } from './auth/authenticator.js';
+import { TokenAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { createUserAccount, CreateUserError } from './auth/create-user.js';
 import { countUsers, ensureClusterSecret } from './db/users.repository.js';
-import { generateToken } from './grpc/auth.js';
+import { generateToken } from './auth/tokens.js';
+import { Authenticator } from './grpc/auth.js';
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -247,7 +248,7 @@ export class AdminApp {
         defaultTimeZone: config.defaultTimeZone,
         dispatcher,
         requestDeadlineMs: config.requestDeadlineMs,
-        authenticator: new Authenticator({ db, staticTokens: config.adminTokens }),
+        authenticator: new Authenticator(new TokenAuthenticator({ db, staticTokens: config.adminTokens })),
         loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
         sessionTtlMs: config.sessionTtlMs,
         logger: logger.child({ component: 'accounts' }),

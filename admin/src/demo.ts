@@ -7,7 +7,7 @@ import type { AdminApp } from './app.js';
 import { findGroupByAppName, insertGroup, setGroupTokenHash } from './db/groups.repository.js';
 import { insertJob, listJobs } from './db/jobs.repository.js';
 import type { JobSpec } from './domain.js';
-import { generateToken, hashToken } from './grpc/auth.js';
+import { generateToken, hashToken } from './auth/tokens.js';
 import { createUserAccount } from './auth/create-user.js';
 import { generatePassword } from './auth/passwords.js';
 import { countUsers, findCredentials, insertUserToken } from './db/users.repository.js';

@@ -1,37 +1,37 @@
-import type {
-  AddressTypeValue,
-  AlarmStatusValue,
-  BlockStrategyValue,
-  DispatchOutcomeValue,
-  GlueTypeValue,
-  MisfireStrategyValue,
-  RouteStrategyValue,
-  RunOutcomeValue,
-  ScheduleTypeValue,
-  TriggerStatusValue,
-  TriggerTypeValue,
-} from './db/schema.js';
+/**
+ * The admin's domain types: what repositories return and services work with. Ids are
+ * decimal strings. This module is the bottom layer: it imports nothing from the admin,
+ * so the database schema and the wire mappers both build on it.
+ */
 
-/** The admin's domain types: what repositories return and services work with. Ids are decimal strings. */
-
-export type {
-  AddressTypeValue as AddressType,
-  AlarmStatusValue as AlarmStatus,
-  BlockStrategyValue as BlockStrategy,
-  DispatchOutcomeValue as DispatchOutcome,
-  GlueTypeValue as GlueType,
-  MisfireStrategyValue as MisfireStrategy,
-  RouteStrategyValue as RouteStrategy,
-  RunOutcomeValue as RunOutcome,
-  ScheduleTypeValue as ScheduleType,
-  TriggerStatusValue as TriggerStatus,
-  TriggerTypeValue as TriggerType,
-};
+export type AddressType = 'AUTO' | 'MANUAL';
+export type ScheduleType = 'NONE' | 'CRON' | 'FIX_RATE' | 'FIX_DELAY';
+export type MisfireStrategy = 'DO_NOTHING' | 'FIRE_ONCE_NOW';
+export type RouteStrategy =
+  | 'FIRST'
+  | 'LAST'
+  | 'ROUND'
+  | 'RANDOM'
+  | 'CONSISTENT_HASH'
+  | 'LEAST_FREQUENTLY_USED'
+  | 'LEAST_RECENTLY_USED'
+  | 'FAILOVER'
+  | 'BUSYOVER'
+  | 'SHARDING_BROADCAST';
+export type BlockStrategy = 'SERIAL_EXECUTION' | 'DISCARD_LATER' | 'COVER_EARLY';
+export type GlueType = 'BEAN' | 'SHELL' | 'PYTHON' | 'NODEJS' | 'PHP' | 'POWERSHELL';
+export type TriggerStatus = 'STOPPED' | 'RUNNING';
+export type TriggerType = 'SCHEDULE' | 'MANUAL' | 'RETRY' | 'PARENT' | 'MISFIRE';
+export type DispatchOutcome = 'PENDING' | 'ACCEPTED' | 'FAILED' | 'SKIPPED';
+export type RunOutcome = 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'KILLED' | 'COVERED' | 'SHUTDOWN' | 'LOST';
+export type AlarmStatus = 'NONE' | 'LOCKED' | 'NOT_NEEDED' | 'SENT' | 'FAILED';
+export type UserRole = 'ADMIN' | 'OPERATOR' | 'VIEWER';
+export type UserTokenKind = 'SESSION' | 'API';
 
 export interface ExecutorGroupSpec {
   appName: string;
   title: string;
-  addressType: AddressTypeValue;
+  addressType: AddressType;
   addresses: string[];
 }
 
@@ -46,19 +46,19 @@ export interface JobSpec {
   description: string;
   author: string;
   alarmEmail: string;
-  scheduleType: ScheduleTypeValue;
+  scheduleType: ScheduleType;
   scheduleConf: string;
   timeZone: string;
-  misfireStrategy: MisfireStrategyValue;
-  routeStrategy: RouteStrategyValue;
+  misfireStrategy: MisfireStrategy;
+  routeStrategy: RouteStrategy;
   handler: string;
   param: string;
-  blockStrategy: BlockStrategyValue;
+  blockStrategy: BlockStrategy;
   timeoutSeconds: number;
   failRetryCount: number;
   /** Wait before the first fail retry; each further retry waits twice as long (capped). */
   failRetryDelayMs: number;
-  glueType: GlueTypeValue;
+  glueType: GlueType;
   glueSource: string;
   glueRemark: string;
   childJobIds: string[];
@@ -66,7 +66,7 @@ export interface JobSpec {
 
 export interface Job extends JobSpec {
   id: string;
-  triggerStatus: TriggerStatusValue;
+  triggerStatus: TriggerStatus;
   lastTriggerAt: Date | null;
   nextTriggerAt: Date | null;
   glueUpdatedAt: Date;
@@ -78,7 +78,7 @@ export interface TriggerLog {
   id: string;
   jobId: string;
   groupId: string;
-  triggerType: TriggerTypeValue;
+  triggerType: TriggerType;
   executorInstance: string | null;
   executorSessionId: string | null;
   handler: string;
@@ -89,13 +89,13 @@ export interface TriggerLog {
   retryOfLogId: string | null;
   scheduledAt: Date;
   triggeredAt: Date;
-  dispatchOutcome: DispatchOutcomeValue;
+  dispatchOutcome: DispatchOutcome;
   triggerMessage: string;
   startedAt: Date | null;
   finishedAt: Date | null;
-  outcome: RunOutcomeValue | null;
+  outcome: RunOutcome | null;
   handleMessage: string;
-  alarmStatus: AlarmStatusValue;
+  alarmStatus: AlarmStatus;
 }
 
 export type LogStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
@@ -131,13 +131,11 @@ export interface ExecutorPresence {
 export interface RunResultInput {
   logId: string;
   attempt: number;
-  outcome: RunOutcomeValue;
+  outcome: RunOutcome;
   message: string;
   startedAt: Date | null;
   finishedAt: Date | null;
 }
-
-export type UserRole = 'ADMIN' | 'OPERATOR' | 'VIEWER';
 
 /** An operator account. The password hash stays in the repository layer. */
 export interface User {
@@ -149,8 +147,6 @@ export interface User {
   createdAt: Date;
   updatedAt: Date;
 }
-
-export type UserTokenKind = 'SESSION' | 'API';
 
 /** A session or API token's description; the token itself is never stored. */
 export interface UserToken {

@@ -1,17 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { Router, type RouteDecision, type RouterOptions } from '../../admin/src/dispatch/router.js';
 import type { RouteStrategy } from '../../admin/src/domain.js';
-import type { ExecutorHandle } from '../../admin/src/executors/executor-directory.js';
-import { ExecutorRequestError, type RequestBody } from '../../admin/src/executors/executor-session.js';
-import { RejectReason, type Reply } from '@jobstream/proto/executor';
+import {
+  ExecutorRequestError,
+  type ExecutorAnswer,
+  type ExecutorAsk,
+  type ExecutorTarget,
+} from '../../admin/src/dispatch/executor-port.js';
 
-type Answer = (body: RequestBody, deadlineMs: number) => Promise<Reply>;
+type Answer = (ask: ExecutorAsk, deadlineMs: number) => Promise<ExecutorAnswer>;
 
-const accept: Answer = () =>
-  Promise.resolve({ requestId: '1', accepted: true, rejectReason: 0, message: '', logChunk: undefined });
+const accept: Answer = () => Promise.resolve({ accepted: true, rejectReason: 'UNSPECIFIED', message: '' });
 
-interface FakeExecutor extends ExecutorHandle {
-  readonly asked: { body: RequestBody; deadlineMs: number }[];
+interface FakeExecutor extends ExecutorTarget {
+  readonly asked: { ask: ExecutorAsk; deadlineMs: number }[];
 }
 
 function executor(instanceName: string, answer: Answer = accept): FakeExecutor {
@@ -22,9 +24,9 @@ function executor(instanceName: string, answer: Answer = accept): FakeExecutor {
     sessionId: `session-${instanceName}`,
     process: `host/${instanceName}`,
     asked,
-    request(body, deadlineMs) {
-      asked.push({ body, deadlineMs });
-      return answer(body, deadlineMs);
+    ask(ask, deadlineMs) {
+      asked.push({ ask, deadlineMs });
+      return answer(ask, deadlineMs);
     },
   };
 }
@@ -59,7 +61,7 @@ async function pick(
   router: Router,
   jobId: string,
   strategy: RouteStrategy,
-  candidates: readonly ExecutorHandle[],
+  candidates: readonly ExecutorTarget[],
 ): Promise<string> {
   return chosen(await router.route(jobId, strategy, candidates));
 }
@@ -68,7 +70,7 @@ async function picks(
   router: Router,
   jobId: string,
   strategy: RouteStrategy,
-  candidates: readonly ExecutorHandle[],
+  candidates: readonly ExecutorTarget[],
   times: number,
 ): Promise<string[]> {
   const names: string[] = [];
@@ -151,7 +153,7 @@ describe('Router', () => {
   });
 
   describe('CONSISTENT_HASH', () => {
-    async function assignments(router: Router, candidates: readonly ExecutorHandle[]) {
+    async function assignments(router: Router, candidates: readonly ExecutorTarget[]) {
       const result = new Map<string, string>();
       for (const id of jobIds) result.set(id, await pick(router, id, 'CONSISTENT_HASH', candidates));
       return result;
@@ -335,11 +337,9 @@ describe('Router', () => {
     const busy = (name: string) =>
       executor(name, () =>
         Promise.resolve({
-          requestId: '1',
           accepted: false,
-          rejectReason: RejectReason.REJECT_REASON_BUSY,
+          rejectReason: 'BUSY',
           message: 'job 7 has a run running or queued on this executor',
-          logChunk: undefined,
         }),
       );
 
@@ -353,7 +353,7 @@ describe('Router', () => {
         trace: 'route FAILOVER: x-1: no answer within 50 ms; x-2: disconnected; x-3: ok',
       });
       for (const asked of [first, second, third]) {
-        expect(asked.asked).toEqual([{ body: { $case: 'beatRequest', value: {} }, deadlineMs: 50 }]);
+        expect(asked.asked).toEqual([{ ask: { kind: 'beat' }, deadlineMs: 50 }]);
       }
       expect(fourth.asked).toEqual([]);
     });
@@ -372,9 +372,7 @@ describe('Router', () => {
       const [first, second] = [busy('x-1'), executor('x-2')];
       const decision = await new Router().route('7', 'BUSYOVER', [first, second], { probeDeadlineMs: 50 });
       expect(chosen(decision)).toBe('x-2');
-      expect(first.asked).toEqual([
-        { body: { $case: 'idleBeatRequest', value: { jobId: '7' } }, deadlineMs: 50 },
-      ]);
+      expect(first.asked).toEqual([{ ask: { kind: 'idle-beat', jobId: '7' }, deadlineMs: 50 }]);
       expect(decision).toMatchObject({
         trace:
           'route BUSYOVER: x-1: refused (REJECT_REASON_BUSY: job 7 has a run running or queued on this executor); x-2: ok',

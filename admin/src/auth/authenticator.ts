@@ -1,25 +1,27 @@
-import { ServerError, Status, type CallContext } from 'nice-grpc';
+import { ServerError, Status } from 'nice-grpc';
 import type { Db } from '../db/database.js';
 import { findUserByTokenHash } from '../db/users.repository.js';
-import { bearerToken, hashToken, isAcceptedToken } from '../grpc/auth.js';
 import type { Principal } from './access.js';
+import { hashToken, isAcceptedToken } from './tokens.js';
 
-export interface AuthenticatorOptions {
+export interface TokenAuthenticatorOptions {
   db: Db;
   /** Tokens from the admin's configuration; each acts with the admin role. */
   staticTokens: readonly string[];
 }
 
-/** Turns a call's bearer token into the Principal it acts as, or UNAUTHENTICATED. */
-export class Authenticator {
-  readonly #options: AuthenticatorOptions;
+/**
+ * Turns a bearer token into the Principal it acts as, or UNAUTHENTICATED. How the token
+ * arrives (gRPC metadata) is the transport's business: see grpc/auth.ts.
+ */
+export class TokenAuthenticator {
+  readonly #options: TokenAuthenticatorOptions;
 
-  constructor(options: AuthenticatorOptions) {
+  constructor(options: TokenAuthenticatorOptions) {
     this.#options = options;
   }
 
-  async authenticate(context: CallContext): Promise<Principal> {
-    const token = bearerToken(context);
+  async authenticate(token: string): Promise<Principal> {
     if (this.#options.staticTokens.length > 0 && isAcceptedToken(token, this.#options.staticTokens)) {
       return {
         name: 'static admin token',

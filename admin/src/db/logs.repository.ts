@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from './database.js';
-import type { DispatchOutcomeValue, NewTriggerLogRow, TriggerLogRow } from './schema.js';
-import type { LogStatus, RunResultInput, TriggerLog, TriggerType } from '../domain.js';
+import type { NewTriggerLogRow, TriggerLogRow } from './schema.js';
+import type { DispatchOutcome, LogStatus, RunResultInput, TriggerLog, TriggerType } from '../domain.js';
 
 export function toLog(row: TriggerLogRow): TriggerLog {
   return {
@@ -75,7 +75,7 @@ export async function insertLogs(db: Db, logs: readonly NewTriggerLog[]): Promis
 }
 
 export interface DispatchRecord {
-  outcome: Exclude<DispatchOutcomeValue, 'PENDING' | 'SKIPPED'>;
+  outcome: Exclude<DispatchOutcome, 'PENDING' | 'SKIPPED'>;
   triggeredAt: Date;
   executorInstance: string | null;
   executorSessionId: string | null;

@@ -1,4 +1,19 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type {
+  AddressType,
+  AlarmStatus,
+  BlockStrategy,
+  DispatchOutcome,
+  GlueType,
+  MisfireStrategy,
+  RouteStrategy,
+  RunOutcome,
+  ScheduleType,
+  TriggerStatus,
+  TriggerType,
+  UserRole,
+  UserTokenKind,
+} from '../domain.js';
 
 /** Kysely table types. Only the repositories in this folder see them. */
 
@@ -7,34 +22,11 @@ type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
 /** pg returns int8 as a string: ids stay strings end to end (proto int64 is a string in ts-proto too). */
 type BigId = ColumnType<string, string | number, string | number>;
 
-export type AddressTypeValue = 'AUTO' | 'MANUAL';
-export type ScheduleTypeValue = 'NONE' | 'CRON' | 'FIX_RATE' | 'FIX_DELAY';
-export type MisfireStrategyValue = 'DO_NOTHING' | 'FIRE_ONCE_NOW';
-export type RouteStrategyValue =
-  | 'FIRST'
-  | 'LAST'
-  | 'ROUND'
-  | 'RANDOM'
-  | 'CONSISTENT_HASH'
-  | 'LEAST_FREQUENTLY_USED'
-  | 'LEAST_RECENTLY_USED'
-  | 'FAILOVER'
-  | 'BUSYOVER'
-  | 'SHARDING_BROADCAST';
-export type BlockStrategyValue = 'SERIAL_EXECUTION' | 'DISCARD_LATER' | 'COVER_EARLY';
-export type GlueTypeValue = 'BEAN' | 'SHELL' | 'PYTHON' | 'NODEJS' | 'PHP' | 'POWERSHELL';
-export type TriggerStatusValue = 'STOPPED' | 'RUNNING';
-export type TriggerTypeValue = 'SCHEDULE' | 'MANUAL' | 'RETRY' | 'PARENT' | 'MISFIRE';
-export type DispatchOutcomeValue = 'PENDING' | 'ACCEPTED' | 'FAILED' | 'SKIPPED';
-export type RunOutcomeValue =
-  'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'KILLED' | 'COVERED' | 'SHUTDOWN' | 'LOST';
-export type AlarmStatusValue = 'NONE' | 'LOCKED' | 'NOT_NEEDED' | 'SENT' | 'FAILED';
-
 export interface ExecutorGroupTable {
   id: Generated<string>;
   app_name: string;
   title: string;
-  address_type: AddressTypeValue;
+  address_type: AddressType;
   addresses: string[];
   access_token_hash: string;
   previous_token_hash: string | null;
@@ -49,23 +41,23 @@ export interface JobTable {
   description: string;
   author: string;
   alarm_email: string;
-  schedule_type: ScheduleTypeValue;
+  schedule_type: ScheduleType;
   schedule_conf: string;
   time_zone: string;
-  misfire_strategy: MisfireStrategyValue;
-  route_strategy: RouteStrategyValue;
+  misfire_strategy: MisfireStrategy;
+  route_strategy: RouteStrategy;
   handler: string;
   param: string;
-  block_strategy: BlockStrategyValue;
+  block_strategy: BlockStrategy;
   timeout_seconds: number;
   fail_retry_count: number;
-  glue_type: GlueTypeValue;
+  glue_type: GlueType;
   glue_source: string;
   glue_remark: string;
   glue_updated_at: UpdatedAt;
   child_job_ids: ColumnType<string[], (string | number)[], (string | number)[]>;
   fail_retry_delay_ms: Generated<number>;
-  trigger_status: Generated<TriggerStatusValue>;
+  trigger_status: Generated<TriggerStatus>;
   last_trigger_at: Date | null;
   next_trigger_at: Date | null;
   created_at: CreatedAt;
@@ -76,7 +68,7 @@ export interface TriggerLogTable {
   id: Generated<string>;
   job_id: BigId;
   group_id: BigId;
-  trigger_type: TriggerTypeValue;
+  trigger_type: TriggerType;
   executor_instance: string | null;
   executor_session_id: string | null;
   handler: string;
@@ -87,14 +79,14 @@ export interface TriggerLogTable {
   retry_of_log_id: BigId | null;
   scheduled_at: Date;
   triggered_at: Date;
-  dispatch_outcome: DispatchOutcomeValue;
+  dispatch_outcome: DispatchOutcome;
   trigger_message: Generated<string>;
   started_at: Date | null;
   finished_at: Date | null;
-  outcome: RunOutcomeValue | null;
+  outcome: RunOutcome | null;
   handle_message: Generated<string>;
   result_received_at: Date | null;
-  alarm_status: Generated<AlarmStatusValue>;
+  alarm_status: Generated<AlarmStatus>;
   claimed_by: string | null;
   retry_status: Generated<RetryStatusValue>;
   retry_at: Date | null;
@@ -108,6 +100,10 @@ export interface TriggerLogTable {
   executor_process: string | null;
 }
 
+/**
+ * Fail-retry bookkeeping of a log, read and written only by the repositories: no domain
+ * type carries it, so it stays with the schema.
+ */
 export type RetryStatusValue = 'NONE' | 'WAITING' | 'DONE' | 'NOT_NEEDED';
 
 export interface ExecutorRegistryTable {
@@ -141,7 +137,7 @@ export interface LogReportTable {
 export interface GlueVersionTable {
   id: Generated<string>;
   job_id: BigId;
-  glue_type: GlueTypeValue;
+  glue_type: GlueType;
   glue_source: string;
   glue_remark: string;
   created_at: CreatedAt;
@@ -151,18 +147,16 @@ export interface AppUserTable {
   id: Generated<string>;
   username: string;
   password_hash: string;
-  role: 'ADMIN' | 'OPERATOR' | 'VIEWER';
+  role: UserRole;
   group_ids: ColumnType<string[], (string | number)[], (string | number)[]>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
 
-export type UserTokenKindValue = 'SESSION' | 'API';
-
 export interface UserTokenTable {
   id: Generated<string>;
   user_id: BigId;
-  kind: UserTokenKindValue;
+  kind: UserTokenKind;
   name: string;
   token_hash: string;
   created_at: CreatedAt;

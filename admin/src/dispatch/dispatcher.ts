@@ -1,6 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Db } from '../db/database.js';
-import type { RouteStrategyValue } from '../db/schema.js';
 import { findGroupById } from '../db/groups.repository.js';
 import { findJobById } from '../db/jobs.repository.js';
 import {
@@ -17,16 +16,18 @@ import {
 } from '../db/logs.repository.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { retryOnDeadlock } from '../db/retry.js';
-import { sleep } from '@jobstream/proto/concurrency';
 import { scheduleFixDelayAfterRun, type ClaimedFire, type FireToTake } from '../db/scheduler.repository.js';
-import type { ExecutorGroup, Job, TriggerLog, TriggerType } from '../domain.js';
-import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
-import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
-import { rejectReasonToJSON, type Reply } from '@jobstream/proto/executor';
-import { blockStrategies, glueTypes } from '../grpc/enums.js';
-import { durationFromMs } from '@jobstream/proto';
+import type { ExecutorGroup, Job, RouteStrategy, TriggerLog, TriggerType } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
+import {
+  ExecutorRequestError,
+  rejectReasonLabel,
+  type ExecutorAnswer,
+  type ExecutorLookup,
+  type ExecutorTarget,
+  type RunOrder,
+} from './executor-port.js';
 import type { RouteTarget, Router } from './router.js';
 
 export interface TriggerRequest {
@@ -44,7 +45,7 @@ export interface DispatcherOptions {
   db: Db;
   /** This admin: the claim its scheduled fires carry while it sends them. */
   adminInstanceId: string;
-  directory: ExecutorDirectory;
+  directory: ExecutorLookup;
   router: Router;
   logger: Logger;
   metrics: AdminMetrics;
@@ -59,7 +60,7 @@ function baseLog(job: Job, trigger: Omit<LogBase, 'jobId' | 'groupId' | 'handler
 }
 
 /** The connected executors among `names`, in the order of `names`, each once. */
-function onlineByName(online: readonly ExecutorHandle[], names: readonly string[]): ExecutorHandle[] {
+function onlineByName(online: readonly ExecutorTarget[], names: readonly string[]): ExecutorTarget[] {
   const byName = new Map(online.map(handle => [handle.instanceName, handle]));
   return [...new Set(names)].flatMap(name => byName.get(name) ?? []);
 }
@@ -88,7 +89,7 @@ export interface PreparedFire {
  * Route strategies decided only at the send: FAILOVER and BUSYOVER ask the executors
  * (their answer is only good then), a broadcast records rows of its own.
  */
-const ROUTED_AT_SEND: ReadonlySet<RouteStrategyValue> = new Set<RouteStrategyValue>([
+const ROUTED_AT_SEND: ReadonlySet<RouteStrategy> = new Set<RouteStrategy>([
   'FAILOVER',
   'BUSYOVER',
   'SHARDING_BROADCAST',
@@ -429,10 +430,10 @@ export class Dispatcher {
    * With `sameStreamOk`, its current stream, even the one `gone` names.
    */
   async #reconnected(
-    gone: ExecutorHandle,
+    gone: ExecutorTarget,
     deadlineAt: number,
     sameStreamOk = false,
-  ): Promise<ExecutorHandle | undefined> {
+  ): Promise<ExecutorTarget | undefined> {
     // Leave the resent request a moment to be answered.
     while (deadlineAt - Date.now() > RESEND_MIN_REMAINING_MS && !this.#stopping.signal.aborted) {
       const found = await this.#options.directory.find(gone.appName, gone.instanceName);
@@ -475,12 +476,12 @@ export class Dispatcher {
           const job = await findJobById(this.#options.db, log.jobId);
           const group = job && (await this.#group(job.groupId));
           if (!job || !group) return;
-          const inDoubtOn: ExecutorHandle = {
+          const inDoubtOn: ExecutorTarget = {
             appName: group.appName,
             instanceName: log.executorInstance,
             sessionId: log.executorSessionId,
             process: '',
-            request: () => Promise.reject(new Error('a run in doubt is asked again on a live stream only')),
+            ask: () => Promise.reject(new Error('a run in doubt is asked again on a live stream only')),
           };
           const cause = new ExecutorRequestError(
             'no-answer',
@@ -491,7 +492,7 @@ export class Dispatcher {
             log,
             'taken over',
             inDoubtOn,
-            this.#runRequest(job, log, log.shardIndex, log.shardTotal),
+            runOrder(job, log, log.shardIndex, log.shardTotal),
             cause,
           );
         }),
@@ -508,30 +509,6 @@ export class Dispatcher {
     await Promise.all([...this.#background]);
   }
 
-  /** The run request for a log, the same every time it is sent (the executor de-duplicates it). */
-  #runRequest(job: Job, log: TriggerLog, shardIndex: number, shardTotal: number): RequestBody {
-    return {
-      $case: 'runRequest',
-      value: {
-        logId: log.id,
-        attempt: log.attempt,
-        jobId: job.id,
-        handler: job.handler,
-        param: log.param,
-        timeout: durationFromMs(job.timeoutSeconds * 1000),
-        blockStrategy: blockStrategies.toProto(job.blockStrategy),
-        shardIndex,
-        shardTotal,
-        glueType: glueTypes.toProto(job.glueType),
-        glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
-        glueUpdatedAt: job.glueUpdatedAt,
-        scheduledAt: log.scheduledAt,
-        // Set by the session when the request goes on the wire.
-        answerBy: undefined,
-      },
-    };
-  }
-
   /**
    * Sends one log's run request to its routed target and records the outcome. Before the
    * request goes out, the log is marked as being sent there (markSending), unless the
@@ -545,11 +522,11 @@ export class Dispatcher {
     trace: string,
     sender: { claimedBy: string | null; marked?: boolean },
   ): Promise<TriggerLog> {
-    let handle: ExecutorHandle = target.session;
+    let handle: ExecutorTarget = target.session;
     const triggeredAt = new Date();
     const started = performance.now();
     const deadlineAt = Date.now() + this.#options.requestDeadlineMs;
-    const request = this.#runRequest(job, log, target.shardIndex, target.shardTotal);
+    const run = runOrder(job, log, target.shardIndex, target.shardTotal);
     if (!sender.marked) {
       let marked: boolean;
       try {
@@ -571,7 +548,7 @@ export class Dispatcher {
     this.#options.metrics.triggersInFlight.inc();
     let verdict: Verdict;
     try {
-      verdict = await this.#send(log, trace, handle, request, deadlineAt);
+      verdict = await this.#send(log, trace, handle, run, deadlineAt);
     } finally {
       this.#options.metrics.triggersInFlight.dec();
     }
@@ -624,15 +601,15 @@ export class Dispatcher {
   async #send(
     log: TriggerLog,
     trace: string,
-    first: ExecutorHandle,
-    request: RequestBody,
+    first: ExecutorTarget,
+    run: RunOrder,
     deadlineAt: number,
   ): Promise<Verdict> {
     let handle = first;
     let note = '';
     for (;;) {
       try {
-        const reply = await handle.request(request, this.#options.requestDeadlineMs);
+        const reply = await handle.ask({ kind: 'run', run }, this.#options.requestDeadlineMs);
         return {
           kind: reply.accepted ? 'accepted' : 'rejected',
           handle,
@@ -652,7 +629,7 @@ export class Dispatcher {
           ) {
             return { kind: 'settled-elsewhere' };
           }
-          this.#track(this.#settle(log, trace, handle, request, error));
+          this.#track(this.#settle(log, trace, handle, run, error));
           return { kind: 'in-doubt', handle, answer };
         }
         if (error.kind === 'not-connected') {
@@ -675,7 +652,7 @@ export class Dispatcher {
 
   async #recordInDoubt(
     log: TriggerLog,
-    handle: ExecutorHandle,
+    handle: ExecutorTarget,
     currentSessionId: string | null,
     message: string,
   ): Promise<boolean> {
@@ -707,8 +684,8 @@ export class Dispatcher {
   async #settle(
     log: TriggerLog,
     trace: string,
-    inDoubtOn: ExecutorHandle,
-    request: RequestBody,
+    inDoubtOn: ExecutorTarget,
+    run: RunOrder,
     error: ExecutorRequestError,
   ): Promise<void> {
     const until = Date.now() + IN_DOUBT_SETTLE_MS;
@@ -727,7 +704,7 @@ export class Dispatcher {
           ? ` (asked again on the same stream after: ${cause})`
           : ` (sent again on its new stream after: ${cause})`;
       try {
-        const reply = await to.request(request, this.#options.requestDeadlineMs);
+        const reply = await to.ask({ kind: 'run', run }, this.#options.requestDeadlineMs);
         const outcome = reply.accepted ? 'ACCEPTED' : 'FAILED';
         this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
         await this.#record(
@@ -791,7 +768,10 @@ export class Dispatcher {
   async #recordLater(record: DispatchRecord & { logId: string }, then?: () => Promise<void>): Promise<void> {
     const { signal } = this.#stopping;
     for (let attempt = 1; ; attempt += 1) {
-      await sleep(Math.min(RECORD_RETRY_MAX_DELAY_MS, 100 * 2 ** attempt), signal);
+      // Stopping cuts the wait short (rejecting it), and the check below then gives up.
+      await delay(Math.min(RECORD_RETRY_MAX_DELAY_MS, 100 * 2 ** attempt), undefined, { signal }).catch(
+        () => undefined,
+      );
       if (signal.aborted) {
         this.#options.logger.error(
           { logId: record.logId, outcome: record.outcome },
@@ -837,15 +817,34 @@ function withHistory(log: TriggerLog, message: string): string {
   return log.triggerMessage === '' ? message : `${log.triggerMessage}; ${message}`;
 }
 
-function describeReply(handle: ExecutorHandle, reply: Reply, note: string): string {
+function describeReply(handle: ExecutorTarget, reply: ExecutorAnswer, note: string): string {
   return reply.accepted
     ? `accepted by ${handle.instanceName}${note}`
-    : `rejected by ${handle.instanceName} (${rejectReasonToJSON(reply.rejectReason)})${
+    : `rejected by ${handle.instanceName} (${rejectReasonLabel(reply.rejectReason)})${
         reply.message ? `: ${reply.message}` : ''
       }${note}`;
 }
 
+/** The run order for a log, the same every time it is sent (the executor de-duplicates it). */
+function runOrder(job: Job, log: TriggerLog, shardIndex: number, shardTotal: number): RunOrder {
+  return {
+    logId: log.id,
+    attempt: log.attempt,
+    jobId: job.id,
+    handler: job.handler,
+    param: log.param,
+    timeoutMs: job.timeoutSeconds * 1000,
+    blockStrategy: job.blockStrategy,
+    shardIndex,
+    shardTotal,
+    glueType: job.glueType,
+    glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
+    glueUpdatedAt: job.glueUpdatedAt,
+    scheduledAt: log.scheduledAt,
+  };
+}
+
 /** What became of a run request. */
 type Verdict =
-  | { kind: 'accepted' | 'rejected' | 'in-doubt'; handle: ExecutorHandle; answer: string }
+  | { kind: 'accepted' | 'rejected' | 'in-doubt'; handle: ExecutorTarget; answer: string }
   | { kind: 'settled-elsewhere' };

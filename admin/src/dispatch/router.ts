@@ -1,12 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { RouteStrategy } from '../domain.js';
-import type { ExecutorHandle } from '../executors/executor-directory.js';
-import { ExecutorRequestError, type RequestBody } from '../executors/executor-session.js';
-import { rejectReasonToJSON, type Reply } from '@jobstream/proto/executor';
+import {
+  ExecutorRequestError,
+  rejectReasonLabel,
+  type ExecutorAnswer,
+  type ExecutorAsk,
+  type ExecutorTarget,
+} from './executor-port.js';
 
 /** One run to dispatch: the executor and its shard position. */
 export interface RouteTarget {
-  session: ExecutorHandle;
+  session: ExecutorTarget;
   shardIndex: number;
   shardTotal: number;
 }
@@ -77,9 +81,9 @@ function ownerAt(ring: HashRing, point: number): string {
   return ring.owners[low === ring.points.length ? 0 : low]!;
 }
 
-function describeRefusal(reply: Reply): string {
-  const reason = rejectReasonToJSON(reply.rejectReason);
-  return reply.message ? `refused (${reason}: ${reply.message})` : `refused (${reason})`;
+function describeRefusal(answer: ExecutorAnswer): string {
+  const reason = rejectReasonLabel(answer.rejectReason);
+  return answer.message ? `refused (${reason}: ${answer.message})` : `refused (${reason})`;
 }
 
 /**
@@ -108,12 +112,12 @@ export class Router {
   async route(
     jobId: string,
     strategy: RouteStrategy,
-    candidates: readonly ExecutorHandle[],
+    candidates: readonly ExecutorTarget[],
     options: RouteOptions = {},
   ): Promise<RouteDecision> {
     if (candidates.length === 0) return { targets: [], failure: 'no executor of the group is online' };
     this.#resetIfDue();
-    const one = (session: ExecutorHandle, how: string): RouteDecision => ({
+    const one = (session: ExecutorTarget, how: string): RouteDecision => ({
       targets: [{ session, shardIndex: 0, shardTotal: 1 }],
       trace: `route ${how}: ${session.instanceName}`,
     });
@@ -164,7 +168,7 @@ export class Router {
     this.#accessOrder.clear();
   }
 
-  #consistentHash(jobId: string, candidates: readonly ExecutorHandle[]): ExecutorHandle {
+  #consistentHash(jobId: string, candidates: readonly ExecutorTarget[]): ExecutorTarget {
     const names = [...new Set(candidates.map(handle => handle.instanceName))].sort();
     // Instance names cannot contain a newline, so the joined names identify the set.
     const key = names.join('\n');
@@ -180,7 +184,7 @@ export class Router {
     return candidates.find(handle => handle.instanceName === owner)!;
   }
 
-  #leastFrequentlyUsed(jobId: string, candidates: readonly ExecutorHandle[]): ExecutorHandle {
+  #leastFrequentlyUsed(jobId: string, candidates: readonly ExecutorTarget[]): ExecutorTarget {
     let counts = this.#useCounts.get(jobId);
     if (!counts) {
       counts = new Map();
@@ -194,7 +198,7 @@ export class Router {
     const floor = counts.size === 0 ? 0 : Math.min(...counts.values());
     for (const name of present) if (!counts.has(name)) counts.set(name, floor);
     let least = Number.POSITIVE_INFINITY;
-    let tied: ExecutorHandle[] = [];
+    let tied: ExecutorTarget[] = [];
     for (const handle of candidates) {
       const count = counts.get(handle.instanceName)!;
       if (count < least) {
@@ -209,7 +213,7 @@ export class Router {
     return chosen;
   }
 
-  #leastRecentlyUsed(jobId: string, candidates: readonly ExecutorHandle[]): ExecutorHandle {
+  #leastRecentlyUsed(jobId: string, candidates: readonly ExecutorTarget[]): ExecutorTarget {
     let order = this.#accessOrder.get(jobId);
     if (!order) {
       order = new Set();
@@ -238,18 +242,15 @@ export class Router {
   async #probe(
     jobId: string,
     strategy: 'FAILOVER' | 'BUSYOVER',
-    candidates: readonly ExecutorHandle[],
+    candidates: readonly ExecutorTarget[],
     deadlineMs: number,
   ): Promise<RouteDecision> {
-    const body: RequestBody =
-      strategy === 'FAILOVER'
-        ? { $case: 'beatRequest', value: {} }
-        : { $case: 'idleBeatRequest', value: { jobId } };
+    const ask: ExecutorAsk = strategy === 'FAILOVER' ? { kind: 'beat' } : { kind: 'idle-beat', jobId };
     const tries: string[] = [];
     for (const handle of candidates) {
-      let reply: Reply;
+      let answer: ExecutorAnswer;
       try {
-        reply = await handle.request(body, deadlineMs);
+        answer = await handle.ask(ask, deadlineMs);
       } catch (error) {
         if (!(error instanceof ExecutorRequestError)) throw error;
         tries.push(
@@ -259,14 +260,14 @@ export class Router {
         );
         continue;
       }
-      if (reply.accepted) {
+      if (answer.accepted) {
         tries.push(`${handle.instanceName}: ok`);
         return {
           targets: [{ session: handle, shardIndex: 0, shardTotal: 1 }],
           trace: `route ${strategy}: ${tries.join('; ')}`,
         };
       }
-      tries.push(`${handle.instanceName}: ${describeRefusal(reply)}`);
+      tries.push(`${handle.instanceName}: ${describeRefusal(answer)}`);
     }
     const none = strategy === 'FAILOVER' ? 'no executor answered' : 'no executor is idle for this job';
     return { targets: [], failure: `route ${strategy}: ${none} (${tries.join('; ')})` };

@@ -16,20 +16,21 @@ import type { ExecutorPresence } from '../domain.js';
 import type { Reply } from '@jobstream/proto/executor';
 import { AdminPeerServiceDefinition } from '@jobstream/proto/peer';
 import {
-  answerGraceMs,
   ExecutorRequestError,
+  type ExecutorLookup,
   type ExecutorRequestFailure,
-  type RequestBody,
-} from './executor-session.js';
+  type ExecutorTarget,
+} from '../dispatch/executor-port.js';
+import { askToProto, replyToAnswer } from '../grpc/executor-mappers.js';
+import { answerGraceMs, type RequestBody } from './executor-session.js';
 import type { SessionRegistry } from './session-registry.js';
 
-/** An executor the admin can send requests to, whichever admin holds its stream. */
-export interface ExecutorHandle {
-  readonly appName: string;
-  readonly instanceName: string;
-  readonly sessionId: string;
-  /** The executor process behind the stream, `hostname/pid` as it registered. */
-  readonly process: string;
+/**
+ * An executor the admin can send requests to, whichever admin holds its stream: the
+ * dispatcher asks it in domain terms (ExecutorTarget), the operator API and peer
+ * forwarding send protocol requests as they are.
+ */
+export interface ExecutorHandle extends ExecutorTarget {
   /** Resolves with the executor's Reply; rejects with ExecutorRequestError. */
   request(body: RequestBody, deadlineMs: number): Promise<Reply>;
 }
@@ -53,7 +54,7 @@ export interface ExecutorDirectoryOptions {
  * other admins' executors is read from the shared registry and cached briefly, so a
  * burst of fires costs one query per cache period, not one per fire.
  */
-export class ExecutorDirectory {
+export class ExecutorDirectory implements ExecutorLookup {
   readonly #options: ExecutorDirectoryOptions;
   readonly #peers = new Map<
     string,
@@ -131,6 +132,9 @@ export class ExecutorDirectory {
       instanceName: row.instanceName,
       sessionId: row.sessionId,
       process: `${row.hostname}/${row.pid}`,
+      async ask(ask, deadlineMs) {
+        return replyToAnswer(await this.request(askToProto(ask), deadlineMs));
+      },
       async request(body, deadlineMs) {
         const { $case, value } = body;
         // Longer than the peer may take (a wait to send, then the executor's deadline and

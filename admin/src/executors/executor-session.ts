@@ -11,46 +11,13 @@ import type {
 } from '@jobstream/proto/executor';
 import { runKey } from '@jobstream/proto';
 import { BoundedQueue } from '@jobstream/proto/concurrency';
+import { ExecutorRequestError, type ExecutorAnswer, type ExecutorAsk } from '../dispatch/executor-port.js';
+import { askToProto, replyToAnswer } from '../grpc/executor-mappers.js';
 import { Semaphore } from '../util/semaphore.js';
 import { sanitizeReply } from './reply-limits.js';
 
 /** How many admin messages may wait for a slow stream before senders are made to wait. */
 const OUTBOUND_QUEUE_CAPACITY = 1024;
-
-/**
- * Why a request got no reply, which decides what the admin may conclude about it:
- * - `not-sent`: it never left this admin (no free run slot or no room on the stream in
- *   time). The executor cannot have it.
- * - `not-connected`: the stream ended before the request left. The executor cannot have
- *   it, and may take it on its next stream.
- * - `no-answer`: it was handed to the stream and no reply came by its deadline.
- * - `session-closed`: it was handed to the stream, which then ended before a reply.
- * In the last two cases the executor may have it: the outcome is in doubt until the
- * executor says, on a later stream, whether it has the run.
- */
-export type ExecutorRequestFailure = 'not-sent' | 'not-connected' | 'no-answer' | 'session-closed';
-
-export class ExecutorRequestError extends Error {
-  override readonly name = 'ExecutorRequestError';
-  readonly kind: ExecutorRequestFailure;
-  /**
-   * The executor's stream may still be open: the request went through a peer admin that
-   * did not say (its answer was late, or the call to it broke), so nobody ended that
-   * stream. A doubt is then settled by asking on the same stream again, not by waiting
-   * for the executor's next one, which may never come.
-   */
-  readonly streamMayBeOpen: boolean;
-  constructor(kind: ExecutorRequestFailure, message: string, options: { streamMayBeOpen?: boolean } = {}) {
-    super(message);
-    this.kind = kind;
-    this.streamMayBeOpen = options.streamMayBeOpen ?? false;
-  }
-
-  /** Whether the executor may have received the request. */
-  get mayHaveArrived(): boolean {
-    return this.kind === 'no-answer' || this.kind === 'session-closed';
-  }
-}
 
 export interface ExecutorLoad {
   runningCount: number;
@@ -264,6 +231,11 @@ export class ExecutorSession {
       this.#pending.delete(requestId);
       if (permitHeld) this.#runPermits.release();
     }
+  }
+
+  /** A request of the dispatcher's, in its terms: see `request` for what a failure says. */
+  async ask(ask: ExecutorAsk, deadlineMs: number): Promise<ExecutorAnswer> {
+    return replyToAnswer(await this.request(askToProto(ask), deadlineMs));
   }
 
   /**

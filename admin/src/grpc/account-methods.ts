@@ -1,6 +1,5 @@
 import { ServerError, Status } from 'nice-grpc';
 import { type Principal, denied, requireAdmin } from '../auth/access.js';
-import type { Authenticator } from '../auth/authenticator.js';
 import { USERNAME_PATTERN as USERNAME, USERNAME_RULE } from '../auth/create-user.js';
 import type { LoginThrottle } from '../auth/login-throttle.js';
 import { hashPassword, passwordProblem, verifyPassword, MAX_PASSWORD_LENGTH } from '../auth/passwords.js';
@@ -25,7 +24,8 @@ import {
 import type * as domain from '../domain.js';
 import type { AdminServiceImplementation } from '@jobstream/proto/admin';
 import type { Logger } from '../logger.js';
-import { generateToken, hashToken } from './auth.js';
+import { generateToken, hashToken } from '../auth/tokens.js';
+import type { Authenticator } from './auth.js';
 import { userRoles } from './enums.js';
 import { apiTokenToProto, userToProto } from './mappers.js';
 import { durationToMs } from '@jobstream/proto';

@@ -25,7 +25,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.js';
 import type * as domain from '../domain.js';
 import { logStatus } from '../domain.js';
 import type { ExecutorDirectory, ExecutorHandle } from '../executors/executor-directory.js';
-import { ExecutorRequestError } from '../executors/executor-session.js';
+import { ExecutorRequestError } from '../dispatch/executor-port.js';
 import { cancelPendingFires } from '../db/scheduler.repository.js';
 import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
@@ -35,7 +35,7 @@ import type { Scheduler } from '../scheduler/scheduler.js';
 import type * as adminPb from '@jobstream/proto/admin';
 import type { AdminServiceImplementation } from '@jobstream/proto/admin';
 import { RejectReason, rejectReasonToJSON } from '@jobstream/proto/executor';
-import { generateToken, hashToken } from './auth.js';
+import { generateToken, hashToken } from '../auth/tokens.js';
 import { createAccountMethods, type AccountMethodsOptions } from './account-methods.js';
 import {
   type Access,

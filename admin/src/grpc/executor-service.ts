@@ -18,7 +18,8 @@ import type {
 } from '@jobstream/proto/executor';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
-import { bearerToken, hashToken } from './auth.js';
+import { hashToken } from '../auth/tokens.js';
+import { bearerToken } from './auth.js';
 import type { ConnectAdmission, ConnectLimits } from './connect-limits.js';
 import { isInTimestampRange } from './request-sanity.js';
 import { runOutcomes } from './enums.js';

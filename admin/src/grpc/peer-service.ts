@@ -1,8 +1,9 @@
 import { ServerError, Status, type CallContext } from 'nice-grpc';
-import { ExecutorRequestError, type ExecutorRequestFailure } from '../executors/executor-session.js';
+import { ExecutorRequestError, type ExecutorRequestFailure } from '../dispatch/executor-port.js';
 import type { SessionRegistry } from '../executors/session-registry.js';
 import type { AdminPeerServiceImplementation } from '@jobstream/proto/peer';
-import { bearerToken, isAcceptedToken } from './auth.js';
+import { isAcceptedToken } from '../auth/tokens.js';
+import { bearerToken } from './auth.js';
 import { invalid } from './validation.js';
 
 /**

@@ -1,0 +1,120 @@
+import type { BlockStrategy, GlueType } from '../domain.js';
+
+/*
+ * What the dispatcher and the router need from executors, in the domain's terms. The
+ * executor stream edge (executors/) implements it and maps these shapes to and from the
+ * protocol's messages (grpc/executor-mappers.ts), so nothing in dispatch/ depends on how
+ * a request travels or how the protocol encodes it.
+ */
+
+/** A run for an executor to start. The same order is sent again to settle a doubt. */
+export interface RunOrder {
+  logId: string;
+  attempt: number;
+  jobId: string;
+  handler: string;
+  param: string;
+  /** Zero means no timeout. */
+  timeoutMs: number;
+  blockStrategy: BlockStrategy;
+  shardIndex: number;
+  shardTotal: number;
+  glueType: GlueType;
+  glueSource: string;
+  /** Lets an executor cache a compiled script. */
+  glueUpdatedAt: Date;
+  scheduledAt: Date;
+}
+
+/**
+ * What is asked of an executor: to start a run, or, to route FAILOVER and BUSYOVER,
+ * whether it answers at all (`beat`) and whether it has nothing of a job running or
+ * queued (`idle-beat`).
+ */
+export type ExecutorAsk =
+  { kind: 'run'; run: RunOrder } | { kind: 'beat' } | { kind: 'idle-beat'; jobId: string };
+
+/**
+ * Why an executor refused. UNSPECIFIED is what an accepted answer carries; UNRECOGNIZED
+ * is a reason this admin does not know (a newer executor).
+ */
+export type RejectReason =
+  | 'UNSPECIFIED'
+  | 'UNKNOWN_HANDLER'
+  | 'BUSY'
+  | 'DISCARDED'
+  | 'SHUTTING_DOWN'
+  | 'UNKNOWN_RUN'
+  | 'INVALID'
+  | 'EXPIRED'
+  | 'UNRECOGNIZED';
+
+/** An executor's answer. To an idle beat, a busy executor answers BUSY. */
+export interface ExecutorAnswer {
+  accepted: boolean;
+  rejectReason: RejectReason;
+  /** The executor's explanation, bounded and storable (it ends up in trigger messages). */
+  message: string;
+}
+
+/**
+ * How trigger messages name a reject reason: as the executor protocol spells it, which
+ * is what operators have always seen and search for.
+ */
+export function rejectReasonLabel(reason: RejectReason): string {
+  return reason === 'UNRECOGNIZED' ? reason : `REJECT_REASON_${reason}`;
+}
+
+/**
+ * Why a request got no answer, which decides what the admin may conclude about it:
+ * - `not-sent`: it never left this admin (no free run slot or no room on the stream in
+ *   time). The executor cannot have it.
+ * - `not-connected`: the stream ended before the request left. The executor cannot have
+ *   it, and may take it on its next stream.
+ * - `no-answer`: it was handed to the stream and no answer came by its deadline.
+ * - `session-closed`: it was handed to the stream, which then ended before an answer.
+ * In the last two cases the executor may have it: the outcome is in doubt until the
+ * executor says, on a later stream, whether it has the run.
+ */
+export type ExecutorRequestFailure = 'not-sent' | 'not-connected' | 'no-answer' | 'session-closed';
+
+export class ExecutorRequestError extends Error {
+  override readonly name = 'ExecutorRequestError';
+  readonly kind: ExecutorRequestFailure;
+  /**
+   * The executor's stream may still be open: the request went through a peer admin that
+   * did not say (its answer was late, or the call to it broke), so nobody ended that
+   * stream. A doubt is then settled by asking on the same stream again, not by waiting
+   * for the executor's next one, which may never come.
+   */
+  readonly streamMayBeOpen: boolean;
+  constructor(kind: ExecutorRequestFailure, message: string, options: { streamMayBeOpen?: boolean } = {}) {
+    super(message);
+    this.kind = kind;
+    this.streamMayBeOpen = options.streamMayBeOpen ?? false;
+  }
+
+  /** Whether the executor may have received the request. */
+  get mayHaveArrived(): boolean {
+    return this.kind === 'no-answer' || this.kind === 'session-closed';
+  }
+}
+
+/** An executor that can be asked, whichever admin holds its stream. */
+export interface ExecutorTarget {
+  readonly appName: string;
+  readonly instanceName: string;
+  readonly sessionId: string;
+  /** The executor process behind the stream, `hostname/pid` as it registered. */
+  readonly process: string;
+  /** Resolves with the executor's answer; rejects with ExecutorRequestError when there is none. */
+  ask(ask: ExecutorAsk, deadlineMs: number): Promise<ExecutorAnswer>;
+}
+
+/** The cluster's connected executors, as the dispatcher looks them up. */
+export interface ExecutorLookup {
+  /** The group's executors, local and remote, in a stable order. */
+  candidates(appName: string): Promise<ExecutorTarget[]>;
+  /** One executor by name, wherever its stream is; undefined when it is not connected. */
+  find(appName: string, instanceName: string): Promise<ExecutorTarget | undefined>;
+}

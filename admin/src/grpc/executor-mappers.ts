@@ -1,0 +1,78 @@
+import { durationFromMs } from '@jobstream/proto';
+import {
+  RejectReason as WireRejectReason,
+  type BeatRequest,
+  type IdleBeatRequest,
+  type Reply,
+  type RunRequest,
+} from '@jobstream/proto/executor';
+import type { ExecutorAnswer, ExecutorAsk, RejectReason, RunOrder } from '../dispatch/executor-port.js';
+import { blockStrategies, EnumCodec, glueTypes } from './enums.js';
+
+/*
+ * The executor protocol's side of the dispatcher's asks and answers: the dispatcher
+ * speaks domain types (dispatch/executor-port.ts), the executor stream edge writes and
+ * reads wire messages, and this is where one becomes the other.
+ */
+
+/** UNRECOGNIZED has no wire value of its own: it stands for every number not listed. */
+const rejectReasons = new EnumCodec<Exclude<RejectReason, 'UNRECOGNIZED'>, WireRejectReason>(
+  WireRejectReason,
+  'REJECT_REASON_',
+  [
+    'UNSPECIFIED',
+    'UNKNOWN_HANDLER',
+    'BUSY',
+    'DISCARDED',
+    'SHUTTING_DOWN',
+    'UNKNOWN_RUN',
+    'INVALID',
+    'EXPIRED',
+  ],
+);
+
+/** The requests an ask becomes; the session numbers them (request_id) as it sends them. */
+export type AskRequest =
+  | { $case: 'runRequest'; value: Omit<RunRequest, 'requestId'> }
+  | { $case: 'beatRequest'; value: Omit<BeatRequest, 'requestId'> }
+  | { $case: 'idleBeatRequest'; value: Omit<IdleBeatRequest, 'requestId'> };
+
+function runOrderToProto(run: RunOrder): Omit<RunRequest, 'requestId'> {
+  return {
+    logId: run.logId,
+    attempt: run.attempt,
+    jobId: run.jobId,
+    handler: run.handler,
+    param: run.param,
+    timeout: durationFromMs(run.timeoutMs),
+    blockStrategy: blockStrategies.toProto(run.blockStrategy),
+    shardIndex: run.shardIndex,
+    shardTotal: run.shardTotal,
+    glueType: glueTypes.toProto(run.glueType),
+    glueSource: run.glueSource,
+    glueUpdatedAt: run.glueUpdatedAt,
+    scheduledAt: run.scheduledAt,
+    // Set by the session when the request goes on the wire.
+    answerBy: undefined,
+  };
+}
+
+export function askToProto(ask: ExecutorAsk): AskRequest {
+  switch (ask.kind) {
+    case 'run':
+      return { $case: 'runRequest', value: runOrderToProto(ask.run) };
+    case 'beat':
+      return { $case: 'beatRequest', value: {} };
+    case 'idle-beat':
+      return { $case: 'idleBeatRequest', value: { jobId: ask.jobId } };
+  }
+}
+
+/** A reply already made safe to use (sanitizeReply) as the dispatcher's answer. */
+export function replyToAnswer(reply: Reply): ExecutorAnswer {
+  return {
+    accepted: reply.accepted,
+    rejectReason: rejectReasons.toDomain(reply.rejectReason) ?? 'UNRECOGNIZED',
+    message: reply.message,
+  };
+}
