@@ -22,7 +22,7 @@ import { createPeerService } from './grpc/peer-service.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { AdminServiceDefinition } from '@jobstream/proto/admin';
 import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
-import { createAdminService } from './grpc/admin-service.js';
+import { createAdminService } from './grpc/operator-api/index.js';
 import { ConnectLimits } from './grpc/connect-limits.js';
 import { errorBoundary } from './grpc/error-boundary.js';
 import { tolerantDecoding } from './grpc/malformed-messages.js';
@@ -36,7 +36,15 @@ import { Authenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { createUserAccount, CreateUserError } from './auth/create-user.js';
 import { countUsers, ensureClusterSecret } from './db/users.repository.js';
-import { generateToken } from './grpc/auth.js';
+import { generateToken, hashToken } from './grpc/auth.js';
+import { AccountsService } from './services/accounts.js';
+import { DashboardService } from './services/dashboard.js';
+import { ExecutorRegistrationService } from './services/executor-registration.js';
+import { ExecutorsService } from './services/executors.js';
+import { GroupsService } from './services/groups.js';
+import { JobsService } from './services/jobs.js';
+import { LogsService } from './services/logs.js';
+import type { Tokens } from './services/tokens.js';
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -188,6 +196,8 @@ export class AdminApp {
       onRetries: count => this.metrics.retries.inc(count),
     });
 
+    const tokens: Tokens = { generate: generateToken, hash: hashToken };
+    const now = (): Date => new Date();
     const server = createServer({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
@@ -204,7 +214,7 @@ export class AdminApp {
     server.add(
       tolerantDecoding(ExecutorServiceDefinition),
       createExecutorService({
-        db,
+        registration: new ExecutorRegistrationService({ db, tokens, now }),
         sessions: this.sessions,
         presence,
         results,
@@ -237,16 +247,22 @@ export class AdminApp {
     server.add(
       tolerantDecoding(AdminServiceDefinition),
       createAdminService({
-        db,
-        directory,
-        scheduler,
-        defaultTimeZone: config.defaultTimeZone,
-        dispatcher,
-        requestDeadlineMs: config.requestDeadlineMs,
         authenticator: new Authenticator({ db, staticTokens: config.adminTokens }),
-        loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
-        sessionTtlMs: config.sessionTtlMs,
-        logger: logger.child({ component: 'accounts' }),
+        accounts: new AccountsService({
+          db,
+          tokens,
+          loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
+          sessionTtlMs: config.sessionTtlMs,
+          logger: logger.child({ component: 'accounts' }),
+          now,
+        }),
+        dashboard: new DashboardService({ db, timeZone: config.defaultTimeZone, now }),
+        executors: new ExecutorsService({ db, now }),
+        groups: new GroupsService({ db, tokens, now }),
+        jobs: new JobsService({ db, scheduler, dispatcher, now }),
+        logs: new LogsService({ db, directory }),
+        defaultTimeZone: config.defaultTimeZone,
+        requestDeadlineMs: config.requestDeadlineMs,
       }),
     );
     server.add(
