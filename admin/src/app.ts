@@ -196,6 +196,7 @@ export class AdminApp {
       onRetries: count => this.metrics.retries.inc(count),
     });
 
+    // Shared by the application services: the token scheme the authenticators check, one clock.
     const tokens: Tokens = { generate: generateToken, hash: hashToken };
     const now = (): Date => new Date();
     const server = createServer({

@@ -11,7 +11,7 @@ import {
 import type { Authenticator } from '../../auth/authenticator.js';
 import type * as domain from '../../domain.js';
 import { isTimeZone } from '../../schedule/schedule.js';
-import type { JobsService } from '../../services/jobs.js';
+import type { AuthorizeSpec, JobsService } from '../../services/jobs.js';
 import { inField } from '../domain-status.js';
 import { scheduleTypes, triggerStatuses } from '../enums.js';
 import { parseJobSpec } from '../job-spec.js';
@@ -74,27 +74,27 @@ export function createJobMethods(options: JobMethodsOptions): JobMethods {
   const { authenticator, jobs } = options;
 
   /** A job spec may only name the caller's groups: its own group and its child jobs'. */
-  async function requireSpecAccess(caller: Principal, spec: domain.JobSpec): Promise<void> {
-    requireGroupAccess(caller, spec.groupId, 'write', 'spec.group_id');
-    if (caller.role === 'ADMIN' || spec.childJobIds.length === 0) return;
-    const groups = await jobs.groupIdsOfJobs(spec.childJobIds);
-    spec.childJobIds.forEach((childId, index) => {
-      const groupId = groups.get(childId);
-      if (groupId !== undefined && !mayAccessGroup(caller, groupId, 'write')) {
-        denied(
-          `spec.child_job_ids[${index}]: job ${childId} belongs to executor group ${groupId}, which user "${caller.name}" is not granted`,
-        );
-      }
-    });
+  function specAccessOf(caller: Principal): AuthorizeSpec {
+    return async spec => {
+      requireGroupAccess(caller, spec.groupId, 'write', 'spec.group_id');
+      if (caller.role === 'ADMIN' || spec.childJobIds.length === 0) return;
+      const groups = await jobs.groupIdsOfJobs(spec.childJobIds);
+      spec.childJobIds.forEach((childId, index) => {
+        const groupId = groups.get(childId);
+        if (groupId !== undefined && !mayAccessGroup(caller, groupId, 'write')) {
+          denied(
+            `spec.child_job_ids[${index}]: job ${childId} belongs to executor group ${groupId}, which user "${caller.name}" is not granted`,
+          );
+        }
+      });
+    };
   }
 
   return {
     async createJob(request, context) {
       const caller = await authenticator.authenticate(context);
       const spec = parseJobSpec('spec', request.spec);
-      const job = await jobs
-        .create(spec, authorized => requireSpecAccess(caller, authorized))
-        .catch(inField('spec'));
+      const job = await jobs.create(spec, specAccessOf(caller)).catch(inField('spec'));
       return { job: jobToProto(job) };
     },
 
@@ -108,9 +108,7 @@ export function createJobMethods(options: JobMethodsOptions): JobMethods {
         request.updateMask,
       );
       const spec = parseJobSpec('spec', merged);
-      const job = await jobs
-        .update(current, spec, authorized => requireSpecAccess(caller, authorized))
-        .catch(inField('spec'));
+      const job = await jobs.update(current, spec, specAccessOf(caller)).catch(inField('spec'));
       return { job: jobToProto(job) };
     },
 
