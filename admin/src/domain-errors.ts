@@ -34,7 +34,7 @@ export abstract class DomainError extends Error {
   }
 }
 
-/** The input breaks a rule that needs the stored state to check (a cycle of child jobs). */
+/** The input breaks a rule only a service can check (a cycle of child jobs, a schedule that does not parse). */
 export class InvalidInputError extends DomainError {
   readonly kind = 'invalid-input';
 }
