@@ -10,6 +10,7 @@ const ADMIN = '^admin/src/';
 const DOMAIN_LOGIC = `${ADMIN}(scheduler|schedule|dispatch|executors|followups|alarm|housekeeping|auth)/`;
 const OPERATOR_API_CONTRACT = '^proto/src/(gen/jobstream/v1/(admin|peer)\\.ts|descriptor-set\\.ts)$';
 const WIRE_CONTRACT = '^proto/src/gen/';
+const DOMAIN_TYPES = `${ADMIN}domain(-errors)?\\.ts$`;
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -77,7 +78,7 @@ module.exports = {
       comment: 'Application services speak domain types; wire messages and gRPC statuses are the edge.',
       severity: 'error',
       from: { path: `${ADMIN}services/` },
-      to: { path: [`${ADMIN}grpc/`, OPERATOR_API_CONTRACT] },
+      to: { path: [`${ADMIN}(grpc|wire)/`, WIRE_CONTRACT] },
     },
     {
       name: 'domain-logic-not-up',
@@ -87,27 +88,45 @@ module.exports = {
       to: { path: `${ADMIN}(grpc|services)/|${ADMIN}(app|cli|demo|config)\\.ts$` },
     },
     {
+      name: 'domain-logic-knows-no-grpc',
+      comment:
+        'Below the transport, refusals are domain errors (domain-errors.ts) that the transport ' +
+        'maps to statuses; only the executor sessions, which hold the streams, touch gRPC.',
+      severity: 'error',
+      from: { path: DOMAIN_LOGIC, pathNot: `${ADMIN}executors/` },
+      to: { path: '^node_modules/(nice-grpc[^/]*|@grpc/grpc-js)/' },
+    },
+    {
+      name: 'wire-is-mapping-only',
+      comment:
+        'wire/ maps between generated messages and domain shapes, for the transport and the ' +
+        'executor sessions alike; it calls nothing.',
+      severity: 'error',
+      from: { path: `${ADMIN}wire/` },
+      to: { path: ADMIN, pathNot: [`${ADMIN}wire/`, DOMAIN_TYPES, `${ADMIN}dispatch/executor-port\\.ts$`] },
+    },
+    {
       name: 'dispatch-speaks-domain',
       comment:
         'The dispatcher and router decide in domain terms; mapping to wire messages happens at ' +
         'the edge (the executor session and grpc/).',
       severity: 'error',
       from: { path: `${ADMIN}dispatch/` },
-      to: { path: WIRE_CONTRACT },
+      to: { path: [WIRE_CONTRACT, `${ADMIN}wire/`] },
     },
     {
       name: 'data-access-is-below',
       comment: 'The data-access layer knows its tables and the domain types, nothing above.',
       severity: 'error',
       from: { path: `${ADMIN}db/` },
-      to: { path: ADMIN, pathNot: `${ADMIN}(db/|domain\\.ts$|util/)` },
+      to: { path: ADMIN, pathNot: [`${ADMIN}(db|util)/`, DOMAIN_TYPES] },
     },
     {
       name: 'domain-types-are-a-leaf',
-      comment: 'Domain types depend on nothing in the admin.',
+      comment: 'Domain types and domain errors depend on nothing in the admin.',
       severity: 'error',
-      from: { path: `${ADMIN}domain\\.ts$` },
-      to: { path: ADMIN },
+      from: { path: DOMAIN_TYPES },
+      to: { path: ADMIN, pathNot: DOMAIN_TYPES },
     },
     {
       name: 'migrations-frozen',

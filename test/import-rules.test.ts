@@ -88,6 +88,18 @@ describe('the import rules of the code map (dependency-cruiser, run in CI)', () 
       rule: 'domain-logic-not-up',
     },
     {
+      mistake: 'an application service importing generated wire messages',
+      folder: 'admin/src/services',
+      importLine: "import * as imported from '@jobstream/proto/admin';",
+      rule: 'services-not-transport',
+    },
+    {
+      mistake: 'domain logic raising gRPC statuses itself',
+      folder: 'admin/src/scheduler',
+      importLine: "import * as imported from 'nice-grpc';",
+      rule: 'domain-logic-knows-no-grpc',
+    },
+    {
       mistake: 'the data-access layer importing domain logic',
       folder: 'admin/src/db',
       importLine: "import * as imported from '../scheduler/scheduler.js';",

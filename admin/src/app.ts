@@ -23,7 +23,7 @@ import { QuartzCronCompiler } from './schedule/cron/index.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { AdminServiceDefinition } from '@jobstream/proto/admin';
 import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
-import { createAdminService } from './grpc/admin-service.js';
+import { createAdminService } from './grpc/operator-api/index.js';
 import { ConnectLimits } from './grpc/connect-limits.js';
 import { errorBoundary } from './grpc/error-boundary.js';
 import { tolerantDecoding } from './grpc/malformed-messages.js';
@@ -37,8 +37,16 @@ import { TokenAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { createUserAccount, CreateUserError } from './auth/create-user.js';
 import { countUsers, ensureClusterSecret } from './db/users.repository.js';
-import { generateToken } from './auth/tokens.js';
+import { generateToken, hashToken } from './auth/tokens.js';
 import { Authenticator } from './grpc/auth.js';
+import { AccountsService } from './services/accounts.js';
+import { DashboardService } from './services/dashboard.js';
+import { ExecutorRegistrationService } from './services/executor-registration.js';
+import { ExecutorsService } from './services/executors.js';
+import { GroupsService } from './services/groups.js';
+import { JobsService } from './services/jobs.js';
+import { LogsService } from './services/logs.js';
+import type { Tokens } from './services/tokens.js';
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -190,6 +198,9 @@ export class AdminApp {
       onRetries: count => this.metrics.retries.inc(count),
     });
 
+    // Shared by the application services: the token scheme the authenticators check, one clock.
+    const tokens: Tokens = { generate: generateToken, hash: hashToken };
+    const now = (): Date => new Date();
     const server = createServer({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
@@ -206,7 +217,7 @@ export class AdminApp {
     server.add(
       tolerantDecoding(ExecutorServiceDefinition),
       createExecutorService({
-        db,
+        registration: new ExecutorRegistrationService({ db, tokens, now }),
         sessions: this.sessions,
         presence,
         results,
@@ -241,17 +252,23 @@ export class AdminApp {
     server.add(
       tolerantDecoding(AdminServiceDefinition),
       createAdminService({
-        db,
-        directory,
-        scheduler,
+        authenticator: new Authenticator(new TokenAuthenticator({ db, staticTokens: config.adminTokens })),
+        accounts: new AccountsService({
+          db,
+          tokens,
+          loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
+          sessionTtlMs: config.sessionTtlMs,
+          logger: logger.child({ component: 'accounts' }),
+          now,
+        }),
+        dashboard: new DashboardService({ db, timeZone: config.defaultTimeZone, now }),
+        executors: new ExecutorsService({ db, now }),
+        groups: new GroupsService({ db, tokens, now }),
+        jobs: new JobsService({ db, scheduler, dispatcher, cronCompiler, now }),
+        logs: new LogsService({ db, directory }),
         cronCompiler,
         defaultTimeZone: config.defaultTimeZone,
-        dispatcher,
         requestDeadlineMs: config.requestDeadlineMs,
-        authenticator: new Authenticator(new TokenAuthenticator({ db, staticTokens: config.adminTokens })),
-        loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
-        sessionTtlMs: config.sessionTtlMs,
-        logger: logger.child({ component: 'accounts' }),
       }),
     );
     server.add(

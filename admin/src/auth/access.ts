@@ -1,4 +1,4 @@
-import { ServerError, Status } from 'nice-grpc';
+import { PermissionDeniedError } from '../domain-errors.js';
 import type { UserRole } from '../domain.js';
 
 /** Who is calling AdminService, and what it may touch. */
@@ -21,7 +21,7 @@ function describe(principal: Principal): string {
 }
 
 export function denied(message: string): never {
-  throw new ServerError(Status.PERMISSION_DENIED, message);
+  throw new PermissionDeniedError(message);
 }
 
 /** Calls that change users, groups or tokens of others: the admin role only. */

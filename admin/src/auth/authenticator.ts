@@ -1,4 +1,4 @@
-import { ServerError, Status } from 'nice-grpc';
+import { UnauthenticatedError } from '../domain-errors.js';
 import type { Db } from '../db/database.js';
 import { findUserByTokenHash } from '../db/users.repository.js';
 import type { Principal } from './access.js';
@@ -33,7 +33,7 @@ export class TokenAuthenticator {
     }
     const found = await findUserByTokenHash(this.#options.db, hashToken(token), new Date());
     if (!found) {
-      throw new ServerError(Status.UNAUTHENTICATED, 'token not accepted (unknown, expired or revoked)');
+      throw new UnauthenticatedError('token not accepted (unknown, expired or revoked)');
     }
     return {
       name: found.user.username,

@@ -21,7 +21,7 @@ import {
   type ExecutorRequestFailure,
   type ExecutorTarget,
 } from '../dispatch/executor-port.js';
-import { askToProto, replyToAnswer } from '../grpc/executor-mappers.js';
+import { askToProto, replyToAnswer } from '../wire/executor-messages.js';
 import { answerGraceMs, type RequestBody } from './executor-session.js';
 import type { SessionRegistry } from './session-registry.js';
 

@@ -12,7 +12,7 @@ import type {
 import { runKey } from '@jobstream/proto';
 import { BoundedQueue } from '@jobstream/proto/concurrency';
 import { ExecutorRequestError, type ExecutorAnswer, type ExecutorAsk } from '../dispatch/executor-port.js';
-import { askToProto, replyToAnswer } from '../grpc/executor-mappers.js';
+import { askToProto, replyToAnswer } from '../wire/executor-messages.js';
 import { Semaphore } from '../util/semaphore.js';
 import { sanitizeReply } from './reply-limits.js';
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { isAbortError } from 'abort-controller-x';
 import { ServerError, Status, type ServerMiddleware } from 'nice-grpc';
-import { isDatabaseUnavailable } from '../db/errors.js';
+import { StoreUnavailableError } from '../domain-errors.js';
 import type { Logger } from '../logger.js';
+import { domainErrorOf } from '../services/failures.js';
+import { serverErrorOf } from './domain-status.js';
 
 /**
  * The longest status message sent, percent-encoded as grpc-js sends it. It travels in an
@@ -12,9 +14,10 @@ import type { Logger } from '../logger.js';
 const MAX_ENCODED_DETAILS = 4_096;
 
 /**
- * The one error boundary of the gRPC server: expected outcomes are thrown as
- * ServerError and pass through; anything else is logged with its stack and an error
- * id, and the client gets that id without internal details.
+ * The one error boundary of the gRPC server: expected outcomes are thrown as ServerError
+ * (by the transport) or as domain errors (by the services and below, mapped to their
+ * status here) and pass through; anything else is logged with its stack and an error id,
+ * and the client gets that id without internal details.
  */
 export function errorBoundary(logger: Logger): ServerMiddleware {
   return async function* boundary(call, context) {
@@ -23,10 +26,11 @@ export function errorBoundary(logger: Logger): ServerMiddleware {
     } catch (error) {
       if (error instanceof ServerError) throw boundedError(error);
       if (isAbortError(error)) throw error;
-      if (isDatabaseUnavailable(error)) {
+      const failure = domainErrorOf(error);
+      if (failure instanceof StoreUnavailableError) {
         logger.warn({ err: error, method: call.method.path }, 'database unavailable');
-        throw new ServerError(Status.UNAVAILABLE, 'the database is unavailable; retry later');
       }
+      if (failure !== undefined) throw boundedError(serverErrorOf(failure));
       const errorId = randomUUID();
       logger.error({ err: error, method: call.method.path, errorId }, 'unexpected error in a gRPC method');
       throw new ServerError(Status.INTERNAL, `internal error ${errorId} (details in the admin log)`);

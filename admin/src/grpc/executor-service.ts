@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { ServerError, Status, type CallContext } from 'nice-grpc';
-import type { Db } from '../db/database.js';
-import { findGroupByAppName, findGroupByTokenHash } from '../db/groups.repository.js';
-import { adoptRunningLogs, reconcilableRuns, settleRunsInDoubt } from '../db/logs.repository.js';
-import { retryOnDeadlock } from '../db/retry.js';
 import type { ExecutorGroup, RunResultInput } from '../domain.js';
 import { ExecutorSession } from '../executors/executor-session.js';
 import type { PresenceTracker } from '../executors/presence-tracker.js';
@@ -18,11 +14,11 @@ import type {
 } from '@jobstream/proto/executor';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
-import { hashToken } from '../auth/tokens.js';
+import type { ExecutorRegistrationService } from '../services/executor-registration.js';
 import { bearerToken } from './auth.js';
 import type { ConnectAdmission, ConnectLimits } from './connect-limits.js';
 import { isInTimestampRange } from './request-sanity.js';
-import { runOutcomes } from './enums.js';
+import { runOutcomes } from '../wire/enums.js';
 import { APP_NAME_PATTERN, INSTANCE_NAME_PATTERN, PROTOCOL_VERSION, durationFromMs } from '@jobstream/proto';
 import { clientCertificateName } from './tls.js';
 
@@ -30,7 +26,7 @@ import { clientCertificateName } from './tls.js';
 const MAX_REPORTED_UNRESPONSIVE_RUNS = 100;
 
 export interface ExecutorServiceOptions {
-  db: Db;
+  registration: ExecutorRegistrationService;
   sessions: SessionRegistry;
   presence: PresenceTracker;
   results: ResultRecorder;
@@ -85,8 +81,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
    */
   async function authenticate(context: CallContext): Promise<ExecutorGroup> {
     const byToken = async (): Promise<ExecutorGroup> => {
-      const token = bearerToken(context);
-      const group = await findGroupByTokenHash(options.db, hashToken(token), new Date());
+      const group = await options.registration.groupOfToken(bearerToken(context));
       if (!group) throw new ServerError(Status.UNAUTHENTICATED, 'access token not accepted');
       return group;
     };
@@ -98,7 +93,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         'the client certificate names no app (its subject must have exactly one CN)',
       );
     }
-    const group = await findGroupByAppName(options.db, certificateApp);
+    const group = await options.registration.groupOfApp(certificateApp);
     if (!group) {
       throw new ServerError(
         Status.PERMISSION_DENIED,
@@ -165,7 +160,6 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       const inbound = requests[Symbol.asyncIterator]();
       const register = await readRegister(inbound, group);
       session = new ExecutorSession(randomUUID(), register, new Date());
-      const registered = session;
       const log = logger.child({
         app: session.appName,
         instance: session.instanceName,
@@ -174,16 +168,10 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
 
       // Before the session can be found (locally or through its presence row): a dispatch
       // settling the same runs by asking the new stream then finds them settled already.
-      const inDoubt = await retryOnDeadlock(() =>
-        settleRunsInDoubt(
-          options.db,
-          group.id,
-          registered.instanceName,
-          registered.sessionId,
-          registered.process,
-          [...register.running, ...register.unacknowledgedResults],
-        ),
-      );
+      const inDoubt = await options.registration.settleRunsInDoubt(group, session, [
+        ...register.running,
+        ...register.unacknowledgedResults,
+      ]);
       if (inDoubt.accepted.length + inDoubt.released.length > 0) {
         log.info(
           { accepted: inDoubt.accepted, released: inDoubt.released },
@@ -192,26 +180,19 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       }
       if (inDoubt.lost.length > 0) {
         log.warn(
-          { lost: inDoubt.lost, process: registered.process },
+          { lost: inDoubt.lost, process: session.process },
           'runs declared lost: the executor came back as another process without them',
         );
         options.onRunsLost?.(inDoubt.lost);
       }
       await options.presence.online(session);
       options.sessions.add(session)?.close('replaced by a newer stream of the same instance name');
-      await adoptRunningLogs(
-        options.db,
-        session.instanceName,
-        session.sessionId,
-        register.running.map(run => run.logId),
+      const strayRuns = await options.registration.adoptRuns(
+        group,
+        session,
+        register.running,
+        register.unacknowledgedResults,
       );
-      const reconcilable = await reconcilableRuns(options.db, group.id, session.instanceName, [
-        ...register.running,
-        ...register.unacknowledgedResults,
-      ]);
-      session.adoptRuns(reconcilable);
-      const adopted = new Set(reconcilable.map(run => `${run.logId}/${run.attempt}`));
-      const strayRuns = register.running.filter(run => !adopted.has(`${run.logId}/${run.attempt}`));
       metrics.streamRegistrations.inc({ app_name: session.appName });
       metrics.executorsOnline.set(
         { app_name: session.appName },

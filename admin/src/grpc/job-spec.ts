@@ -1,18 +1,23 @@
-import { ServerError, Status } from 'nice-grpc';
-import type { Db } from '../db/database.js';
-import { findGroupById } from '../db/groups.repository.js';
-import { childJobIdsOf, existingJobIds } from '../db/jobs.repository.js';
 import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import type * as domain from '../domain.js';
 import type * as adminPb from '@jobstream/proto/admin';
-import { blockStrategies, glueTypes, misfireStrategies, routeStrategies, scheduleTypes } from './enums.js';
+import {
+  blockStrategies,
+  glueTypes,
+  misfireStrategies,
+  routeStrategies,
+  scheduleTypes,
+} from '../wire/enums.js';
 import { invalid, requireEnum, requireId, requireInteger, requireText } from './validation.js';
 
 const EMAIL = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
 const MAX_CHILD_JOBS = 100;
 
-/** Reads a wire JobSpec into a domain spec, refusing any invalid field (checks that need no database). */
+/**
+ * Reads a wire JobSpec into a domain spec, refusing any invalid field. Only the checks
+ * that need no database: whether its group and child jobs exist is the JobsService's.
+ */
 export function parseJobSpec(
   field: string,
   spec: adminPb.JobSpec | undefined,
@@ -118,52 +123,4 @@ function parseChildJobIds(field: string, ids: readonly string[]): string[] {
   if (ids.length > MAX_CHILD_JOBS) invalid(field, `lists more than ${MAX_CHILD_JOBS} jobs`);
   const unique = [...new Set(ids.map((id, index) => requireId(`${field}[${index}]`, id)))];
   return unique;
-}
-
-/**
- * Checks what needs the database: the group exists, child jobs exist, and the child
- * graph stays acyclic once this job (`jobId`, undefined when new) has these children.
- */
-export async function checkJobReferences(
-  db: Db,
-  field: string,
-  spec: domain.JobSpec,
-  jobId: string | undefined,
-): Promise<void> {
-  if (!(await findGroupById(db, spec.groupId))) {
-    throw new ServerError(
-      Status.NOT_FOUND,
-      `${field}.group_id: executor group ${spec.groupId} does not exist`,
-    );
-  }
-  if (spec.childJobIds.length === 0) return;
-  if (jobId !== undefined && spec.childJobIds.includes(jobId)) {
-    invalid(`${field}.child_job_ids`, 'a job cannot be its own child');
-  }
-  const existing = await existingJobIds(db, spec.childJobIds);
-  const missing = spec.childJobIds.filter(id => !existing.has(id));
-  if (missing.length > 0) {
-    throw new ServerError(
-      Status.NOT_FOUND,
-      `${field}.child_job_ids: job ${missing.join(', ')} does not exist`,
-    );
-  }
-  if (jobId === undefined) return; // a new job has no parents yet, so it cannot close a cycle
-  // Walk down from the new children; reaching this job again means a cycle.
-  const seen = new Set<string>();
-  let frontier = [...spec.childJobIds];
-  while (frontier.length > 0) {
-    const children = await childJobIdsOf(db, frontier);
-    const next: string[] = [];
-    for (const ids of children.values()) {
-      for (const id of ids) {
-        if (id === jobId) invalid(`${field}.child_job_ids`, 'would create a cycle of child jobs');
-        if (!seen.has(id)) {
-          seen.add(id);
-          next.push(id);
-        }
-      }
-    }
-    frontier = next;
-  }
 }

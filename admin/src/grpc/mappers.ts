@@ -16,7 +16,7 @@ import {
   triggerStatuses,
   triggerTypes,
   userRoles,
-} from './enums.js';
+} from '../wire/enums.js';
 
 /** Domain objects to wire messages. Secrets (token hashes) never reach these types. */
 

@@ -1,5 +1,5 @@
 import { ServerError, Status } from 'nice-grpc';
-import type { EnumCodec } from './enums.js';
+import type { EnumCodec } from '../wire/enums.js';
 
 /** Request validation: every refusal is INVALID_ARGUMENT with a message that starts with the field's path. */
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BlockStrategy, GlueType } from '@jobstream/proto/types';
 import { RejectReason } from '@jobstream/proto/executor';
 import { rejectReasonLabel, type RunOrder } from '../../admin/src/dispatch/executor-port.js';
-import { askToProto, replyToAnswer } from '../../admin/src/grpc/executor-mappers.js';
+import { askToProto, replyToAnswer } from '../../admin/src/wire/executor-messages.js';
 
 const run: RunOrder = {
   logId: '42',
