@@ -1,4 +1,7 @@
 // Small helpers shared by the harness: progress output, bounded waits, wall-clock time.
+import { sleep } from '@jobstream/proto/concurrency';
+
+export { sleep };
 
 const startedAt = performance.now();
 
@@ -18,22 +21,6 @@ function formatNumber(value: number): string {
 /** Wall-clock milliseconds with sub-millisecond resolution. */
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    if (ms <= 0 || signal?.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Sleeps until the given wall-clock instant (ms since the epoch). */

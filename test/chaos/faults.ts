@@ -1,3 +1,4 @@
+import { sleep } from '@jobstream/proto/concurrency';
 import type { CuttableProxy } from './proxy.js';
 import type { SoakPostgres, SoakProcess } from './cluster.js';
 import type { FaultKind, PlannedFault } from './plan.js';
@@ -19,18 +20,6 @@ export interface FaultTargets {
   readonly postgres: SoakPostgres;
   readonly log: (line: string) => void;
 }
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise(resolve => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 
 /**
  * Injects one fault and undoes it after its duration: a killed or terminated process is

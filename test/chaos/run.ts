@@ -4,6 +4,7 @@
 // admins and executors are killed, stopped, starved and cut off while a mix of jobs runs;
 // then, after a quiet period, the database and every executor's own run record are
 // checked against each other and against the schedule. See test/chaos/README.md.
+import { sleep } from '@jobstream/proto/concurrency';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -101,8 +102,6 @@ const SCHEDULE_TYPES: Readonly<Record<number, CheckedJob['scheduleType']>> = {
   [ScheduleType.SCHEDULE_TYPE_FIX_RATE]: 'FIX_RATE',
   [ScheduleType.SCHEDULE_TYPE_FIX_DELAY]: 'FIX_DELAY',
 };
-
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms));
 
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
