@@ -112,7 +112,7 @@ describe('the executor stream protocol, admin side', () => {
     expect(String(raw.error)).toContain('no answer to run request');
   });
 
-  it('never has more unanswered run requests in flight than the executor capacity', async () => {
+  it("never gives an executor more runs than its capacity: the next goes out at the first one's result", async () => {
     const raw = connect('narrow-1', 1);
     await raw.next('welcome');
     const jobId = await createJob(client, groupId, 'echo');
@@ -125,6 +125,22 @@ describe('the executor stream protocol, admin side', () => {
       kind: {
         $case: 'reply',
         value: { requestId: request.requestId, accepted: true, rejectReason: 0, message: '' },
+      },
+    });
+    // Accepted, the run holds the executor's one slot until its result.
+    await new Promise(resolve => setTimeout(resolve, 150));
+    expect(raw.count('runRequest')).toBe(1);
+    raw.send({
+      kind: {
+        $case: 'runResult',
+        value: {
+          logId: request.logId,
+          attempt: request.attempt,
+          outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+          message: 'first done',
+          startedAt: new Date(Date.now() - 10),
+          finishedAt: new Date(),
+        },
       },
     });
     const secondRequest = await raw.next('runRequest', 2);

@@ -19,6 +19,20 @@ import { sanitizeReply } from './reply-limits.js';
 /** How many admin messages may wait for a slow stream before senders are made to wait. */
 const OUTBOUND_QUEUE_CAPACITY = 1024;
 
+/**
+ * Run requests that may wait here for one of an executor's run slots. Beyond it a run is
+ * refused at once as not sent (the scheduler takes it again after a backoff): the bound
+ * on what a saturated executor holds in this admin's memory.
+ */
+export const MAX_RUNS_WAITING_PER_EXECUTOR = 10_000;
+
+/**
+ * How a run request waits for a run slot: `until-free` as long as the session lives (the
+ * dispatcher's own sends: overload waits, in order); `within-deadline` only as long as
+ * the request's deadline (a peer admin's forwarded request, whose caller gives up then).
+ */
+export type SlotWait = 'until-free' | 'within-deadline';
+
 export interface ExecutorLoad {
   runningCount: number;
   queuedCount: number;
@@ -37,6 +51,10 @@ export type RequestBody =
 interface PendingRequest {
   resolve(reply: Reply): void;
   reject(error: Error): void;
+  /** For a run request holding a run slot: its run, which keeps the slot once accepted. */
+  slotRun?: string;
+  /** Set when the reply accepted the run: the slot now belongs to the run, not the request. */
+  slotTransferred?: boolean;
 }
 
 /**
@@ -62,11 +80,13 @@ export function answerGraceMs(deadlineMs: number): number {
  * The admin's side of one executor stream: what the executor registered, and the
  * request/reply correlation that turns the stream into calls with deadlines.
  *
- * Flow control has two layers. Run requests take a permit from a semaphore sized by
- * the executor's declared capacity until they are answered, so the admin never has
- * more unanswered runs in flight than the executor accepts. Every message then goes
- * through a bounded queue that the gRPC writer drains only as fast as the stream
- * accepts writes (nice-grpc waits for 'drain' when grpc-js `write()` returns false).
+ * Flow control has two layers. A run takes one of the executor's run slots (its declared
+ * capacity: runs executing or queued on it) from before its request is sent until its
+ * result arrives, so the admin never gives an executor more runs than it can hold and
+ * an executor at capacity is never answered with work it must refuse as busy: runs wait
+ * here instead, in order (a bounded number, MAX_RUNS_WAITING_PER_EXECUTOR). Every message
+ * then goes through a bounded queue that the gRPC writer drains only as fast as the
+ * stream accepts writes (nice-grpc waits for 'drain' when grpc-js `write()` returns false).
  */
 export class ExecutorSession {
   readonly sessionId: string;
@@ -78,7 +98,9 @@ export class ExecutorSession {
 
   readonly #outbound = new BoundedQueue<OutboundMessage>(OUTBOUND_QUEUE_CAPACITY);
   readonly #pending = new Map<string, PendingRequest>();
-  readonly #runPermits: Semaphore;
+  readonly #runSlots: Semaphore;
+  /** Runs holding a run slot: accepted by the executor (or adopted at Register), no result yet. */
+  readonly #slotHolders = new Set<string>();
   readonly #closed = new AbortController();
   readonly #inFlight = new Set<AbortController>();
   #nextRequestId = 1n;
@@ -104,7 +126,7 @@ export class ExecutorSession {
     this.appName = register.appName;
     this.instanceName = register.instanceName;
     this.connectedAt = connectedAt;
-    this.#runPermits = new Semaphore(register.capacity);
+    this.#runSlots = new Semaphore(register.capacity);
     this.load = {
       runningCount: 0,
       queuedCount: 0,
@@ -139,35 +161,56 @@ export class ExecutorSession {
    * Sends a request and resolves with the executor's reply, or rejects with an
    * ExecutorRequestError that says whether the executor may have the request.
    *
-   * `deadlineMs` bounds two waits separately. Before the request is handed to the stream
-   * (a run permit, room on the stream) it bounds the wait for that; nothing was sent when
-   * it expires. Once handed to the stream it bounds the executor's silence: a run request
+   * A run request first waits for a run slot: as long as the session lives with
+   * `until-free`, at most `deadlineMs` with `within-deadline`. Then `deadlineMs` bounds two
+   * waits separately. Before the request is handed to the stream (room on the stream) it
+   * bounds the wait for that; nothing was sent when it expires. Once handed to the stream
+   * it bounds the executor's silence: a run request
    * carries `answer_by` = hand-off + `deadlineMs`, and the reply is awaited a grace period
    * longer (see answerGraceMs). A run request that still gets no reply ends the session:
    * the executor reconnects and says at Register which runs it has, which settles the
    * doubt (see the dispatcher).
    */
-  async request(body: RequestBody, deadlineMs: number): Promise<Reply> {
+  async request(
+    body: RequestBody,
+    deadlineMs: number,
+    slotWait: SlotWait = 'within-deadline',
+  ): Promise<Reply> {
     // One controller and one timer per request: AbortSignal.timeout + AbortSignal.any cost
     // several times more, and a burst of fires sends thousands of requests at once.
     const abort = new AbortController();
     const { signal } = abort;
     const progress = { written: false };
-    let timer = setTimeout(() => abort.abort(new Error('deadline')), deadlineMs);
+    const startDeadline = () => setTimeout(() => abort.abort(new Error('deadline')), deadlineMs);
+    const isRun = body.$case === 'runRequest';
+    let timer = isRun && slotWait === 'until-free' ? undefined : startDeadline();
     // Tracked in a set rather than as listeners on the session's signal: removing one of
     // thousands of event listeners is linear, a set delete is not.
     this.#inFlight.add(abort);
-    const isRun = body.$case === 'runRequest';
     const requestId = (this.#nextRequestId++).toString();
-    let permitHeld = false;
+    const slotRun = isRun ? runKey(body.value.logId, body.value.attempt) : undefined;
+    let slotHeld = false;
+    const pending: PendingRequest = { resolve: () => undefined, reject: () => undefined };
     try {
       if (this.#closed.signal.aborted) throw new Error('session closed');
       if (isRun) {
-        await this.#runPermits.acquire(signal);
-        permitHeld = true;
+        if (!this.#runSlots.tryAcquire()) {
+          if (this.#runSlots.waiting >= MAX_RUNS_WAITING_PER_EXECUTOR) {
+            throw new ExecutorRequestError(
+              'not-sent',
+              `executor ${this.instanceName} is at capacity (${this.register.capacity}) with ${MAX_RUNS_WAITING_PER_EXECUTOR} runs already waiting for it`,
+            );
+          }
+          await this.#runSlots.acquire(signal);
+        }
+        slotHeld = true;
+        pending.slotRun = slotRun;
+        timer ??= startDeadline();
       }
       const replied = new Promise<Reply>((resolve, reject) => {
-        this.#pending.set(requestId, { resolve, reject });
+        pending.resolve = resolve;
+        pending.reject = reject;
+        this.#pending.set(requestId, pending);
         signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
       });
       // Awaited below unless `push` fails first; then nothing else may observe it.
@@ -211,7 +254,7 @@ export class ExecutorSession {
         if (!written) {
           throw new ExecutorRequestError(
             'not-sent',
-            isRun && !permitHeld
+            isRun && !slotHeld
               ? `executor ${this.instanceName} had no free run slot (capacity ${this.register.capacity}) within ${deadlineMs} ms`
               : `executor ${this.instanceName} did not take the request off its stream within ${deadlineMs} ms`,
           );
@@ -229,13 +272,15 @@ export class ExecutorSession {
       clearTimeout(timer);
       this.#inFlight.delete(abort);
       this.#pending.delete(requestId);
-      if (permitHeld) this.#runPermits.release();
+      // An accepted run keeps its slot until its result (runFinished); any other outcome
+      // frees it now.
+      if (slotHeld && pending.slotTransferred !== true) this.#runSlots.release();
     }
   }
 
   /** A request of the dispatcher's, in its terms: see `request` for what a failure says. */
   async ask(ask: ExecutorAsk, deadlineMs: number): Promise<ExecutorAnswer> {
-    return replyToAnswer(await this.request(askToProto(ask), deadlineMs));
+    return replyToAnswer(await this.request(askToProto(ask), deadlineMs, 'until-free'));
   }
 
   /**
@@ -270,7 +315,25 @@ export class ExecutorSession {
 
   /** Runs of this instance the database confirmed at Register (still running, or results to re-send). */
   adoptRuns(runs: readonly { logId: string; attempt: number }[]): void {
-    for (const run of runs) this.#reportableRuns.add(runKey(run.logId, run.attempt));
+    for (const run of runs) {
+      const key = runKey(run.logId, run.attempt);
+      this.#reportableRuns.add(key);
+      // The executor holds these already: they occupy its slots like runs sent on this stream.
+      if (!this.#slotHolders.has(key) && this.#runSlots.tryAcquire()) this.#slotHolders.add(key);
+    }
+  }
+
+  /**
+   * The executor sent a run's result: the run no longer occupies one of its slots, so the
+   * next run waiting for this executor goes out (before the result is even stored).
+   */
+  runFinished(logId: string, attempt: number): void {
+    if (this.#slotHolders.delete(runKey(logId, attempt))) this.#runSlots.release();
+  }
+
+  /** Runs occupying the executor's slots, and run requests waiting for one (for metrics and tests). */
+  get slotUse(): { held: number; waiting: number } {
+    return { held: this.#slotHolders.size, waiting: this.#runSlots.waiting };
   }
 
   /** A run's result was stored: nothing more is expected for it. */
@@ -292,6 +355,13 @@ export class ExecutorSession {
     const pending = this.#pending.get(reply.requestId);
     if (!pending) return false;
     this.#pending.delete(reply.requestId);
+    // Decided here, as the reply is read, not when the waiting request resumes: the run's
+    // result may be the very next message, and it must find the slot to free.
+    // A run the executor holds already (adopted, or asked again) keeps the one slot it has.
+    if (pending.slotRun !== undefined && reply.accepted && !this.#slotHolders.has(pending.slotRun)) {
+      pending.slotTransferred = true;
+      this.#slotHolders.add(pending.slotRun);
+    }
     pending.resolve(sanitizeReply(reply));
     return true;
   }

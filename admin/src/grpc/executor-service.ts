@@ -291,6 +291,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
               refuseResult(session, result, log);
               break;
             }
+            session.runFinished(result.logId, result.attempt);
             const storing = storeAndAcknowledge(session, result, log).finally(() =>
               resultsInFlight.delete(storing),
             );

@@ -1,7 +1,16 @@
-/** Counts permits; `acquire` waits (bounded by a signal) until one is free. */
+interface Waiter {
+  grant(): void;
+  /** Set when the waiter gave up: a released permit skips it instead of being spent on it. */
+  gaveUp: boolean;
+}
+
+/** Counts permits; `acquire` waits in arrival order (bounded by a signal) until one is free. */
 export class Semaphore {
   #available: number;
-  readonly #waiters: (() => void)[] = [];
+  // Waiters that gave up stay in the queue, marked, until a release reaches them: removing
+  // one from the middle of thousands (every waiter of a stream that closed) would be linear.
+  readonly #waiters: Waiter[] = [];
+  #waiting = 0;
 
   constructor(permits: number) {
     this.#available = permits;
@@ -11,30 +20,50 @@ export class Semaphore {
     return this.#available;
   }
 
+  /** How many acquirers are waiting for a permit. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  /** Takes a permit only if one is free now and nobody waits for one. */
+  tryAcquire(): boolean {
+    if (this.#available <= 0 || this.#waiting > 0) return false;
+    this.#available -= 1;
+    return true;
+  }
+
   async acquire(signal?: AbortSignal): Promise<void> {
-    if (this.#available > 0) {
+    if (this.#available > 0 && this.#waiting === 0) {
       this.#available -= 1;
       return;
     }
     signal?.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
-      const grant = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
+      const waiter: Waiter = {
+        gaveUp: false,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
       };
       const onAbort = () => {
-        const index = this.#waiters.indexOf(grant);
-        if (index >= 0) this.#waiters.splice(index, 1);
+        waiter.gaveUp = true;
+        this.#waiting -= 1;
         reject(signal?.reason as Error);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(grant);
+      this.#waiters.push(waiter);
+      this.#waiting += 1;
     });
   }
 
   release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#available += 1;
+    for (let next = this.#waiters.shift(); next !== undefined; next = this.#waiters.shift()) {
+      if (next.gaveUp) continue;
+      this.#waiting -= 1;
+      next.grant();
+      return;
+    }
+    this.#available += 1;
   }
 }

@@ -212,8 +212,12 @@ export interface Register {
   /** The names of the handlers this executor can run. */
   handlers: string[];
   /**
-   * How many runs the executor accepts concurrently. The admin never has more
-   * unanswered RunRequests in flight to this executor than this. At least 1.
+   * How many runs the executor holds at once: executing, or queued behind a
+   * block strategy. At least 1. A run occupies one of these slots from its
+   * RunRequest until the admin receives its RunResult (runs listed in `running`
+   * occupy them from Register on), and the admin never sends a RunRequest
+   * without a free slot: runs beyond it wait at the admin, in order, so an
+   * executor at capacity is not sent work it would have to refuse as BUSY.
    */
   capacity: number;
   /** Free-form labels (informational, for operators and later routing rules). */

@@ -1,0 +1,159 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DispatchOutcome, LogStatus, type Log } from '@jobstream/proto/admin';
+import { ScheduleType } from '@jobstream/proto/types';
+import { Executor, silentLogger } from '../executor-sdk/src/index.js';
+import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createGroup, createJob, tempDir } from './support/fixtures.js';
+
+/** What a saturated executor saw: the order runs started in, and how many ran at once. */
+interface Observed {
+  started: string[];
+  running: number;
+  mostAtOnce: number;
+}
+
+/** An executor of capacity 1 whose one handler takes `workMs` and records what it saw. */
+async function startNarrowExecutor(
+  admin: TestAdmin,
+  appName: string,
+  token: string,
+  workMs: number,
+): Promise<{ executor: Executor; observed: Observed }> {
+  const observed: Observed = { started: [], running: 0, mostAtOnce: 0 };
+  const executor = new Executor({
+    adminAddresses: [admin.address],
+    appName,
+    accessToken: token,
+    instanceName: `${appName}-1`,
+    dataDir: await tempDir(appName),
+    capacity: 1,
+    logger: silentLogger,
+  });
+  executor.register('slow', async ctx => {
+    observed.started.push(ctx.param);
+    observed.running += 1;
+    observed.mostAtOnce = Math.max(observed.mostAtOnce, observed.running);
+    try {
+      await delay(workMs, undefined, { signal: ctx.signal });
+      return `done ${ctx.param}`;
+    } finally {
+      observed.running -= 1;
+    }
+  });
+  await executor.start();
+  return { executor, observed };
+}
+
+async function logsOfGroup(client: AdminClient, groupId: string): Promise<Log[]> {
+  const logs: Log[] = [];
+  let pageToken = '';
+  do {
+    const page = await client.listLogs({ groupId, pageSize: 500, pageToken });
+    logs.push(...page.logs);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== '');
+  return logs;
+}
+
+/**
+ * An executor at capacity is not a failure: runs it cannot take yet wait at the admin, in
+ * order, and go out as its runs finish. Before, they waited for a run slot only as long as
+ * the answer deadline and then failed ("did not answer"), or reached the executor and were
+ * refused as busy.
+ */
+describe('a saturated executor', () => {
+  let database: TestDatabase;
+  let admin: TestAdmin;
+  const executors: Executor[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    // A short answer deadline: every run waits far longer than it for its turn.
+    admin = await startTestAdmin(database.url, { requestDeadlineMs: 500 });
+  });
+
+  afterAll(async () => {
+    await Promise.all(executors.map(executor => executor.stop()));
+    await admin?.stop();
+    await database?.drop();
+  });
+
+  it('runs 100 runs of one batch trigger one at a time, in order, none failed', async () => {
+    const { client } = admin;
+    const { groupId, token } = await createGroup(client, 'narrow-api');
+    const { executor, observed } = await startNarrowExecutor(admin, 'narrow-api', token, 10);
+    executors.push(executor);
+    const jobId = await createJob(client, groupId, 'slow');
+    const params = Array.from({ length: 100 }, (_, index) => String(index));
+
+    const { runs } = await client.triggerJobRuns({ jobId, runs: params.map(param => ({ param })) });
+    expect(runs.flatMap(run => run.logIds)).toHaveLength(100);
+    const logs = await waitFor(
+      async () => {
+        const all = await logsOfGroup(client, groupId);
+        return all.length === 100 && all.every(log => log.status !== LogStatus.LOG_STATUS_RUNNING)
+          ? all
+          : undefined;
+      },
+      { what: 'the 100 runs to finish' },
+    );
+
+    expect(
+      logs
+        .filter(log => log.status !== LogStatus.LOG_STATUS_SUCCEEDED)
+        .map(log => `${log.status}: ${log.triggerMessage} ${log.handleMessage}`),
+    ).toEqual([]);
+    expect(logs.every(log => log.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED)).toBe(true);
+    expect(observed.started).toEqual(params);
+    expect(observed.mostAtOnce).toBe(1);
+  });
+
+  it('runs 100 fires due at the same instant one at a time, each once, none failed', async () => {
+    const { client } = admin;
+    const { groupId, token } = await createGroup(client, 'narrow-cron');
+    const { executor, observed } = await startNarrowExecutor(admin, 'narrow-cron', token, 20);
+    executors.push(executor);
+    // Every job fires at the same second of the minute, far enough ahead to create them all.
+    const second = new Date(Date.now() + 6_000).getUTCSeconds();
+    const jobIds: string[] = [];
+    for (let index = 0; index < 100; index += 1) {
+      jobIds.push(
+        await createJob(client, groupId, 'slow', {
+          param: `job ${index}`,
+          scheduleType: ScheduleType.SCHEDULE_TYPE_CRON,
+          scheduleConf: `${second} * * * * ?`,
+          timeZone: 'UTC',
+        }),
+      );
+    }
+    for (const id of jobIds) await client.startJob({ id });
+
+    const logs = await waitFor(
+      async () => {
+        const all = await logsOfGroup(client, groupId);
+        return all.length >= 100 && all.every(log => log.status !== LogStatus.LOG_STATUS_RUNNING)
+          ? all
+          : undefined;
+      },
+      { what: 'the 100 fires to finish' },
+    );
+    for (const id of jobIds) await client.stopJob({ id });
+
+    expect(logs).toHaveLength(100);
+    expect(
+      logs
+        .filter(log => log.status !== LogStatus.LOG_STATUS_SUCCEEDED)
+        .map(log => `${log.status}: ${log.triggerMessage} ${log.handleMessage}`),
+    ).toEqual([]);
+    // Each job's fire ran once, and the executor never held more than its one slot.
+    expect([...observed.started].sort()).toEqual(jobIds.map((_, index) => `job ${index}`).sort());
+    expect(observed.mostAtOnce).toBe(1);
+    // They ran in the order the admin sent them.
+    const sentOrder = [...logs]
+      .sort((a, b) => a.triggeredAt!.getTime() - b.triggeredAt!.getTime() || Number(a.id) - Number(b.id))
+      .map(log => log.param);
+    expect(observed.started).toEqual(sentOrder);
+  });
+});
