@@ -668,6 +668,7 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
           running: [{ logId: fixture.runningLog, attempt: 1 }],
           unacknowledgedResults: [{ logId: fixture.failedLog, attempt: 1 }],
           protocolVersion: 1,
+          pipelineWindow: 0,
         },
       },
     });

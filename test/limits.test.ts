@@ -628,6 +628,7 @@ describe('limits and bad input against a running admin', () => {
               running: [],
               unacknowledgedResults: [],
               protocolVersion: 1,
+              pipelineWindow: 0,
             },
           },
         }).finish(),

@@ -6,6 +6,7 @@ import { Executor, silentLogger } from '../executor-sdk/src/index.js';
 import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { createGroup, createJob, tempDir } from './support/fixtures.js';
+import { startExecutorProcess, type ChildTs } from './support/processes.js';
 
 /** What a saturated executor saw: the order runs started in, and how many ran at once. */
 interface Observed {
@@ -155,5 +156,73 @@ describe('a saturated executor', () => {
       .sort((a, b) => a.triggeredAt!.getTime() - b.triggeredAt!.getTime() || Number(a.id) - Number(b.id))
       .map(log => log.param);
     expect(observed.started).toEqual(sentOrder);
+  });
+
+  it('sends the runs waiting for a replaced executor process to its successor, none failed', async () => {
+    // A deadline shorter than the runs wait: before, a run that waited for a slot past its
+    // deadline and then saw its stream end failed as "disconnected" instead of going to
+    // the executor's new stream.
+    const quick = await startTestAdmin(database.url, { requestDeadlineMs: 1_000 });
+    const children: ChildTs[] = [];
+    try {
+      const { client } = quick;
+      const { groupId, token } = await createGroup(client, 'narrow-restart');
+      const processOptions = {
+        adminAddresses: [quick.address],
+        appName: 'narrow-restart',
+        accessToken: token,
+        instanceName: 'narrow-restart-1',
+        // One run held at a time: the others wait at the admin, not in the executor's queue.
+        capacity: 1,
+        pipelineWindow: 0,
+      };
+      const first = await startExecutorProcess({ ...processOptions, dataDir: await tempDir('restart-a') });
+      children.push(first);
+      const jobId = await createJob(client, groupId, 'work', { param: '600' });
+      const triggering = client.triggerJobRuns({ jobId, runs: Array.from({ length: 10 }, () => ({})) });
+      const started = (child: ChildTs) =>
+        child.lines
+          .filter(line => line.includes('"run-started"'))
+          .map(line => (JSON.parse(line) as { logId: string }).logId);
+      await waitFor(() => (started(first).length >= 3 ? true : undefined), { what: 'three runs to start' });
+
+      // A rolling restart: the new process registers as the same instance, which replaces
+      // the old one's stream; the old one is then killed.
+      const second = await startExecutorProcess({ ...processOptions, dataDir: await tempDir('restart-b') });
+      children.push(second);
+      await first.kill('SIGKILL');
+      const { runs } = await triggering;
+      const logIds = runs.flatMap(run => run.logIds);
+
+      const logs = await waitFor(
+        async () => {
+          const all = await Promise.all(logIds.map(async id => (await client.getLog({ id })).log!));
+          return all.every(log => log.status !== LogStatus.LOG_STATUS_RUNNING) ? all : undefined;
+        },
+        { what: 'the 10 runs to end' },
+      );
+      // Only runs the old process had when it was replaced (running, or its request on the
+      // way) may have failed: lost with it. Every run still waiting at the admin ran on the
+      // new process.
+      const ranOnFirst = new Set(started(first));
+      const failed = logs.filter(log => log.status !== LogStatus.LOG_STATUS_SUCCEEDED);
+      for (const log of failed) {
+        expect(`${log.id}: ${log.handleMessage}`).toMatch(
+          new RegExp(`^${log.id}: lost: (the run request went to )?executor narrow-restart-1 \\(process `),
+        );
+      }
+      expect(failed.map(log => `${log.id}: ${log.handleMessage} | ${log.triggerMessage}`).slice(2)).toEqual(
+        [],
+      );
+      for (const log of logs) {
+        if (log.status === LogStatus.LOG_STATUS_SUCCEEDED && !ranOnFirst.has(log.id)) {
+          expect(started(second)).toContain(log.id);
+        }
+      }
+      expect(started(second).length).toBeGreaterThan(0);
+    } finally {
+      await Promise.all(children.map(child => child.kill('SIGKILL')));
+      await quick.stop();
+    }
   });
 });

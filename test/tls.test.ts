@@ -124,6 +124,7 @@ function register(appName: string, instanceName: string): ExecutorMessage {
         running: [],
         unacknowledgedResults: [],
         protocolVersion: 1,
+        pipelineWindow: 0,
       },
     },
   };

@@ -87,6 +87,7 @@ export class Executor {
     this.#runLogs = new RunLogStore(path.join(this.#options.dataDir, 'logs'), this.#logger);
     this.#scheduler = new RunScheduler({
       capacity: this.#options.capacity,
+      pipelineWindow: this.#options.pipelineWindow,
       handlers: this.#handlers,
       runLogs: this.#runLogs,
       logger: this.#logger,
@@ -257,6 +258,7 @@ export class Executor {
       running: this.#scheduler.activeRefs(),
       unacknowledgedResults: this.#spool?.refs() ?? [],
       protocolVersion: PROTOCOL_VERSION,
+      pipelineWindow: o.pipelineWindow,
     };
   }
 

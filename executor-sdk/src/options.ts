@@ -4,7 +4,14 @@ import { createSecureContext } from 'node:tls';
 import { ChannelCredentials, type ChannelOptions } from 'nice-grpc';
 import type { Logger } from './logger.js';
 import { createJsonLogger } from './logger.js';
-import { APP_NAME_PATTERN, APP_NAME_RULE, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE } from '@jobstream/proto';
+import {
+  APP_NAME_PATTERN,
+  APP_NAME_RULE,
+  INSTANCE_NAME_PATTERN,
+  INSTANCE_NAME_RULE,
+  MAX_CAPACITY,
+  MAX_PIPELINE_WINDOW,
+} from '@jobstream/proto';
 
 export interface ExecutorOptions {
   /**
@@ -34,8 +41,15 @@ export interface ExecutorOptions {
    * Default: `./.jobstream-executor/<appName>/<instanceName>` under the working directory.
    */
   dataDir?: string;
-  /** Runs accepted at once (running + queued). Default 16. */
+  /** Runs executed at once. Default 16, at most 10,000. */
   capacity?: number;
+  /**
+   * Runs accepted beyond `capacity`, queued in arrival order until a slot frees: the admin
+   * sends the next runs while results travel back, so a busy stream does not leave handlers
+   * idle. Runs beyond capacity + pipelineWindow wait at the admin. Default 4 × capacity
+   * (at most 10,000); 0 makes the admin send a run only when one of `capacity` is free.
+   */
+  pipelineWindow?: number;
   /** Free-form labels sent in Register (informational). */
   labels?: Readonly<Record<string, string>>;
   /** Diagnostics sink (pino-compatible). Default: JSON lines on stderr, level info. */
@@ -89,6 +103,7 @@ export interface ResolvedOptions {
   instanceName: string;
   dataDir: string;
   capacity: number;
+  pipelineWindow: number;
   labels: Record<string, string>;
   logger: Logger;
   shutdownGracePeriodMs: number;
@@ -103,6 +118,8 @@ export interface ResolvedOptions {
 }
 
 export const DEFAULT_CAPACITY = 16;
+/** The default pipelining window, per unit of capacity. */
+export const PIPELINE_WINDOW_PER_CAPACITY = 4;
 export const DEFAULT_SHUTDOWN_GRACE_PERIOD_MS = 10_000;
 export const DEFAULT_RESULT_FLUSH_TIMEOUT_MS = 2_000;
 export const DEFAULT_LOG_RETENTION_DAYS = 30;
@@ -123,6 +140,7 @@ const KNOWN_KEYS = new Set<string>([
   'instanceName',
   'dataDir',
   'capacity',
+  'pipelineWindow',
   'labels',
   'logger',
   'shutdownGracePeriodMs',
@@ -189,7 +207,15 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     else dataDir = path.resolve(raw.dataDir);
   }
 
-  const capacity = integer(raw.capacity, 'capacity', 1, 100_000, DEFAULT_CAPACITY, problems);
+  const capacity = integer(raw.capacity, 'capacity', 1, MAX_CAPACITY, DEFAULT_CAPACITY, problems);
+  const pipelineWindow = integer(
+    raw.pipelineWindow,
+    'pipelineWindow',
+    0,
+    MAX_PIPELINE_WINDOW,
+    Math.min(MAX_PIPELINE_WINDOW, PIPELINE_WINDOW_PER_CAPACITY * capacity),
+    problems,
+  );
   const shutdownGracePeriodMs = integer(
     raw.shutdownGracePeriodMs,
     'shutdownGracePeriodMs',
@@ -304,6 +330,7 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     instanceName,
     dataDir: dataDir ?? path.resolve('.jobstream-executor', app, instanceName.replace(/:/g, '_')),
     capacity,
+    pipelineWindow,
     labels,
     logger: logger ?? createJsonLogger('info'),
     shutdownGracePeriodMs,

@@ -37,6 +37,8 @@ const OUTCOME_NAMES: Partial<Record<RunOutcome, string>> = {
 
 export interface RunSchedulerOptions {
   capacity: number;
+  /** Runs accepted beyond capacity, queued until one of its slots frees. */
+  pipelineWindow: number;
   handlers: HandlerRegistry;
   runLogs: RunLogStore;
   logger: Logger;
@@ -85,8 +87,10 @@ interface Settled {
  * Decides which runs execute when.
  *
  * Runs of one job are serialized in a lane (XXL-JOB's per-job thread); the block
- * strategy decides what a new run does when its lane is busy. `capacity` bounds
- * running + queued runs across all jobs.
+ * strategy decides what a new run does when its lane is busy. `capacity` bounds the
+ * runs executing at once; `capacity + pipelineWindow` the runs held (executing or
+ * queued). A lane whose next run could start but finds every slot taken waits in line
+ * (#lanesWaitingForSlot), so runs of different jobs start in the order they arrived.
  *
  * A run ends when its handler settles or when it is aborted (kill, timeout, cover,
  * shutdown), whichever comes first. JavaScript cannot force-stop a function: after an
@@ -96,6 +100,8 @@ interface Settled {
  */
 export class RunScheduler {
   readonly #capacity: number;
+  readonly #pipelineWindow: number;
+  readonly #lanesWaitingForSlot: Lane[] = [];
   readonly #handlers: HandlerRegistry;
   readonly #runLogs: RunLogStore;
   readonly #logger: Logger;
@@ -108,6 +114,7 @@ export class RunScheduler {
 
   constructor(options: RunSchedulerOptions) {
     this.#capacity = options.capacity;
+    this.#pipelineWindow = options.pipelineWindow;
     this.#handlers = options.handlers;
     this.#runLogs = options.runLogs;
     this.#logger = options.logger;
@@ -207,10 +214,10 @@ export class RunScheduler {
     }
     const covering = laneSize > 0 && strategy === BlockStrategy.BLOCK_STRATEGY_COVER_EARLY;
     const load = this.runningCount + this.queuedCount - (covering ? laneSize : 0);
-    if (load >= this.#capacity) {
+    if (load >= this.#capacity + this.#pipelineWindow) {
       return reject(
         RejectReason.REJECT_REASON_BUSY,
-        `executor is at capacity (${this.runningCount} running, ${this.queuedCount} queued, capacity ${this.#capacity})`,
+        `executor is at capacity (${this.runningCount} running, ${this.queuedCount} queued, capacity ${this.#capacity}, pipeline window ${this.#pipelineWindow})`,
       );
     }
 
@@ -291,7 +298,11 @@ export class RunScheduler {
     }
   }
 
-  #pump(lane: Lane): void {
+  /**
+   * Starts the lane's next run if it may. `inTurn` is set when the lane's turn in the line
+   * for a slot has come; otherwise a lane that finds others waiting queues behind them.
+   */
+  #pump(lane: Lane, inTurn = false): void {
     if (lane.active !== undefined) return;
     const next = lane.queue[0];
     if (next === undefined) {
@@ -299,8 +310,20 @@ export class RunScheduler {
       return;
     }
     if (!next.released) return;
+    const othersFirst = !inTurn && this.#lanesWaitingForSlot.length > 0;
+    if (othersFirst || this.runningCount >= this.#capacity) {
+      if (!this.#lanesWaitingForSlot.includes(lane)) this.#lanesWaitingForSlot.push(lane);
+      return;
+    }
     lane.queue.shift();
     this.#start(lane, next);
+  }
+
+  /** A slot freed: the lanes waiting for one start their next runs, first come first served. */
+  #pumpWaitingLanes(): void {
+    while (this.#lanesWaitingForSlot.length > 0 && this.runningCount < this.#capacity) {
+      this.#pump(this.#lanesWaitingForSlot.shift()!, true);
+    }
   }
 
   #start(lane: Lane, run: Run): void {
@@ -433,6 +456,7 @@ export class RunScheduler {
       }
       this.#pump(lane);
     }
+    if (wasRunning) this.#pumpWaitingLanes();
     if (this.runningCount === 0) {
       for (const wake of [...this.#idleWaiters]) wake();
       this.#idleWaiters.clear();

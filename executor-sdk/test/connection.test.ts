@@ -33,6 +33,7 @@ describe('connecting', () => {
       running: [],
       unacknowledgedResults: [],
       protocolVersion: 1,
+      pipelineWindow: 28,
     });
     expect(executor.sessionId).toBe(session.sessionId);
     expect(() => executor.register('late', () => undefined)).toThrow(/before start/);

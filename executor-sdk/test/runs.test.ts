@@ -117,7 +117,10 @@ describe('running handlers', () => {
 
   it('rejects unknown handlers, unsupported glue types and runs beyond capacity', async () => {
     const hold = holdHandler();
-    const { session } = await connected(e => e.register('hold', hold.handler), { capacity: 2 });
+    const { session } = await connected(e => e.register('hold', hold.handler), {
+      capacity: 2,
+      pipelineWindow: 0,
+    });
 
     expect(await session.run({ logId: '301', handler: 'missing' })).toMatchObject({
       accepted: false,
@@ -150,6 +153,36 @@ describe('running handlers', () => {
     hold.release('304');
     hold.release('306');
     await session.waitForResult('306');
+  });
+
+  it('holds runs beyond capacity in its pipelining window and starts them in arrival order', async () => {
+    const hold = holdHandler();
+    const { session } = await connected(e => e.register('hold', hold.handler), {
+      capacity: 1,
+      pipelineWindow: 2,
+    });
+    // Job 1 runs; job 2 waits for the slot; job 1's second run arrived after job 2's.
+    for (const [logId, jobId] of [
+      ['401', '1'],
+      ['402', '2'],
+      ['403', '1'],
+    ] as const) {
+      expect(await session.run({ logId, handler: 'hold', jobId })).toMatchObject({ accepted: true });
+    }
+    const busy = await session.run({ logId: '404', handler: 'hold', jobId: '3' });
+    expect(busy).toMatchObject({ accepted: false, rejectReason: RejectReason.REJECT_REASON_BUSY });
+    expect(busy.message).toMatch(/capacity 1, pipeline window 2/);
+
+    await hold.started('401', session);
+    expect([...hold.contexts.keys()]).toEqual(['401']);
+    hold.release('401');
+    await hold.started('402', session);
+    expect([...hold.contexts.keys()]).toEqual(['401', '402']);
+    hold.release('402');
+    await hold.started('403', session);
+    expect([...hold.contexts.keys()]).toEqual(['401', '402', '403']);
+    hold.release('403');
+    await session.waitForResult('403');
   });
 
   it('refuses a run request read after its answer_by, without running it', async () => {

@@ -1,4 +1,4 @@
 export { durationFromMs, durationToMs, positiveDurationMs } from './time.js';
 export { APP_NAME_PATTERN, APP_NAME_RULE, INSTANCE_NAME_PATTERN, INSTANCE_NAME_RULE } from './names.js';
 export { runKey } from './run-key.js';
-export { PROTOCOL_VERSION } from './protocol.js';
+export { MAX_CAPACITY, MAX_PIPELINE_WINDOW, PROTOCOL_VERSION } from './protocol.js';

@@ -180,6 +180,10 @@ export interface ExecutorProcessOptions {
   dataDir: string;
   /** The SDK's shutdownGracePeriodMs (what SIGTERM gives running runs); the SDK default when omitted. */
   shutdownGracePeriodMs?: number;
+  /** The SDK's capacity; the SDK default when omitted. */
+  capacity?: number;
+  /** The SDK's pipelineWindow; the SDK default when omitted. */
+  pipelineWindow?: number;
 }
 
 /** A real executor process running test/fixtures/executor-process.ts; resolves once it is registered. */
@@ -196,6 +200,10 @@ export async function startExecutorProcess(
     ...(options.shutdownGracePeriodMs === undefined
       ? {}
       : { FIXTURE_SHUTDOWN_GRACE_MS: String(options.shutdownGracePeriodMs) }),
+    ...(options.capacity === undefined ? {} : { FIXTURE_CAPACITY: String(options.capacity) }),
+    ...(options.pipelineWindow === undefined
+      ? {}
+      : { FIXTURE_PIPELINE_WINDOW: String(options.pipelineWindow) }),
   });
   if (waitReady)
     await killOnFailure(

@@ -67,6 +67,8 @@ export class RawExecutor {
           running: [],
           unacknowledgedResults: [],
           protocolVersion: 1,
+          // Like an executor predating the pipelining window: at most `capacity` runs held.
+          pipelineWindow: 0,
           ...fields,
         },
       },

@@ -298,11 +298,17 @@ export async function settleRunsInDoubt(
   sessionId: string,
   process: string,
   listed: readonly { logId: string; attempt: number }[],
+  neverSent: readonly { logId: string; attempt: number }[] = [],
 ): Promise<{ accepted: string[]; released: string[]; lost: string[] }> {
   const { rows } = await sql<{ settled: 'accepted' | 'released' | 'lost'; id: string }>`
     with doubt as (
       select l.id, l.attempt, l.dispatch_outcome = 'PENDING' as in_doubt,
-             l.executor_process is not distinct from ${process} as same_process
+             -- Certainly not started: sent to this same process and not listed, or never
+             -- written to the replaced stream at all (the caller, its admin, knows).
+             (l.executor_process is not distinct from ${process}
+              or (l.id, l.attempt) in (
+                select * from unnest(${neverSent.map(run => run.logId)}::bigint[],
+                                     ${neverSent.map(run => run.attempt)}::bigint[]))) as certainly_not_started
         from trigger_log l
        where l.executor_instance = ${instanceName}
          and l.outcome is null
@@ -342,7 +348,7 @@ export async function settleRunsInDoubt(
         from doubt d
        where l.id = d.id
          and d.in_doubt
-         and d.same_process
+         and d.certainly_not_started
          and not exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
       returning l.id
     ), lost as (
@@ -363,7 +369,7 @@ export async function settleRunsInDoubt(
              end
         from doubt d
        where l.id = d.id
-         and not d.same_process
+         and not d.certainly_not_started
          and not exists (select 1 from listed x where x.id = d.id and x.attempt = d.attempt)
       returning l.id
     )

@@ -633,8 +633,12 @@ export class Dispatcher {
           return { kind: 'in-doubt', handle, answer };
         }
         if (error.kind === 'not-connected') {
-          // Certainly not received: the executor's new stream may take it.
-          const next = await this.#reconnected(handle, deadlineAt);
+          // Certainly not received: the executor's new stream may take it. A run that waited
+          // for a run slot longer than its deadline still gets a deadline's time to find it.
+          const next = await this.#reconnected(
+            handle,
+            Math.max(deadlineAt, Date.now() + this.#options.requestDeadlineMs),
+          );
           if (next) {
             // The mark moves with the request; if it cannot, the log has another fate.
             const from = handle.sessionId;

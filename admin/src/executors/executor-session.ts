@@ -81,7 +81,8 @@ export function answerGraceMs(deadlineMs: number): number {
  * request/reply correlation that turns the stream into calls with deadlines.
  *
  * Flow control has two layers. A run takes one of the executor's run slots (its declared
- * capacity: runs executing or queued on it) from before its request is sent until its
+ * capacity plus its pipelining window: runs executing or queued on it) from before its
+ * request is sent until its
  * result arrives, so the admin never gives an executor more runs than it can hold and
  * an executor at capacity is never answered with work it must refuse as busy: runs wait
  * here instead, in order (a bounded number, MAX_RUNS_WAITING_PER_EXECUTOR). Every message
@@ -101,6 +102,8 @@ export class ExecutorSession {
   readonly #runSlots: Semaphore;
   /** Runs holding a run slot: accepted by the executor (or adopted at Register), no result yet. */
   readonly #slotHolders = new Set<string>();
+  /** Run requests begun and not yet written to the stream (waiting for a slot or for room), by request id. */
+  readonly #unsentRuns = new Map<string, RunRef>();
   readonly #closed = new AbortController();
   readonly #inFlight = new Set<AbortController>();
   #nextRequestId = 1n;
@@ -126,7 +129,7 @@ export class ExecutorSession {
     this.appName = register.appName;
     this.instanceName = register.instanceName;
     this.connectedAt = connectedAt;
-    this.#runSlots = new Semaphore(register.capacity);
+    this.#runSlots = new Semaphore(register.capacity + register.pipelineWindow);
     this.load = {
       runningCount: 0,
       queuedCount: 0,
@@ -189,6 +192,7 @@ export class ExecutorSession {
     this.#inFlight.add(abort);
     const requestId = (this.#nextRequestId++).toString();
     const slotRun = isRun ? runKey(body.value.logId, body.value.attempt) : undefined;
+    if (isRun) this.#unsentRuns.set(requestId, { logId: body.value.logId, attempt: body.value.attempt });
     let slotHeld = false;
     const pending: PendingRequest = { resolve: () => undefined, reject: () => undefined };
     try {
@@ -219,6 +223,7 @@ export class ExecutorSession {
       const onWrite = (): boolean => {
         if (signal.aborted) return false;
         progress.written = true;
+        this.#unsentRuns.delete(requestId);
         clearTimeout(timer);
         if (isRun) {
           // A result may come from this session as soon as the request can have arrived.
@@ -272,6 +277,7 @@ export class ExecutorSession {
       clearTimeout(timer);
       this.#inFlight.delete(abort);
       this.#pending.delete(requestId);
+      this.#unsentRuns.delete(requestId);
       // An accepted run keeps its slot until its result (runFinished); any other outcome
       // frees it now.
       if (slotHeld && pending.slotTransferred !== true) this.#runSlots.release();
@@ -373,10 +379,13 @@ export class ExecutorSession {
 
   /**
    * Ends the session: queued messages are dropped, waiting requests fail. With a
-   * reason, the admin is the one ending it and the executor is told why.
+   * reason, the admin is the one ending it and the executor is told why. Returns the runs
+   * whose requests had begun here and were never written to the stream: this admin knows
+   * the executor never had them (empty when the session was closed already).
    */
-  close(reason?: string): void {
-    if (this.#closed.signal.aborted) return;
+  close(reason?: string): RunRef[] {
+    if (this.#closed.signal.aborted) return [];
+    const unsent = [...this.#unsentRuns.values()];
     this.#endedByAdmin = reason;
     for (const request of this.#inFlight) request.abort(new Error('session closed'));
     this.#closed.abort(
@@ -389,6 +398,7 @@ export class ExecutorSession {
       );
     }
     this.#pending.clear();
+    return unsent;
   }
 }
 

@@ -19,7 +19,14 @@ import { bearerToken } from './auth.js';
 import type { ConnectAdmission, ConnectLimits } from './connect-limits.js';
 import { isInTimestampRange } from './request-sanity.js';
 import { runOutcomes } from '../wire/enums.js';
-import { APP_NAME_PATTERN, INSTANCE_NAME_PATTERN, PROTOCOL_VERSION, durationFromMs } from '@jobstream/proto';
+import {
+  APP_NAME_PATTERN,
+  INSTANCE_NAME_PATTERN,
+  MAX_CAPACITY,
+  MAX_PIPELINE_WINDOW,
+  PROTOCOL_VERSION,
+  durationFromMs,
+} from '@jobstream/proto';
 import { clientCertificateName } from './tls.js';
 
 /** How many runs that ignore their abort signal a beat may report. */
@@ -53,7 +60,6 @@ export interface ExecutorServiceOptions {
 }
 
 const MAX_HANDLERS = 1_000;
-const MAX_CAPACITY = 10_000;
 const MAX_RECONCILED_RUNS = 100_000;
 /**
  * Results waiting to be stored per stream before the admin stops reading the stream.
@@ -166,12 +172,21 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         sessionId: session.sessionId,
       });
 
+      // The stream this one replaces ends first, so that nothing more is written to it: the
+      // runs it never wrote (waiting for a run slot) are known not to be there, and are sent
+      // again rather than declared lost with the process they never reached.
+      const neverSent =
+        options.sessions
+          .get(session.appName, session.instanceName)
+          ?.close('replaced by a newer stream of the same instance name') ?? [];
       // Before the session can be found (locally or through its presence row): a dispatch
       // settling the same runs by asking the new stream then finds them settled already.
-      const inDoubt = await options.registration.settleRunsInDoubt(group, session, [
-        ...register.running,
-        ...register.unacknowledgedResults,
-      ]);
+      const inDoubt = await options.registration.settleRunsInDoubt(
+        group,
+        session,
+        [...register.running, ...register.unacknowledgedResults],
+        neverSent,
+      );
       if (inDoubt.accepted.length + inDoubt.released.length > 0) {
         log.info(
           { accepted: inDoubt.accepted, released: inDoubt.released },
@@ -422,6 +437,9 @@ function validateRegister(register: Register): void {
   }
   if (register.capacity < 1 || register.capacity > MAX_CAPACITY) {
     invalid(`register.capacity must be from 1 to ${MAX_CAPACITY}`);
+  }
+  if (register.pipelineWindow > MAX_PIPELINE_WINDOW) {
+    invalid(`register.pipeline_window must be from 0 to ${MAX_PIPELINE_WINDOW}`);
   }
   if (register.handlers.length > MAX_HANDLERS)
     invalid(`register.handlers holds more than ${MAX_HANDLERS} names`);

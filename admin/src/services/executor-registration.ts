@@ -63,9 +63,18 @@ export class ExecutorRegistrationService {
     group: ExecutorGroup,
     session: ExecutorSession,
     listed: readonly ReportedRun[],
+    neverSent: readonly ReportedRun[] = [],
   ): Promise<SettledRuns> {
     return retryOnDeadlock(() =>
-      settleRunsInDoubt(this.#db, group.id, session.instanceName, session.sessionId, session.process, listed),
+      settleRunsInDoubt(
+        this.#db,
+        group.id,
+        session.instanceName,
+        session.sessionId,
+        session.process,
+        listed,
+        neverSent,
+      ),
     );
   }
 

@@ -212,12 +212,14 @@ export interface Register {
   /** The names of the handlers this executor can run. */
   handlers: string[];
   /**
-   * How many runs the executor holds at once: executing, or queued behind a
-   * block strategy. At least 1. A run occupies one of these slots from its
-   * RunRequest until the admin receives its RunResult (runs listed in `running`
-   * occupy them from Register on), and the admin never sends a RunRequest
-   * without a free slot: runs beyond it wait at the admin, in order, so an
-   * executor at capacity is not sent work it would have to refuse as BUSY.
+   * How many runs the executor executes at once. At least 1, at most 10,000.
+   * With `pipeline_window` it bounds the runs the executor holds (executing or
+   * queued, behind a block strategy or for a slot): a run occupies one of the
+   * capacity + pipeline_window slots from its RunRequest until the admin
+   * receives its RunResult (runs listed in `running` occupy them from Register
+   * on), and the admin never sends a RunRequest without a free slot: runs
+   * beyond it wait at the admin, in order, so an executor is not sent work it
+   * would have to refuse as BUSY.
    */
   capacity: number;
   /** Free-form labels (informational, for operators and later routing rules). */
@@ -243,6 +245,15 @@ export interface Register {
   unacknowledgedResults: RunRef[];
   /** The protocol revision the executor speaks. This document describes 1. */
   protocolVersion: number;
+  /**
+   * How many accepted runs beyond `capacity` the executor keeps queued, in
+   * arrival order, until one of its capacity slots frees (the pipelining
+   * window). The admin then sends up to capacity + pipeline_window runs without
+   * a result, so a fast executor is not idle while its results travel back. An
+   * executor MUST NOT refuse a run as BUSY before it holds that many. 0 (also
+   * what executors predating this field send): no runs beyond capacity.
+   */
+  pipelineWindow: number;
 }
 
 export interface Register_LabelsEntry {
@@ -957,6 +968,7 @@ function createBaseRegister(): Register {
     running: [],
     unacknowledgedResults: [],
     protocolVersion: 0,
+    pipelineWindow: 0,
   };
 }
 
@@ -997,6 +1009,9 @@ export const Register: MessageFns<Register> = {
     }
     if (message.protocolVersion !== 0) {
       writer.uint32(96).uint32(message.protocolVersion);
+    }
+    if (message.pipelineWindow !== 0) {
+      writer.uint32(104).uint32(message.pipelineWindow);
     }
     return writer;
   },
@@ -1113,6 +1128,14 @@ export const Register: MessageFns<Register> = {
             message.protocolVersion = reader.uint32();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.pipelineWindow = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1180,6 +1203,11 @@ export const Register: MessageFns<Register> = {
         : isSet(object.protocol_version)
         ? globalThis.Number(object.protocol_version)
         : 0,
+      pipelineWindow: isSet(object.pipelineWindow)
+        ? globalThis.Number(object.pipelineWindow)
+        : isSet(object.pipeline_window)
+        ? globalThis.Number(object.pipeline_window)
+        : 0,
     };
   },
 
@@ -1227,6 +1255,9 @@ export const Register: MessageFns<Register> = {
     if (message.protocolVersion !== 0) {
       obj.protocolVersion = Math.round(message.protocolVersion);
     }
+    if (message.pipelineWindow !== 0) {
+      obj.pipelineWindow = Math.round(message.pipelineWindow);
+    }
     return obj;
   },
 
@@ -1255,6 +1286,7 @@ export const Register: MessageFns<Register> = {
     message.running = object.running?.map((e) => RunRef.fromPartial(e)) || [];
     message.unacknowledgedResults = object.unacknowledgedResults?.map((e) => RunRef.fromPartial(e)) || [];
     message.protocolVersion = object.protocolVersion ?? 0;
+    message.pipelineWindow = object.pipelineWindow ?? 0;
     return message;
   },
 };
