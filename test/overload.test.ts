@@ -225,4 +225,47 @@ describe('a saturated executor', () => {
       await quick.stop();
     }
   });
+
+  it('pauses claiming while its executors have not answered the fires it holds', async () => {
+    // Ten jobs firing every second for an executor that runs one 500 ms run at a time: a
+    // fifth of what is due. Claiming stops at the bound instead of queueing every fire.
+    // A database of its own: the other admin of this file would claim these jobs too.
+    const ownDatabase = await createTestDatabase();
+    const bounded = await startTestAdmin(ownDatabase.url, { maxFiresInFlight: 5 });
+    let executor: Executor | undefined;
+    try {
+      const { client } = bounded;
+      const { groupId, token } = await createGroup(client, 'narrow-claims');
+      executor = (await startNarrowExecutor(bounded, 'narrow-claims', token, 500)).executor;
+      const jobIds: string[] = [];
+      for (let index = 0; index < 10; index += 1) {
+        jobIds.push(
+          await createJob(client, groupId, 'slow', {
+            param: `job ${index}`,
+            scheduleType: ScheduleType.SCHEDULE_TYPE_CRON,
+            scheduleConf: '* * * * * ?',
+            timeZone: 'UTC',
+          }),
+        );
+      }
+      for (const id of jobIds) await client.startJob({ id });
+      let mostWaiting = 0;
+      const until = Date.now() + 8_000;
+      while (Date.now() < until) {
+        const page = await client.listLogs({ groupId, status: LogStatus.LOG_STATUS_RUNNING, pageSize: 500 });
+        mostWaiting = Math.max(mostWaiting, page.logs.length);
+        await delay(200);
+      }
+      for (const id of jobIds) await client.stopJob({ id });
+      // The bound (5), plus what one claim of the jobs with room may record ahead (a job's
+      // fires within the 2 s lookahead); without the pause this grows by ~18 a second.
+      expect(mostWaiting).toBeLessThanOrEqual(20);
+      const logs = await logsOfGroup(client, groupId);
+      expect(logs.filter(log => log.status === LogStatus.LOG_STATUS_FAILED)).toEqual([]);
+    } finally {
+      await executor?.stop();
+      await bounded.stop();
+      await ownDatabase.drop();
+    }
+  });
 });

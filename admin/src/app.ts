@@ -248,6 +248,7 @@ export class AdminApp {
       cronCompiler,
       misfireThresholdMs: config.misfireThresholdMs,
       leaseTtlMs: config.adminLeaseMs,
+      maxFiresInFlight: config.maxFiresInFlight,
     });
     server.add(
       tolerantDecoding(AdminServiceDefinition),

@@ -49,6 +49,8 @@ export interface AdminConfig {
   readonly defaultTimeZone: string;
   /** A scheduled fire later than this follows the job's misfire strategy. */
   readonly misfireThresholdMs: number;
+  /** Fires held between their claim and their executor's answer before claiming pauses. */
+  readonly maxFiresInFlight: number;
   /** Lease of this admin in the cluster; peers take over its claimed fires when it lapses. */
   readonly adminLeaseMs: number;
   /** How often failed logs are looked for (retries, alarms) and lost runs are declared. */
@@ -204,6 +206,7 @@ export function loadConfig(
     advertiseAddress: env.JOBSTREAM_ADVERTISE_ADDRESS || undefined,
     defaultTimeZone,
     misfireThresholdMs: integer('JOBSTREAM_MISFIRE_THRESHOLD_MS', 5_000, 100, 3_600_000),
+    maxFiresInFlight: integer('JOBSTREAM_MAX_FIRES_IN_FLIGHT', 10_000, 1, 1_000_000),
     adminLeaseMs: integer('JOBSTREAM_ADMIN_LEASE_MS', 1_500, 300, 60_000),
     failureMonitorIntervalMs: integer('JOBSTREAM_FAILURE_MONITOR_INTERVAL_MS', 1_000, 50, 60_000),
     lostRunGraceMs: integer('JOBSTREAM_LOST_RUN_GRACE_MS', 30_000, 0, 3_600_000),

@@ -41,6 +41,13 @@ export interface SchedulerOptions {
   /** Lease of this admin: peers take over its claimed fires once it lapses. */
   leaseTtlMs?: number;
   claimBatchSize?: number;
+  /**
+   * Fires this admin holds at most between their claim and their executor's answer. At
+   * the bound claiming pauses, so executors that cannot keep up slow the claim loop down
+   * instead of queues growing without bound; fires claimed late then meet the misfire
+   * rule as what they are, late.
+   */
+  maxFiresInFlight?: number;
 }
 
 interface HeldFire {
@@ -58,6 +65,7 @@ interface HeldFire {
  * about a minute (a database restart or failover), then recorded FAILED (see #giveUp).
  */
 const RESEND_MAX_DELAY_MS = 5_000;
+const PAUSE_LOG_INTERVAL_MS = 10_000;
 const RESEND_ATTEMPTS = 16;
 
 /**
@@ -88,6 +96,10 @@ export class Scheduler {
   readonly #inFlight = new Set<Promise<void>>();
   /** Fires taken over from a dead admin whose handling failed: handled on the next pass. */
   #unhandledOrphans: ClaimedFire[] = [];
+  /** Fires in a take (routing, marking) and in a send (waiting for the executor's answer). */
+  #firesTaking = 0;
+  #firesSending = 0;
+  #claimPauseLoggedAt = 0;
 
   constructor(options: SchedulerOptions) {
     this.#options = {
@@ -95,6 +107,7 @@ export class Scheduler {
       pollIntervalMs: 500,
       leaseTtlMs: 1_500,
       claimBatchSize: 1_000,
+      maxFiresInFlight: 10_000,
       ...options,
     };
     this.#takeTimer = new FireTimer(held => this.#take(held));
@@ -201,12 +214,24 @@ export class Scheduler {
   async #claim(): Promise<boolean> {
     const { db, adminInstanceId, claimBatchSize, lookaheadMs, misfireThresholdMs, logger, metrics } =
       this.#options;
+    const room = this.#options.maxFiresInFlight - this.firesInFlight;
+    if (room <= 0) {
+      // Once per pause, and at most every PAUSE_LOG_INTERVAL_MS under sustained overload.
+      if (Date.now() - this.#claimPauseLoggedAt >= PAUSE_LOG_INTERVAL_MS) {
+        this.#claimPauseLoggedAt = Date.now();
+        logger.warn(
+          { firesInFlight: this.firesInFlight },
+          'claiming paused: the executors have not answered the fires this admin holds',
+        );
+      }
+      return false;
+    }
     const now = new Date();
     const horizon = new Date(now.getTime() + lookaheadMs);
     let missed = 0;
     const { claimed, jobs, skipped } = await claimDueJobs(
       db,
-      { horizon, limit: claimBatchSize, adminInstanceId },
+      { horizon, limit: Math.min(claimBatchSize, room), adminInstanceId },
       dueJobs => {
         const plans = dueJobs.flatMap(job => {
           try {
@@ -322,6 +347,11 @@ export class Scheduler {
     logger.info({ reclaimed: orphans.length, skipped: skip.length }, 'took over fires of an admin that died');
   }
 
+  /** Fires claimed by this admin and not yet answered by their executor (or given up). */
+  get firesInFlight(): number {
+    return this.#takeTimer.size + this.#sendTimer.size + this.#firesTaking + this.#firesSending;
+  }
+
   #hold(fire: ClaimedFire, job: Job, now: Date): void {
     const sendAt = Math.max(fire.scheduledAt.getTime(), now.getTime());
     const takeAt = Math.floor((sendAt - TAKE_LEAD_MS) / TAKE_BUCKET_MS) * TAKE_BUCKET_MS;
@@ -335,6 +365,7 @@ export class Scheduler {
     // take answers per fire, and two entries routed apart would both go out.
     const seen = new Set<string>();
     const held = bucket.filter(entry => !seen.has(entry.fire.logId) && seen.add(entry.fire.logId));
+    this.#firesTaking += held.length;
     const taking = (async () => {
       // Routed ahead, so that the take marks each fire with its executor and the send, on
       // time, is only a write to a stream.
@@ -347,6 +378,7 @@ export class Scheduler {
       return { prepared, taken };
     })().then(
       ({ prepared, taken }) => {
+        this.#firesTaking -= held.length;
         const markedBefore: string[] = [];
         held.forEach((entry, index) => {
           const how = taken.get(entry.fire.logId);
@@ -362,6 +394,7 @@ export class Scheduler {
         if (markedBefore.length > 0) dispatcher.settleInDoubt(markedBefore);
       },
       (error: unknown) => {
+        this.#firesTaking -= held.length;
         // Still claimed by us: the fires stay PENDING and this admin's lease keeps them.
         // Retry shortly; if this admin dies instead, a peer takes them over.
         logger.warn({ err: error, fires: held.length }, 'taking fires failed; retrying');
@@ -375,13 +408,16 @@ export class Scheduler {
     const { fire, job } = held;
     const lateness = Date.now() - fire.scheduledAt.getTime();
     this.#options.metrics.fireLateness.observe(Math.max(0, lateness) / 1000);
+    this.#firesSending += 1;
     const sending = this.#options.dispatcher.fire(job, fire, held.prepared).then(
       logs => {
+        this.#firesSending -= 1;
         if (job.scheduleType === 'FIX_DELAY' && logs.every(log => log.dispatchOutcome === 'FAILED')) {
           return this.onRunFinished(fire.logId, new Date());
         }
       },
       (error: unknown) => {
+        this.#firesSending -= 1;
         const unsent = (held.unsent ?? 0) + 1;
         if (error instanceof FireNotSentError && unsent < RESEND_ATTEMPTS) {
           // Taken again first: a fire withdrawn or taken over meanwhile is not sent.
