@@ -131,7 +131,7 @@ describe('fires taken for sending', () => {
       metrics,
       requestDeadlineMs: 3_000,
     });
-    // StopJob as admin-service.ts does it, in a transaction that began before the fire's
+    // StopJob as the JobsService does it, in a transaction that began before the fire's
     // time (as a StopJob arriving just before it does), whose statements run once the
     // scheduler has taken the fire and before it sends it. On a loaded machine the take
     // itself may come late; the database's now() for the stop stays before the fire's time.

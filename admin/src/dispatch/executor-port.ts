@@ -3,7 +3,7 @@ import type { BlockStrategy, GlueType } from '../domain.js';
 /*
  * What the dispatcher and the router need from executors, in the domain's terms. The
  * executor stream edge (executors/) implements it and maps these shapes to and from the
- * protocol's messages (grpc/executor-mappers.ts), so nothing in dispatch/ depends on how
+ * protocol's messages (wire/executor-messages.ts), so nothing in dispatch/ depends on how
  * a request travels or how the protocol encodes it.
  */
 
