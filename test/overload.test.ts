@@ -250,12 +250,28 @@ describe('a saturated executor', () => {
       }
       for (const id of jobIds) await client.startJob({ id });
       let mostWaiting = 0;
+      const gauges = { firesInFlight: 0, runsWaitingForSlot: 0 };
+      const gauge = async (name: string): Promise<number> => {
+        const metric = await bounded.app.metrics.registry.getSingleMetric(name)?.get();
+        return metric?.values[0]?.value ?? 0;
+      };
       const until = Date.now() + 8_000;
       while (Date.now() < until) {
         const page = await client.listLogs({ groupId, status: LogStatus.LOG_STATUS_RUNNING, pageSize: 500 });
         mostWaiting = Math.max(mostWaiting, page.logs.length);
+        gauges.firesInFlight = Math.max(
+          gauges.firesInFlight,
+          await gauge('jobstream_scheduler_fires_in_flight'),
+        );
+        gauges.runsWaitingForSlot = Math.max(
+          gauges.runsWaitingForSlot,
+          await gauge('jobstream_runs_waiting_for_executor_slot'),
+        );
         await delay(200);
       }
+      // What an operator sees on /metrics: the admin at its bound, runs waiting for the slot.
+      expect(gauges.firesInFlight).toBeGreaterThanOrEqual(5);
+      expect(gauges.runsWaitingForSlot).toBeGreaterThan(0);
       for (const id of jobIds) await client.stopJob({ id });
       // The bound (5), plus what one claim of the jobs with room may record ahead (a job's
       // fires within the 2 s lookahead); without the pause this grows by ~18 a second.

@@ -250,6 +250,11 @@ export class AdminApp {
       leaseTtlMs: config.adminLeaseMs,
       maxFiresInFlight: config.maxFiresInFlight,
     });
+    this.metrics.observeLoad({
+      runsWaitingForSlot: () =>
+        this.sessions.all().reduce((sum, session) => sum + session.slotUse.waiting, 0),
+      firesInFlight: () => scheduler.firesInFlight,
+    });
     server.add(
       tolerantDecoding(AdminServiceDefinition),
       createAdminService({

@@ -1,5 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What the load gauges report, read at each scrape. */
+export interface LoadSources {
+  runsWaitingForSlot(): number;
+  firesInFlight(): number;
+}
+
 /** The admin's Prometheus metrics, on a registry of its own (no global default registry). */
 export class AdminMetrics {
   readonly registry = new Registry();
@@ -32,6 +38,20 @@ export class AdminMetrics {
     help: 'Run requests sent and not yet answered',
     registers: [this.registry],
   });
+  readonly runsWaitingForSlot: Gauge = new Gauge({
+    name: 'jobstream_runs_waiting_for_executor_slot',
+    help: 'Run requests waiting at this admin for a free slot of their executor (capacity + pipeline window)',
+    registers: [this.registry],
+    collect: (): void => this.runsWaitingForSlot.set(this.#load.runsWaitingForSlot()),
+  });
+  readonly firesInFlight: Gauge = new Gauge({
+    name: 'jobstream_scheduler_fires_in_flight',
+    help: 'Fires this admin claimed that their executors have not answered yet; claiming pauses at JOBSTREAM_MAX_FIRES_IN_FLIGHT',
+    registers: [this.registry],
+    collect: (): void => this.firesInFlight.set(this.#load.firesInFlight()),
+  });
+  /** Where the load gauges read from, once the components exist (see observeLoad). */
+  #load: LoadSources = { runsWaitingForSlot: () => 0, firesInFlight: () => 0 };
   readonly executorsOnline = new Gauge({
     name: 'jobstream_executors_online',
     help: 'Executor streams connected to this admin, by group',
@@ -93,5 +113,10 @@ export class AdminMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'jobstream_admin_' });
+  }
+
+  /** Connects the load gauges to the components they describe (created after the metrics). */
+  observeLoad(sources: LoadSources): void {
+    this.#load = sources;
   }
 }
