@@ -125,7 +125,11 @@ const RECORD_RETRY_MAX_DELAY_MS = 5_000;
  */
 export class Dispatcher {
   readonly #options: DispatcherOptions;
-  readonly #groups = new Map<string, { at: number; group: ExecutorGroup | undefined }>();
+  /**
+   * The lookup itself is cached, not only its result: when an entry expires under a burst,
+   * the fires in flight share one query instead of each sending its own.
+   */
+  readonly #groups = new Map<string, { at: number; group: Promise<ExecutorGroup | undefined> }>();
   /** Dispatch outcomes of concurrent sends are recorded in one statement and one commit. */
   readonly #records: GroupCommit<DispatchRecord & { logId: string }, undefined>;
   /** Marks of concurrent first sends (markSending), one statement per batch. */
@@ -365,12 +369,16 @@ export class Dispatcher {
     );
   }
 
-  async #group(id: string): Promise<ExecutorGroup | undefined> {
+  #group(id: string): Promise<ExecutorGroup | undefined> {
     const cached = this.#groups.get(id);
     if (cached && Date.now() - cached.at < GROUP_CACHE_MS) return cached.group;
-    const group = await findGroupById(this.#options.db, id);
-    this.#groups.set(id, { at: Date.now(), group });
-    return group;
+    const entry = { at: Date.now(), group: findGroupById(this.#options.db, id) };
+    this.#groups.set(id, entry);
+    // A failed lookup is not cached: the next fire asks again.
+    entry.group.catch(() => {
+      if (this.#groups.get(id) === entry) this.#groups.delete(id);
+    });
+    return entry.group;
   }
 
   async #route(
