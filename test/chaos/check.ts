@@ -345,7 +345,12 @@ export function checkSoak(input: CheckInput): Violation[] {
       else expected = [OUTCOME_OF_CANCEL[end.cancelReason ?? ''] ?? 'unknown cancel reason'];
       if (killed) expected.push('LOST');
     }
-    if (log.dispatch_outcome !== 'ACCEPTED' || !expected.includes(log.outcome ?? 'none')) {
+    // SIGKILLed between starting the handler and its reply reaching the admin (a window of
+    // milliseconds): the admin never learned the run was accepted, so it stayed in doubt and
+    // was declared LOST when the executor came back as another process without it. The
+    // message says it may have started; the dispatch outcome stays PENDING.
+    const lostInDoubt = !end && killed && log.dispatch_outcome === 'PENDING' && log.outcome === 'LOST';
+    if (!lostInDoubt && (log.dispatch_outcome !== 'ACCEPTED' || !expected.includes(log.outcome ?? 'none'))) {
       add(
         'outcome-matches-run',
         `log ${log.id} attempt ${log.attempt} (job ${log.job_id}): handler ${did}; log says ${log.dispatch_outcome}/${log.outcome ?? 'no outcome'} (${log.handle_message || log.trigger_message}); expected ${expected.join(' or ') || 'the run to end'}`,
