@@ -102,6 +102,8 @@ export class RunScheduler {
   readonly #capacity: number;
   readonly #pipelineWindow: number;
   readonly #lanesWaitingForSlot: Lane[] = [];
+  /** Lanes with an active run: asked on every start and every end, so counted, not summed. */
+  #running = 0;
   readonly #handlers: HandlerRegistry;
   readonly #runLogs: RunLogStore;
   readonly #logger: Logger;
@@ -122,9 +124,7 @@ export class RunScheduler {
   }
 
   get runningCount(): number {
-    let n = 0;
-    for (const lane of this.#lanes.values()) if (lane.active !== undefined) n++;
-    return n;
+    return this.#running;
   }
 
   get queuedCount(): number {
@@ -329,6 +329,7 @@ export class RunScheduler {
   #start(lane: Lane, run: Run): void {
     const req = run.request;
     lane.active = run;
+    this.#running += 1;
     run.state = 'running';
     run.startedAt = new Date();
     run.log = this.#runLogs.open(req.logId);
@@ -449,8 +450,10 @@ export class RunScheduler {
     this.#logger.debug({ logId: req.logId, attempt: req.attempt, jobId: req.jobId, outcome }, 'run ended');
 
     if (lane !== undefined) {
-      if (lane.active === run) lane.active = undefined;
-      else {
+      if (lane.active === run) {
+        lane.active = undefined;
+        this.#running -= 1;
+      } else {
         const i = lane.queue.indexOf(run);
         if (i >= 0) lane.queue.splice(i, 1);
       }
