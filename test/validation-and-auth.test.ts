@@ -90,6 +90,17 @@ describe('authentication and validation', () => {
     await raw.close();
   });
 
+  it('refuses a pipelining window beyond the limit, naming the field', async () => {
+    const raw = new RawExecutor(admin.address, token);
+    raw.register({ appName: 'billing', instanceName: 'windowed-1', capacity: 1, pipelineWindow: 10_001 });
+    await raw.done;
+    expect(raw.error).toMatchObject({ code: Status.INVALID_ARGUMENT });
+    expect(String((raw.error as { details?: string }).details)).toContain(
+      'register.pipeline_window must be from 0 to 10000',
+    );
+    await raw.close();
+  });
+
   const invalidJobs: [string, Partial<JobSpec>, string][] = [
     ['empty description', { description: '   ' }, 'spec.description'],
     ['missing handler', { handler: '' }, 'spec.handler'],
