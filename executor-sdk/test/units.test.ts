@@ -98,6 +98,7 @@ describe('options', () => {
         accessToken: 'has space',
         instanceName: 'bad name!',
         capacity: 0,
+        pipelineWindow: -1,
         shutdownGracePeriodMs: -1,
         logger: {} as never,
         surprise: true,
@@ -115,6 +116,7 @@ describe('options', () => {
       'accessToken',
       'instanceName',
       'capacity',
+      'pipelineWindow',
       'shutdownGracePeriodMs',
       'logger',
     ]) {
@@ -126,6 +128,7 @@ describe('options', () => {
     const o = resolveOptions({ adminAddresses: 'a:1, [::1]:2', appName: 'app', accessToken: 't' });
     expect(o.adminAddresses).toEqual(['a:1', '[::1]:2']);
     expect(o.capacity).toBe(16);
+    expect(o.pipelineWindow).toBe(64);
     expect(o.shutdownGracePeriodMs).toBe(10_000);
     expect(o.logRetentionDays).toBe(30);
     expect(o.instanceName).toBe(defaultInstanceName());
