@@ -148,7 +148,7 @@ describe('the packages as a user installs them', () => {
       );
       children.push(executor);
       const ready = await executor.waitForJson(record => record.event === 'ready');
-      expect(ready.protocolVersion).toBe(1);
+      expect(ready.protocolVersion).toBe(2);
       await waitFor(
         async () =>
           (await client.listExecutors({ appName: 'packed' })).executors.length === 1 ? true : undefined,

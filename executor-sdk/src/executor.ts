@@ -353,6 +353,16 @@ export class Executor {
         case 'runRequest':
           await this.#onRunRequest(session, kind.value);
           return;
+        case 'batch': {
+          const { runRequests, resultAck } = kind.value;
+          for (const request of runRequests) {
+            await this.#onMessage(session, { kind: { $case: 'runRequest', value: request } });
+          }
+          if (resultAck !== undefined) {
+            await this.#onMessage(session, { kind: { $case: 'resultAck', value: resultAck } });
+          }
+          return;
+        }
         case 'killRequest':
           await this.#onKillRequest(session, kind.value);
           return;
