@@ -34,7 +34,7 @@ describe('connecting', () => {
       running: [],
       unacknowledgedResults: [],
       protocolVersion: 2,
-      pipelineWindow: 28,
+      pipelineWindow: 1_000,
     });
     expect(executor.sessionId).toBe(session.sessionId);
     expect(() => executor.register('late', () => undefined)).toThrow(/before start/);

@@ -144,7 +144,7 @@ describe('options', () => {
     const o = resolveOptions({ adminAddresses: 'a:1, [::1]:2', appName: 'app', accessToken: 't' });
     expect(o.adminAddresses).toEqual(['a:1', '[::1]:2']);
     expect(o.capacity).toBe(16);
-    expect(o.pipelineWindow).toBe(64);
+    expect(o.pipelineWindow).toBe(1_000);
     expect(o.shutdownGracePeriodMs).toBe(10_000);
     expect(o.logRetentionDays).toBe(30);
     expect(o.instanceName).toBe(defaultInstanceName());
