@@ -268,23 +268,23 @@ export class AdminApp {
       firesInFlight: () => scheduler.firesInFlight,
     });
     const operatorApi = createAdminService({
-        authenticator: new Authenticator(new TokenAuthenticator({ db, staticTokens: config.adminTokens })),
-        accounts: new AccountsService({
-          db,
-          tokens,
-          loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
-          sessionTtlMs: config.sessionTtlMs,
-          logger: logger.child({ component: 'accounts' }),
-          now,
-        }),
-        dashboard: new DashboardService({ db, timeZone: config.defaultTimeZone, now }),
-        executors: new ExecutorsService({ db, now }),
-        groups: new GroupsService({ db, tokens, now }),
-        jobs: new JobsService({ db, scheduler, dispatcher, cronCompiler, now }),
-        logs: new LogsService({ db, directory }),
-        cronCompiler,
-        defaultTimeZone: config.defaultTimeZone,
-        requestDeadlineMs: config.requestDeadlineMs,
+      authenticator: new Authenticator(new TokenAuthenticator({ db, staticTokens: config.adminTokens })),
+      accounts: new AccountsService({
+        db,
+        tokens,
+        loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
+        sessionTtlMs: config.sessionTtlMs,
+        logger: logger.child({ component: 'accounts' }),
+        now,
+      }),
+      dashboard: new DashboardService({ db, timeZone: config.defaultTimeZone, now }),
+      executors: new ExecutorsService({ db, now }),
+      groups: new GroupsService({ db, tokens, now }),
+      jobs: new JobsService({ db, scheduler, dispatcher, cronCompiler, now }),
+      logs: new LogsService({ db, directory }),
+      cronCompiler,
+      defaultTimeZone: config.defaultTimeZone,
+      requestDeadlineMs: config.requestDeadlineMs,
     });
     server.add(tolerantDecoding(AdminServiceDefinition), operatorApi);
     server.add(

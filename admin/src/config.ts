@@ -194,7 +194,9 @@ export function loadConfig(
     consolePort,
     consoleHost: env.JOBSTREAM_CONSOLE_HOST ?? env.JOBSTREAM_GRPC_HOST ?? '127.0.0.1',
     // Beside admin/ in the repository, from the sources (admin/src) and the build (admin/dist) alike.
-    consoleDir: path.resolve(env.JOBSTREAM_CONSOLE_DIR || fileURLToPath(new URL('../../console/dist', import.meta.url))),
+    consoleDir: path.resolve(
+      env.JOBSTREAM_CONSOLE_DIR || fileURLToPath(new URL('../../console/dist', import.meta.url)),
+    ),
     metricsPort,
     metricsHost: env.JOBSTREAM_METRICS_HOST ?? '127.0.0.1',
     adminTokens,

@@ -85,7 +85,8 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     for (const [name, value] of Object.entries(headers)) response.setHeader(name, value);
     // Answers of the API have no page to protect; a policy that allows nothing still stops
     // a browser from rendering one as a document.
-    if (!response.hasHeader('content-security-policy')) response.setHeader('content-security-policy', API_POLICY);
+    if (!response.hasHeader('content-security-policy'))
+      response.setHeader('content-security-policy', API_POLICY);
     api(request, response);
   };
 
@@ -127,5 +128,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
 function peerOf(request: Parameters<NodeHandler>[0]): string {
   const { remoteAddress, remotePort, remoteFamily } = request.socket;
   if (remoteAddress === undefined) return 'unknown';
-  return remoteFamily === 'IPv6' ? `ipv6:[${remoteAddress}]:${remotePort}` : `ipv4:${remoteAddress}:${remotePort}`;
+  return remoteFamily === 'IPv6'
+    ? `ipv6:[${remoteAddress}]:${remotePort}`
+    : `ipv4:${remoteAddress}:${remotePort}`;
 }

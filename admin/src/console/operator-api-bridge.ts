@@ -1,7 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { createFileRegistry, fromBinary, toBinary, type DescMethod, type DescService } from '@bufbuild/protobuf';
+import {
+  createFileRegistry,
+  fromBinary,
+  toBinary,
+  type DescMethod,
+  type DescService,
+} from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, createContextKey, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  type ConnectRouter,
+  type HandlerContext,
+} from '@connectrpc/connect';
 import { isAbortError } from 'abort-controller-x';
 import {
   Metadata,
@@ -66,7 +78,8 @@ interface TsProtoMethod {
 export function operatorApiRoutes(options: OperatorApiBridgeOptions): (router: ConnectRouter) => void {
   const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readDescriptorSet()));
   const service = registry.getService(AdminServiceDefinition.fullName);
-  if (service === undefined) throw new Error(`${AdminServiceDefinition.fullName} is not in the descriptor set`);
+  if (service === undefined)
+    throw new Error(`${AdminServiceDefinition.fullName} is not in the descriptor set`);
   const definitions = new Map<string, [string, TsProtoMethod]>(
     Object.entries(AdminServiceDefinition.methods as Record<string, TsProtoMethod>).map(([key, method]) => [
       method.name,
@@ -119,7 +132,14 @@ async function invoke(call: {
       responseStream: false,
       options: definition.options,
     };
-    const response = await unary(options.middleware, descriptor, implementation, bytes, definition, callContext);
+    const response = await unary(
+      options.middleware,
+      descriptor,
+      implementation,
+      bytes,
+      definition,
+      callContext,
+    );
     const answer = options.onResponse ? options.onResponse(key, response, context) : response;
     const encoded = definition.responseType.encode(answer as never).finish();
     return fromBinary(method.output, encoded) as never;
@@ -169,7 +189,7 @@ async function unary(
 /** gRPC and Connect share their status codes, numbers included. */
 function connectErrorOf(error: unknown, logger: Logger, method: string): ConnectError {
   if (error instanceof ConnectError) return error;
-  if (error instanceof ServerError) return new ConnectError(error.details, error.code as number as Code);
+  if (error instanceof ServerError) return new ConnectError(error.details, error.code as number);
   if (isAbortError(error)) return new ConnectError('the call was cancelled', Code.Canceled);
   // The middleware's error boundary maps everything the handlers throw: this is the bridge's own.
   const errorId = randomUUID();

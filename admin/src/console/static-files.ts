@@ -78,7 +78,7 @@ export class StaticFiles {
           ...(useGzip ? { 'content-encoding': 'gzip' } : {}),
           'content-security-policy': API_POLICY,
         },
-        body: useGzip ? file.gzipped! : file.body,
+        body: useGzip ? file.gzipped : file.body,
       };
     }
     if (this.#index === undefined) {
