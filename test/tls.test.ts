@@ -553,7 +553,12 @@ describe('the plaintext warning', () => {
       },
     });
     const config = loadConfig(
-      { DATABASE_URL: database.url, JOBSTREAM_GRPC_PORT: '0', JOBSTREAM_METRICS_PORT: 'off' },
+      {
+        DATABASE_URL: database.url,
+        JOBSTREAM_GRPC_PORT: '0',
+        JOBSTREAM_METRICS_PORT: 'off',
+        JOBSTREAM_CONSOLE_PORT: 'off',
+      },
       { overrides: { grpcHost: host, tls } },
     );
     const app = new AdminApp(config, createLogger({ level: 'warn', destination }));

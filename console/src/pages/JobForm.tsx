@@ -15,7 +15,7 @@ import {
   Textarea,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { ExecutorGroup, Job, JobSpec } from '@jobstream/proto/admin';
 import {
   BlockStrategy,
@@ -126,13 +126,16 @@ export function JobFormModal({
   const [busy, setBusy] = useState(false);
   const [preview, setPreview] = useState<{ times: Date[]; timeZone: string } | { error: string }>();
 
+  // The form starts over when it opens (the group list may change under it meanwhile).
+  const groupsRef = useRef(groups);
+  groupsRef.current = groups;
   useEffect(() => {
     if (opened) {
-      setValues(valuesOf(job, groups));
+      setValues(valuesOf(job, groupsRef.current));
       setErrors({});
       setError(undefined);
     }
-  }, [opened, job, groups]);
+  }, [opened, job]);
 
   const set = <K extends keyof FormValues>(key: K, value: FormValues[K]) =>
     setValues(current => ({ ...current, [key]: value }));
@@ -255,7 +258,7 @@ export function JobFormModal({
               value={values.scheduleConf}
               onChange={e => set('scheduleConf', e.currentTarget.value)}
               error={errors.scheduleConf ?? previewError}
-              ff="monospace"
+              styles={{ input: { fontFamily: 'var(--mantine-font-family-monospace)' } }}
             />
             <TextInput
               label="Time zone"
