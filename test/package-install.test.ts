@@ -127,6 +127,7 @@ describe('the packages as a user installs them', () => {
         JOBSTREAM_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
         JOBSTREAM_GRPC_PORT: '0',
         JOBSTREAM_METRICS_PORT: 'off',
+        JOBSTREAM_CONSOLE_PORT: 'off',
         JOBSTREAM_LOG_LEVEL: 'info',
       },
       { compiled: true },
