@@ -113,6 +113,48 @@ describe('a saturated executor', () => {
     expect(observed.mostAtOnce).toBe(1);
   });
 
+  it('makes runs forwarded through a peer admin wait for a saturated executor, in order, none failed', async () => {
+    // The executor's stream is held by the other admin: every run is forwarded (in
+    // ForwardRunRequests batches), and waits there only as long as its deadline for the
+    // one slot; then it is asked again instead of failing.
+    const owner = await startTestAdmin(database.url, { requestDeadlineMs: 500 });
+    try {
+      const { client } = admin;
+      const { groupId, token } = await createGroup(client, 'narrow-peer');
+      const { executor, observed } = await startNarrowExecutor(owner, 'narrow-peer', token, 50, 0);
+      executors.push(executor);
+      const jobId = await createJob(client, groupId, 'slow');
+      const params = Array.from({ length: 40 }, (_, index) => String(index));
+      const { runs } = await client.triggerJobRuns({ jobId, runs: params.map(param => ({ param })) });
+      expect(runs.flatMap(run => run.logIds)).toHaveLength(40);
+      const logs = await waitFor(
+        async () => {
+          const all = await logsOfGroup(client, groupId);
+          return all.length === 40 && all.every(log => log.status !== LogStatus.LOG_STATUS_RUNNING)
+            ? all
+            : undefined;
+        },
+        { what: 'the 40 forwarded runs to finish' },
+      );
+      expect(
+        logs
+          .filter(log => log.status !== LogStatus.LOG_STATUS_SUCCEEDED)
+          .map(log => `${log.status}: ${log.triggerMessage} ${log.handleMessage}`),
+      ).toEqual([]);
+      // Each once. (Asked again after its deadline, a run may lose its place to one still
+      // waiting at the peer, so the order is not promised across admins.)
+      expect([...observed.started].sort()).toEqual([...params].sort());
+      expect(observed.mostAtOnce).toBe(1);
+      // 40 runs of 50 ms behind a 500 ms deadline: most were asked again at least once.
+      const again = await admin.app.metrics.registry
+        .getSingleMetric('jobstream_runs_sent_again_for_slot_total')
+        ?.get();
+      expect(again?.values[0]?.value ?? 0).toBeGreaterThan(0);
+    } finally {
+      await owner.stop();
+    }
+  });
+
   it('runs 100 fires due at the same instant one at a time, each once, none failed', async () => {
     const { client } = admin;
     const { groupId, token } = await createGroup(client, 'narrow-cron');

@@ -33,6 +33,11 @@ export class AdminMetrics {
     labelNames: ['app_name'] as const,
     registers: [this.registry],
   });
+  readonly runsSentAgainForSlot = new Counter({
+    name: 'jobstream_runs_sent_again_for_slot_total',
+    help: 'Run requests asked again because no slot of their executor freed within the request deadline (through a peer admin, or beyond the bound of runs waiting here)',
+    registers: [this.registry],
+  });
   readonly triggersInFlight = new Gauge({
     name: 'jobstream_triggers_in_flight',
     help: 'Run requests sent and not yet answered',

@@ -106,6 +106,8 @@ function compareIds(a: string, b: string): number {
 }
 /** How often a run request whose stream went away looks for the executor's new stream. */
 const RECONNECT_POLL_MS = 100;
+/** How soon a run request no executor slot took in time is asked again. */
+const NOT_SENT_RETRY_MS = 50;
 /** A resend needs at least this much of the request deadline left to be worth it. */
 const RESEND_MIN_REMAINING_MS = 200;
 /**
@@ -640,7 +642,19 @@ export class Dispatcher {
           this.#track(this.#settle(log, trace, handle, run, error));
           return { kind: 'in-doubt', handle, answer };
         }
-        if (error.kind === 'not-connected') {
+        if (error.kind === 'not-sent') {
+          // The executor's run slots stayed full (through a peer admin, which waits only
+          // as long as a request's deadline; or beyond the bound of runs waiting here).
+          // Overload waits: the run is asked again while that stream lives.
+          const current = await this.#options.directory.find(handle.appName, handle.instanceName);
+          if (current?.sessionId === handle.sessionId) {
+            handle = current;
+            this.#options.metrics.runsSentAgainForSlot.inc();
+            await delay(NOT_SENT_RETRY_MS);
+            continue;
+          }
+        }
+        if (error.kind === 'not-connected' || error.kind === 'not-sent') {
           // Certainly not received: the executor's new stream may take it. A run that waited
           // for a run slot longer than its deadline still gets a deadline's time to find it.
           const next = await this.#reconnected(

@@ -13,8 +13,9 @@ import type { Db } from '../db/database.js';
 import { listPresence } from '../db/registry.repository.js';
 import { listLiveAdmins } from '../db/scheduler.repository.js';
 import type { ExecutorPresence } from '../domain.js';
-import type { Reply } from '@jobstream/proto/executor';
-import { AdminPeerServiceDefinition } from '@jobstream/proto/peer';
+import type { Reply, RunRequest } from '@jobstream/proto/executor';
+import { AdminPeerServiceDefinition, ForwardFailure } from '@jobstream/proto/peer';
+import { MAX_BATCH_ITEMS } from '@jobstream/proto';
 import {
   ExecutorRequestError,
   type ExecutorLookup,
@@ -62,6 +63,8 @@ export class ExecutorDirectory implements ExecutorLookup {
   >();
   #cache: { at: number; presence: ExecutorPresence[]; admins: Map<string, string> } | undefined;
   #refreshing: Promise<void> | undefined;
+  /** Run requests to forward, gathered per executor and deadline until the end of the turn. */
+  readonly #forwards = new Map<string, ForwardBatch>();
 
   constructor(options: ExecutorDirectoryOptions) {
     this.#options = options;
@@ -127,19 +130,25 @@ export class ExecutorDirectory implements ExecutorLookup {
   #remoteHandle(row: ExecutorPresence, address: string): ExecutorHandle {
     const peer = this.#peer(row.adminInstanceId, address);
     const token = this.#options.peerToken;
-    return {
+    const handle: ExecutorHandle = {
       appName: row.appName,
       instanceName: row.instanceName,
       sessionId: row.sessionId,
       process: `${row.hostname}/${row.pid}`,
-      async ask(ask, deadlineMs) {
-        return replyToAnswer(await this.request(askToProto(ask), deadlineMs));
+      ask: async (ask, deadlineMs) => {
+        const body = askToProto(ask);
+        // Run requests go in batches (ForwardRunRequests): a call per run capped what a
+        // cluster forwards far below what one admin sends itself.
+        if (body.$case === 'runRequest') {
+          return replyToAnswer(await this.#forwardRun(row, body.value, deadlineMs));
+        }
+        return replyToAnswer(await handle.request(body, deadlineMs));
       },
       async request(body, deadlineMs) {
         const { $case, value } = body;
         // Longer than the peer may take (a wait to send, then the executor's deadline and
         // grace), so the peer's own verdict wins unless the peer is stalled or overloaded.
-        const peerTimeoutMs = 2 * deadlineMs + answerGraceMs(deadlineMs) + 500;
+        const peerTimeoutMs = peerCallTimeoutMs(deadlineMs);
         const timeout = AbortSignal.timeout(peerTimeoutMs);
         try {
           const response = await peer.client.forwardExecutorRequest(
@@ -159,30 +168,70 @@ export class ExecutorDirectory implements ExecutorLookup {
             throw new ExecutorRequestError('no-answer', `admin ${row.adminInstanceId} sent no reply`);
           return response.reply;
         } catch (error) {
-          // The call aborts with the timeout's reason, a DOMException named TimeoutError, not
-          // an AbortError: the peer may have sent the request, so it is in doubt.
-          if (timeout.aborted || isAbortError(error)) {
-            throw new ExecutorRequestError(
-              'no-answer',
-              `admin ${row.adminInstanceId} did not say within ${peerTimeoutMs} ms whether executor ${row.instanceName} answered`,
-              { streamMayBeOpen: true },
-            );
-          }
-          if (error instanceof ClientError) {
-            const kind = failureOfPeerStatus(error.code);
-            throw new ExecutorRequestError(
-              kind,
-              kind === 'no-answer'
-                ? `executor ${row.instanceName} did not answer within ${deadlineMs} ms (via admin ${row.adminInstanceId})`
-                : `executor ${row.instanceName} not reachable via admin ${row.adminInstanceId}: ${error.details}`,
-              // Only the peer's DEADLINE_EXCEEDED and ABORTED say it ended the stream.
-              { streamMayBeOpen: error.code !== Status.DEADLINE_EXCEEDED && error.code !== Status.ABORTED },
-            );
-          }
-          throw error;
+          throw peerCallError(error, timeout, peerTimeoutMs, row, deadlineMs);
         }
       },
     };
+    return handle;
+  }
+
+  #forwardRun(row: ExecutorPresence, run: Omit<RunRequest, 'requestId'>, deadlineMs: number): Promise<Reply> {
+    const key = `${row.adminInstanceId}\u0000${row.appName}\u0000${row.instanceName}\u0000${deadlineMs}`;
+    return new Promise<Reply>((resolve, reject) => {
+      let batch = this.#forwards.get(key);
+      if (batch === undefined) {
+        const created: ForwardBatch = { row, deadlineMs, items: [] };
+        batch = created;
+        this.#forwards.set(key, created);
+        setImmediate(() => this.#sendForwards(key, created));
+      }
+      batch.items.push({ run: { ...run, requestId: '0' }, resolve, reject });
+      if (batch.items.length >= MAX_BATCH_ITEMS) this.#sendForwards(key, batch);
+    });
+  }
+
+  #sendForwards(key: string, batch: ForwardBatch): void {
+    if (this.#forwards.get(key) !== batch) return;
+    this.#forwards.delete(key);
+    const { row, deadlineMs, items } = batch;
+    const address = this.#cache?.admins.get(row.adminInstanceId);
+    if (address === undefined) {
+      const error = new ExecutorRequestError(
+        'not-connected',
+        `executor ${row.instanceName} not reachable: admin ${row.adminInstanceId} is gone`,
+      );
+      for (const item of items) item.reject(error);
+      return;
+    }
+    const peer = this.#peer(row.adminInstanceId, address);
+    const peerTimeoutMs = peerCallTimeoutMs(deadlineMs);
+    const timeout = AbortSignal.timeout(peerTimeoutMs);
+    peer.client
+      .forwardRunRequests(
+        {
+          appName: row.appName,
+          instanceName: row.instanceName,
+          sessionId: row.sessionId,
+          deadlineMs,
+          runRequests: items.map(item => item.run),
+        },
+        { metadata: Metadata({ authorization: `Bearer ${this.#options.peerToken}` }), signal: timeout },
+      )
+      .then(
+        response => {
+          items.forEach((item, index) => {
+            const answer = response.replies[index];
+            if (answer?.reply !== undefined) item.resolve(answer.reply);
+            else
+              item.reject(forwardedRunError(answer?.failure, answer?.failureMessage ?? '', row, deadlineMs));
+          });
+        },
+        (error: unknown) => {
+          const failure = peerCallError(error, timeout, peerTimeoutMs, row, deadlineMs);
+          for (const item of items)
+            item.reject(failure instanceof Error ? failure : new Error(String(failure)));
+        },
+      );
   }
 
   #peer(adminInstanceId: string, address: string) {
@@ -193,6 +242,89 @@ export class ExecutorDirectory implements ExecutorLookup {
     const peer = { address, channel, client: createClient(AdminPeerServiceDefinition, channel) };
     this.#peers.set(adminInstanceId, peer);
     return peer;
+  }
+}
+
+interface ForwardBatch {
+  row: ExecutorPresence;
+  deadlineMs: number;
+  items: { run: RunRequest; resolve(reply: Reply): void; reject(error: Error): void }[];
+}
+
+/**
+ * Longer than the peer may take (a wait for a run slot or for room, then the executor's
+ * deadline and grace), so the peer's own verdict wins unless the peer is stalled or
+ * overloaded.
+ */
+function peerCallTimeoutMs(deadlineMs: number): number {
+  return 2 * deadlineMs + answerGraceMs(deadlineMs) + 500;
+}
+
+/** What a failed call to a peer says about the requests it carried. */
+function peerCallError(
+  error: unknown,
+  timeout: AbortSignal,
+  peerTimeoutMs: number,
+  row: ExecutorPresence,
+  deadlineMs: number,
+): unknown {
+  // The call aborts with the timeout's reason, a DOMException named TimeoutError, not
+  // an AbortError: the peer may have sent the request, so it is in doubt.
+  if (timeout.aborted || isAbortError(error)) {
+    return new ExecutorRequestError(
+      'no-answer',
+      `admin ${row.adminInstanceId} did not say within ${peerTimeoutMs} ms whether executor ${row.instanceName} answered`,
+      { streamMayBeOpen: true },
+    );
+  }
+  if (error instanceof ClientError) {
+    const kind = failureOfPeerStatus(error.code);
+    return new ExecutorRequestError(
+      kind,
+      kind === 'no-answer'
+        ? `executor ${row.instanceName} did not answer within ${deadlineMs} ms (via admin ${row.adminInstanceId})`
+        : `executor ${row.instanceName} not reachable via admin ${row.adminInstanceId}: ${error.details}`,
+      // Only the peer's DEADLINE_EXCEEDED and ABORTED say it ended the stream.
+      { streamMayBeOpen: error.code !== Status.DEADLINE_EXCEEDED && error.code !== Status.ABORTED },
+    );
+  }
+  return error;
+}
+
+/** One run request's failure as a peer reported it in a ForwardRunRequests answer. */
+function forwardedRunError(
+  failure: ForwardFailure | undefined,
+  message: string,
+  row: ExecutorPresence,
+  deadlineMs: number,
+): ExecutorRequestError {
+  const via = `via admin ${row.adminInstanceId}`;
+  switch (failure) {
+    case ForwardFailure.FORWARD_FAILURE_NOT_SENT:
+      return new ExecutorRequestError('not-sent', `${message} (${via})`, { streamMayBeOpen: true });
+    case ForwardFailure.FORWARD_FAILURE_NOT_CONNECTED:
+      return new ExecutorRequestError(
+        'not-connected',
+        `executor ${row.instanceName} not reachable ${via}: ${message}`,
+        {
+          streamMayBeOpen: true,
+        },
+      );
+    case ForwardFailure.FORWARD_FAILURE_NO_ANSWER:
+      return new ExecutorRequestError(
+        'no-answer',
+        `executor ${row.instanceName} did not answer within ${deadlineMs} ms (${via})`,
+        { streamMayBeOpen: false },
+      );
+    default:
+      // SESSION_CLOSED, or nothing said for this request: it may have gone out.
+      return new ExecutorRequestError(
+        'session-closed',
+        `executor ${row.instanceName} disconnected (${via})`,
+        {
+          streamMayBeOpen: false,
+        },
+      );
   }
 }
 

@@ -22,8 +22,8 @@ const OUTBOUND_QUEUE_CAPACITY = 1024;
 
 /**
  * Run requests that may wait here for one of an executor's run slots. Beyond it a run is
- * refused at once as not sent (the scheduler takes it again after a backoff): the bound
- * on what a saturated executor holds in this admin's memory.
+ * refused at once as not sent (the dispatcher asks again a moment later): the bound on
+ * what a saturated executor holds in this admin's memory.
  */
 export const MAX_RUNS_WAITING_PER_EXECUTOR = 10_000;
 

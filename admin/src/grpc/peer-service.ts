@@ -1,7 +1,8 @@
 import { ServerError, Status, type CallContext } from 'nice-grpc';
 import { ExecutorRequestError, type ExecutorRequestFailure } from '../dispatch/executor-port.js';
 import type { SessionRegistry } from '../executors/session-registry.js';
-import type { AdminPeerServiceImplementation } from '@jobstream/proto/peer';
+import { ForwardFailure, type AdminPeerServiceImplementation } from '@jobstream/proto/peer';
+import { MAX_BATCH_ITEMS } from '@jobstream/proto';
 import { isAcceptedToken } from '../auth/tokens.js';
 import { bearerToken } from './auth.js';
 import { invalid } from './validation.js';
@@ -15,6 +16,14 @@ export const PEER_STATUS_BY_FAILURE: Record<ExecutorRequestFailure, Status> = {
   'not-connected': Status.NOT_FOUND,
   'no-answer': Status.DEADLINE_EXCEEDED,
   'session-closed': Status.ABORTED,
+};
+
+/** The same verdicts, per run request of a ForwardRunRequests call. */
+export const FORWARD_FAILURE_BY_FAILURE: Record<ExecutorRequestFailure, ForwardFailure> = {
+  'not-sent': ForwardFailure.FORWARD_FAILURE_NOT_SENT,
+  'not-connected': ForwardFailure.FORWARD_FAILURE_NOT_CONNECTED,
+  'no-answer': ForwardFailure.FORWARD_FAILURE_NO_ANSWER,
+  'session-closed': ForwardFailure.FORWARD_FAILURE_SESSION_CLOSED,
 };
 
 export interface PeerServiceOptions {
@@ -33,21 +42,59 @@ export function createPeerService(options: PeerServiceOptions): AdminPeerService
     }
   }
 
+  function connectedSession(appName: string, instanceName: string) {
+    // The executor may have reconnected (new session) to this same admin: use its current stream.
+    const session = options.sessions.get(appName, instanceName);
+    if (!session || session.isClosed) {
+      throw new ServerError(
+        Status.NOT_FOUND,
+        `executor ${instanceName} of ${appName} is not connected to this admin`,
+      );
+    }
+    return session;
+  }
+
   return {
+    async forwardRunRequests(request, context) {
+      authorize(context);
+      if (request.runRequests.length < 1 || request.runRequests.length > MAX_BATCH_ITEMS) {
+        invalid('run_requests', `must hold 1 to ${MAX_BATCH_ITEMS} requests`);
+      }
+      if (request.deadlineMs < 1 || request.deadlineMs > MAX_FORWARD_DEADLINE_MS) {
+        invalid('deadline_ms', `must be from 1 to ${MAX_FORWARD_DEADLINE_MS}`);
+      }
+      const session = connectedSession(request.appName, request.instanceName);
+      // Begun in order, so they take the executor's run slots and go out in that order.
+      const replies = await Promise.all(
+        request.runRequests.map(async run => {
+          try {
+            return { reply: await session.request({ $case: 'runRequest', value: run }, request.deadlineMs) };
+          } catch (error) {
+            if (!(error instanceof ExecutorRequestError)) throw error;
+            return {
+              reply: undefined,
+              failure: FORWARD_FAILURE_BY_FAILURE[error.kind],
+              failureMessage: error.message,
+            };
+          }
+        }),
+      );
+      return {
+        replies: replies.map(({ reply, failure, failureMessage }) => ({
+          reply,
+          failure: failure ?? ForwardFailure.FORWARD_FAILURE_UNSPECIFIED,
+          failureMessage: failureMessage ?? '',
+        })),
+      };
+    },
+
     async forwardExecutorRequest(request, context) {
       authorize(context);
       if (!request.body) invalid('body', 'is required');
       if (request.deadlineMs < 1 || request.deadlineMs > MAX_FORWARD_DEADLINE_MS) {
         invalid('deadline_ms', `must be from 1 to ${MAX_FORWARD_DEADLINE_MS}`);
       }
-      // The executor may have reconnected (new session) to this same admin: use its current stream.
-      const session = options.sessions.get(request.appName, request.instanceName);
-      if (!session || session.isClosed) {
-        throw new ServerError(
-          Status.NOT_FOUND,
-          `executor ${request.instanceName} of ${request.appName} is not connected to this admin`,
-        );
-      }
+      const session = connectedSession(request.appName, request.instanceName);
       try {
         const reply = await session.request(request.body, request.deadlineMs);
         return { reply };

@@ -285,7 +285,7 @@ export interface Register {
    * The protocol revision the executor speaks: 1 or 2. Revision 2 adds the
    * batched envelopes (AdminMessage.batch, ExecutorMessage.batch): an admin
    * sends AdminBatch only to an executor that registered with 2, and accepts
-   * ExecutorBatch only from one. Everything else is the same in both.
+   * ExecutorBatch from it. Everything else is the same in both.
    */
   protocolVersion: number;
   /**

@@ -13,6 +13,112 @@ export const protobufPackage = "jobstream.v1";
 
 export const protobufFileName = "jobstream/v1/peer.proto";
 
+/** ForwardFailure says what a forwarded request's failure lets the sender conclude. */
+export const ForwardFailure = {
+  /** FORWARD_FAILURE_UNSPECIFIED - No failure: the reply is set. */
+  FORWARD_FAILURE_UNSPECIFIED: 0,
+  /** FORWARD_FAILURE_NOT_SENT - Certainly not sent to the executor (no run slot or no room in time). */
+  FORWARD_FAILURE_NOT_SENT: 1,
+  /** FORWARD_FAILURE_NOT_CONNECTED - The executor is not connected to this admin. */
+  FORWARD_FAILURE_NOT_CONNECTED: 2,
+  /** FORWARD_FAILURE_NO_ANSWER - Sent, and not answered in time: the executor may have it. */
+  FORWARD_FAILURE_NO_ANSWER: 3,
+  /** FORWARD_FAILURE_SESSION_CLOSED - Sent, and the stream ended before the answer. */
+  FORWARD_FAILURE_SESSION_CLOSED: 4,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type ForwardFailure = typeof ForwardFailure[keyof typeof ForwardFailure];
+
+export namespace ForwardFailure {
+  export type FORWARD_FAILURE_UNSPECIFIED = typeof ForwardFailure.FORWARD_FAILURE_UNSPECIFIED;
+  export type FORWARD_FAILURE_NOT_SENT = typeof ForwardFailure.FORWARD_FAILURE_NOT_SENT;
+  export type FORWARD_FAILURE_NOT_CONNECTED = typeof ForwardFailure.FORWARD_FAILURE_NOT_CONNECTED;
+  export type FORWARD_FAILURE_NO_ANSWER = typeof ForwardFailure.FORWARD_FAILURE_NO_ANSWER;
+  export type FORWARD_FAILURE_SESSION_CLOSED = typeof ForwardFailure.FORWARD_FAILURE_SESSION_CLOSED;
+  export type UNRECOGNIZED = typeof ForwardFailure.UNRECOGNIZED;
+}
+
+export function forwardFailureFromJSON(object: any): ForwardFailure {
+  switch (object) {
+    case 0:
+    case "FORWARD_FAILURE_UNSPECIFIED":
+      return ForwardFailure.FORWARD_FAILURE_UNSPECIFIED;
+    case 1:
+    case "FORWARD_FAILURE_NOT_SENT":
+      return ForwardFailure.FORWARD_FAILURE_NOT_SENT;
+    case 2:
+    case "FORWARD_FAILURE_NOT_CONNECTED":
+      return ForwardFailure.FORWARD_FAILURE_NOT_CONNECTED;
+    case 3:
+    case "FORWARD_FAILURE_NO_ANSWER":
+      return ForwardFailure.FORWARD_FAILURE_NO_ANSWER;
+    case 4:
+    case "FORWARD_FAILURE_SESSION_CLOSED":
+      return ForwardFailure.FORWARD_FAILURE_SESSION_CLOSED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ForwardFailure.UNRECOGNIZED;
+  }
+}
+
+export function forwardFailureToJSON(object: ForwardFailure): string {
+  switch (object) {
+    case ForwardFailure.FORWARD_FAILURE_UNSPECIFIED:
+      return "FORWARD_FAILURE_UNSPECIFIED";
+    case ForwardFailure.FORWARD_FAILURE_NOT_SENT:
+      return "FORWARD_FAILURE_NOT_SENT";
+    case ForwardFailure.FORWARD_FAILURE_NOT_CONNECTED:
+      return "FORWARD_FAILURE_NOT_CONNECTED";
+    case ForwardFailure.FORWARD_FAILURE_NO_ANSWER:
+      return "FORWARD_FAILURE_NO_ANSWER";
+    case ForwardFailure.FORWARD_FAILURE_SESSION_CLOSED:
+      return "FORWARD_FAILURE_SESSION_CLOSED";
+    case ForwardFailure.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ForwardRunRequestsRequest is the input of ForwardRunRequests. */
+export interface ForwardRunRequestsRequest {
+  /** The executor's group. */
+  appName: string;
+  /** The executor's instance name. */
+  instanceName: string;
+  /**
+   * The stream session the sender saw in the registry (informational, as in
+   * ForwardExecutorRequestRequest).
+   */
+  sessionId: string;
+  /**
+   * How long each request may wait for one of the executor's run slots, and then
+   * for the executor's Reply once sent, in milliseconds.
+   */
+  deadlineMs: number;
+  /** The run requests, at most 512. Their request_id is ignored. */
+  runRequests: RunRequest[];
+}
+
+/** ForwardRunRequestsResponse is the output of ForwardRunRequests. */
+export interface ForwardRunRequestsResponse {
+  /** One per run request, in the order of the request. */
+  replies: ForwardedRunReply[];
+}
+
+/** ForwardedRunReply is one forwarded run request's fate: a Reply, or a failure. */
+export interface ForwardedRunReply {
+  /** The executor's Reply; absent when `failure` is set. */
+  reply?:
+    | Reply
+    | undefined;
+  /** Why there is no Reply. */
+  failure: ForwardFailure;
+  /** A human-readable explanation of the failure. */
+  failureMessage: string;
+}
+
 /** ForwardExecutorRequestRequest is the input of ForwardExecutorRequest. */
 export interface ForwardExecutorRequestRequest {
   /** The executor's group. */
@@ -45,6 +151,335 @@ export interface ForwardExecutorRequestResponse {
   /** The executor's answer. */
   reply?: Reply | undefined;
 }
+
+function createBaseForwardRunRequestsRequest(): ForwardRunRequestsRequest {
+  return { appName: "", instanceName: "", sessionId: "", deadlineMs: 0, runRequests: [] };
+}
+
+export const ForwardRunRequestsRequest: MessageFns<ForwardRunRequestsRequest> = {
+  encode(message: ForwardRunRequestsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.appName !== "") {
+      writer.uint32(10).string(message.appName);
+    }
+    if (message.instanceName !== "") {
+      writer.uint32(18).string(message.instanceName);
+    }
+    if (message.sessionId !== "") {
+      writer.uint32(26).string(message.sessionId);
+    }
+    if (message.deadlineMs !== 0) {
+      writer.uint32(32).uint32(message.deadlineMs);
+    }
+    for (const v of message.runRequests) {
+      RunRequest.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardRunRequestsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardRunRequestsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.appName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.instanceName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.deadlineMs = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.runRequests.push(RunRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardRunRequestsRequest {
+    return {
+      appName: isSet(object.appName)
+        ? globalThis.String(object.appName)
+        : isSet(object.app_name)
+        ? globalThis.String(object.app_name)
+        : "",
+      instanceName: isSet(object.instanceName)
+        ? globalThis.String(object.instanceName)
+        : isSet(object.instance_name)
+        ? globalThis.String(object.instance_name)
+        : "",
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      deadlineMs: isSet(object.deadlineMs)
+        ? globalThis.Number(object.deadlineMs)
+        : isSet(object.deadline_ms)
+        ? globalThis.Number(object.deadline_ms)
+        : 0,
+      runRequests: globalThis.Array.isArray(object?.runRequests)
+        ? object.runRequests.map((e: any) => RunRequest.fromJSON(e))
+        : globalThis.Array.isArray(object?.run_requests)
+        ? object.run_requests.map((e: any) => RunRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ForwardRunRequestsRequest): unknown {
+    const obj: any = {};
+    if (message.appName !== "") {
+      obj.appName = message.appName;
+    }
+    if (message.instanceName !== "") {
+      obj.instanceName = message.instanceName;
+    }
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.deadlineMs !== 0) {
+      obj.deadlineMs = Math.round(message.deadlineMs);
+    }
+    if (message.runRequests?.length) {
+      obj.runRequests = message.runRequests.map((e) => RunRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ForwardRunRequestsRequest>): ForwardRunRequestsRequest {
+    return ForwardRunRequestsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ForwardRunRequestsRequest>): ForwardRunRequestsRequest {
+    const message = createBaseForwardRunRequestsRequest();
+    message.appName = object.appName ?? "";
+    message.instanceName = object.instanceName ?? "";
+    message.sessionId = object.sessionId ?? "";
+    message.deadlineMs = object.deadlineMs ?? 0;
+    message.runRequests = object.runRequests?.map((e) => RunRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseForwardRunRequestsResponse(): ForwardRunRequestsResponse {
+  return { replies: [] };
+}
+
+export const ForwardRunRequestsResponse: MessageFns<ForwardRunRequestsResponse> = {
+  encode(message: ForwardRunRequestsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.replies) {
+      ForwardedRunReply.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardRunRequestsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardRunRequestsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replies.push(ForwardedRunReply.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardRunRequestsResponse {
+    return {
+      replies: globalThis.Array.isArray(object?.replies)
+        ? object.replies.map((e: any) => ForwardedRunReply.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ForwardRunRequestsResponse): unknown {
+    const obj: any = {};
+    if (message.replies?.length) {
+      obj.replies = message.replies.map((e) => ForwardedRunReply.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ForwardRunRequestsResponse>): ForwardRunRequestsResponse {
+    return ForwardRunRequestsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ForwardRunRequestsResponse>): ForwardRunRequestsResponse {
+    const message = createBaseForwardRunRequestsResponse();
+    message.replies = object.replies?.map((e) => ForwardedRunReply.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseForwardedRunReply(): ForwardedRunReply {
+  return { reply: undefined, failure: 0, failureMessage: "" };
+}
+
+export const ForwardedRunReply: MessageFns<ForwardedRunReply> = {
+  encode(message: ForwardedRunReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reply !== undefined) {
+      Reply.encode(message.reply, writer.uint32(10).fork()).join();
+    }
+    if (message.failure !== 0) {
+      writer.uint32(16).int32(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      writer.uint32(26).string(message.failureMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardedRunReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardedRunReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reply = Reply.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.failure = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.failureMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardedRunReply {
+    return {
+      reply: isSet(object.reply) ? Reply.fromJSON(object.reply) : undefined,
+      failure: isSet(object.failure) ? forwardFailureFromJSON(object.failure) : 0,
+      failureMessage: isSet(object.failureMessage)
+        ? globalThis.String(object.failureMessage)
+        : isSet(object.failure_message)
+        ? globalThis.String(object.failure_message)
+        : "",
+    };
+  },
+
+  toJSON(message: ForwardedRunReply): unknown {
+    const obj: any = {};
+    if (message.reply !== undefined) {
+      obj.reply = Reply.toJSON(message.reply);
+    }
+    if (message.failure !== 0) {
+      obj.failure = forwardFailureToJSON(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      obj.failureMessage = message.failureMessage;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ForwardedRunReply>): ForwardedRunReply {
+    return ForwardedRunReply.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ForwardedRunReply>): ForwardedRunReply {
+    const message = createBaseForwardedRunReply();
+    message.reply = (object.reply !== undefined && object.reply !== null) ? Reply.fromPartial(object.reply) : undefined;
+    message.failure = object.failure ?? 0;
+    message.failureMessage = object.failureMessage ?? "";
+    return message;
+  },
+};
 
 function createBaseForwardExecutorRequestRequest(): ForwardExecutorRequestRequest {
   return { appName: "", instanceName: "", sessionId: "", deadlineMs: 0, body: undefined };
@@ -391,6 +826,20 @@ export const AdminPeerServiceDefinition = {
       responseStream: false,
       options: {},
     },
+    /**
+     * Sends several run requests to one executor connected to this admin, in order,
+     * and returns each one's reply or failure, in the same order. What one event-loop
+     * turn of the sender forwards to one executor travels in one call: a call per
+     * run capped a cluster's forwarded runs far below what one admin sends itself.
+     */
+    forwardRunRequests: {
+      name: "ForwardRunRequests",
+      requestType: ForwardRunRequestsRequest as typeof ForwardRunRequestsRequest,
+      requestStream: false,
+      responseType: ForwardRunRequestsResponse as typeof ForwardRunRequestsResponse,
+      responseStream: false,
+      options: {},
+    },
   },
 } as const;
 
@@ -400,6 +849,16 @@ export interface AdminPeerServiceImplementation<CallContextExt = {}> {
     request: ForwardExecutorRequestRequest,
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<ForwardExecutorRequestResponse>>;
+  /**
+   * Sends several run requests to one executor connected to this admin, in order,
+   * and returns each one's reply or failure, in the same order. What one event-loop
+   * turn of the sender forwards to one executor travels in one call: a call per
+   * run capped a cluster's forwarded runs far below what one admin sends itself.
+   */
+  forwardRunRequests(
+    request: ForwardRunRequestsRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<ForwardRunRequestsResponse>>;
 }
 
 export interface AdminPeerServiceClient<CallOptionsExt = {}> {
@@ -408,6 +867,16 @@ export interface AdminPeerServiceClient<CallOptionsExt = {}> {
     request: DeepPartial<ForwardExecutorRequestRequest>,
     options?: CallOptions & CallOptionsExt,
   ): Promise<ForwardExecutorRequestResponse>;
+  /**
+   * Sends several run requests to one executor connected to this admin, in order,
+   * and returns each one's reply or failure, in the same order. What one event-loop
+   * turn of the sender forwards to one executor travels in one call: a call per
+   * run capped a cluster's forwarded runs far below what one admin sends itself.
+   */
+  forwardRunRequests(
+    request: DeepPartial<ForwardRunRequestsRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<ForwardRunRequestsResponse>;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
