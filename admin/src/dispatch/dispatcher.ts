@@ -646,7 +646,10 @@ export class Dispatcher {
           // The executor's run slots stayed full (through a peer admin, which waits only
           // as long as a request's deadline; or beyond the bound of runs waiting here).
           // Overload waits: the run is asked again while that stream lives.
-          const current = await this.#options.directory.find(handle.appName, handle.instanceName);
+          // From the cached view (find() reads the registry afresh; this may run per run).
+          const current = (await this.#options.directory.candidates(handle.appName)).find(
+            candidate => candidate.instanceName === handle.instanceName,
+          );
           if (current?.sessionId === handle.sessionId) {
             handle = current;
             this.#options.metrics.runsSentAgainForSlot.inc();

@@ -140,7 +140,7 @@ export class ExecutorDirectory implements ExecutorLookup {
         // Run requests go in batches (ForwardRunRequests): a call per run capped what a
         // cluster forwards far below what one admin sends itself.
         if (body.$case === 'runRequest') {
-          return replyToAnswer(await this.#forwardRun(row, body.value, deadlineMs));
+          return replyToAnswer(await this.#forwardRun(row, address, body.value, deadlineMs));
         }
         return replyToAnswer(await handle.request(body, deadlineMs));
       },
@@ -175,12 +175,17 @@ export class ExecutorDirectory implements ExecutorLookup {
     return handle;
   }
 
-  #forwardRun(row: ExecutorPresence, run: Omit<RunRequest, 'requestId'>, deadlineMs: number): Promise<Reply> {
-    const key = `${row.adminInstanceId}\u0000${row.appName}\u0000${row.instanceName}\u0000${deadlineMs}`;
+  #forwardRun(
+    row: ExecutorPresence,
+    address: string,
+    run: Omit<RunRequest, 'requestId'>,
+    deadlineMs: number,
+  ): Promise<Reply> {
+    const key = `${row.adminInstanceId}\u0000${address}\u0000${row.appName}\u0000${row.instanceName}\u0000${deadlineMs}`;
     return new Promise<Reply>((resolve, reject) => {
       let batch = this.#forwards.get(key);
       if (batch === undefined) {
-        const created: ForwardBatch = { row, deadlineMs, items: [] };
+        const created: ForwardBatch = { row, address, deadlineMs, items: [] };
         batch = created;
         this.#forwards.set(key, created);
         setImmediate(() => this.#sendForwards(key, created));
@@ -193,16 +198,7 @@ export class ExecutorDirectory implements ExecutorLookup {
   #sendForwards(key: string, batch: ForwardBatch): void {
     if (this.#forwards.get(key) !== batch) return;
     this.#forwards.delete(key);
-    const { row, deadlineMs, items } = batch;
-    const address = this.#cache?.admins.get(row.adminInstanceId);
-    if (address === undefined) {
-      const error = new ExecutorRequestError(
-        'not-connected',
-        `executor ${row.instanceName} not reachable: admin ${row.adminInstanceId} is gone`,
-      );
-      for (const item of items) item.reject(error);
-      return;
-    }
+    const { row, address, deadlineMs, items } = batch;
     const peer = this.#peer(row.adminInstanceId, address);
     const peerTimeoutMs = peerCallTimeoutMs(deadlineMs);
     const timeout = AbortSignal.timeout(peerTimeoutMs);
@@ -247,6 +243,8 @@ export class ExecutorDirectory implements ExecutorLookup {
 
 interface ForwardBatch {
   row: ExecutorPresence;
+  /** The peer admin's address, as the registry named it when the runs were routed. */
+  address: string;
   deadlineMs: number;
   items: { run: RunRequest; resolve(reply: Reply): void; reject(error: Error): void }[];
 }
