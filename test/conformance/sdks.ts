@@ -84,12 +84,17 @@ export const pythonSdk: SdkUnderTest = {
       );
       pythonStubs = out;
     }
-    return new ChildTs('test/conformance/executors/python_executor.py', [], {
-      ...environment(config),
-      // The generated stubs first: a src/jobstream/ left by a local build must not shadow them.
-      PYTHONPATH: [pythonStubs, PYTHON_SDK_SOURCE].join(path.delimiter),
-      PYTHONUNBUFFERED: '1',
-      PYTHONDONTWRITEBYTECODE: '1',
-    }, { interpreter: [DEBIAN_PYTHON, '-s'] });
+    return new ChildTs(
+      'test/conformance/executors/python_executor.py',
+      [],
+      {
+        ...environment(config),
+        // The generated stubs first: a src/jobstream/ left by a local build must not shadow them.
+        PYTHONPATH: [pythonStubs, PYTHON_SDK_SOURCE].join(path.delimiter),
+        PYTHONUNBUFFERED: '1',
+        PYTHONDONTWRITEBYTECODE: '1',
+      },
+      { interpreter: [DEBIAN_PYTHON, '-s'] },
+    );
   },
 };

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DispatchOutcome, LogStatus, type Log } from '@jobstream/proto/admin';
 import { BlockStrategy, RouteStrategy, RunOutcome } from '@jobstream/proto/types';
@@ -57,11 +58,11 @@ function suite(sdk: SdkUnderTest): void {
   const children = new Set<ChildTs>();
   const closers: (() => void)[] = [];
 
-  async function startAdmin(): Promise<Admin> {
+  async function startAdmin(onPort = port): Promise<Admin> {
     const started = await startAdminProcess({
       databaseUrl: database.url,
       adminToken: TEST_ADMIN_TOKEN,
-      port,
+      port: onPort,
       beatIntervalMs: BEAT_INTERVAL_MS,
       env: {
         JOBSTREAM_REQUEST_DEADLINE_MS: String(REQUEST_DEADLINE_MS),
@@ -130,7 +131,10 @@ function suite(sdk: SdkUnderTest): void {
   }
 
   function started(child: ChildTs, logId: string): Promise<Record<string, unknown>> {
-    return child.waitForJson(record => record.event === 'run-started' && record.logId === logId, EVENT_CEILING_MS);
+    return child.waitForJson(
+      record => record.event === 'run-started' && record.logId === logId,
+      EVENT_CEILING_MS,
+    );
   }
 
   function runsOf(child: ChildTs, logId: string): number {
@@ -206,7 +210,10 @@ function suite(sdk: SdkUnderTest): void {
     const jobId = await job('sleep', { timeoutSeconds: 1 });
     const logId = await trigger(jobId, '60000');
     const log = await ended(logId);
-    expect(log).toMatchObject({ status: LogStatus.LOG_STATUS_FAILED, outcome: RunOutcome.RUN_OUTCOME_TIMED_OUT });
+    expect(log).toMatchObject({
+      status: LogStatus.LOG_STATUS_FAILED,
+      outcome: RunOutcome.RUN_OUTCOME_TIMED_OUT,
+    });
     expect(log.finishedAt!.getTime() - log.startedAt!.getTime()).toBeLessThan(30_000);
   });
 
@@ -257,7 +264,10 @@ function suite(sdk: SdkUnderTest): void {
     const cover2 = await trigger(cover, '200');
 
     const [s1, s2] = [await ended(serial1), await ended(serial2)];
-    expect([s1.outcome, s2.outcome]).toEqual([RunOutcome.RUN_OUTCOME_SUCCEEDED, RunOutcome.RUN_OUTCOME_SUCCEEDED]);
+    expect([s1.outcome, s2.outcome]).toEqual([
+      RunOutcome.RUN_OUTCOME_SUCCEEDED,
+      RunOutcome.RUN_OUTCOME_SUCCEEDED,
+    ]);
     expect(s2.startedAt!.getTime()).toBeGreaterThanOrEqual(s1.finishedAt!.getTime() - 5);
 
     expect(await ended(discard2)).toMatchObject({
@@ -279,7 +289,11 @@ function suite(sdk: SdkUnderTest): void {
     const byExecutor = new Map(logs.map(log => [log.executorInstance, log]));
     for (const [index, child] of [first, second].entries()) {
       const log = byExecutor.get(`${app}-${index + 1}`)!;
-      expect(log).toMatchObject({ outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED, shardIndex: index, shardTotal: 2 });
+      expect(log).toMatchObject({
+        outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+        shardIndex: index,
+        shardTotal: 2,
+      });
       expect(await started(child, log.id)).toMatchObject({ shardIndex: index, shardTotal: 2 });
     }
   });
@@ -321,9 +335,12 @@ function suite(sdk: SdkUnderTest): void {
       logId = await trigger(jobId, 'late');
       // No reply by answer_by plus the grace period: the admin holds the run in doubt and
       // ends the stream. Only then does the executor wake up and read the request.
-      await waitFor(async () => ((await getLog(logId)).triggerMessage.includes('in doubt') ? true : undefined), {
-        what: `log ${logId} to be in doubt`,
-      });
+      await waitFor(
+        async () => ((await getLog(logId)).triggerMessage.includes('in doubt') ? true : undefined),
+        {
+          what: `log ${logId} to be in doubt`,
+        },
+      );
     } finally {
       first.signal('SIGCONT');
     }
@@ -331,6 +348,52 @@ function suite(sdk: SdkUnderTest): void {
       outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
       handleMessage: 'echo: late',
       executorInstance: `${app}-1`,
+    });
+    expect(runsOf(first, logId)).toBe(1);
+  });
+
+  it('answers a repeated run request for a run it has "already accepted" and does not run it twice', async () => {
+    // What an executor sees when the admin that sent a run request stopped before it
+    // recorded the answer (killed, or stalled past its lease): a peer takes the fire over
+    // and asks the executor it names again, with the same (log, attempt). The stopped
+    // admin is simulated in the database, exactly as its take-over finds it: the run's
+    // log is PENDING again, claimed by an admin whose lease has lapsed.
+    const jobId = await job('sleep');
+    const logId = await trigger(jobId, '2500');
+    await started(first, logId);
+    await waitFor(
+      async () =>
+        (await getLog(logId)).dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED
+          ? true
+          : undefined,
+      { what: `log ${logId} to be accepted` },
+    );
+    await withDatabase(database.url, async client => {
+      await client.query(
+        `insert into admin_instance (id, grpc_address, expires_at)
+         values ($1, '127.0.0.1:1', now() - interval '1 minute') on conflict (id) do nothing`,
+        [`stopped-${app}`],
+      );
+      await client.query(
+        `update trigger_log set dispatch_outcome = 'PENDING', claimed_by = $2 where id = $1`,
+        [logId, `stopped-${app}`],
+      );
+    });
+    const asked = await waitFor(
+      async () => {
+        const log = await getLog(logId);
+        return log.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED &&
+          log.triggerMessage.includes('asked again')
+          ? log
+          : undefined;
+      },
+      { what: `log ${logId} to be asked again and accepted` },
+    );
+    // Asked again with the same (log, attempt), on the stream that runs it: accepted...
+    expect(asked.triggerMessage).toMatch(/taken over; accepted by \S+ \(asked again on the same stream/);
+    expect(await ended(logId)).toMatchObject({
+      outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+      handleMessage: 'slept',
     });
     expect(runsOf(first, logId)).toBe(1);
   });
@@ -343,15 +406,19 @@ function suite(sdk: SdkUnderTest): void {
     child.signal('SIGTERM');
     await child.waitForJson(record => record.event === 'stopped', EVENT_CEILING_MS);
     expect(await child.exited).toMatchObject({ code: 0 });
-    expect(await getLog(logId)).toMatchObject({ outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED, handleMessage: 'slept' });
+    expect(await getLog(logId)).toMatchObject({
+      outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+      handleMessage: 'slept',
+    });
     await waitFor(async () => (!(await listed()).includes(`${app}-3`) ? true : undefined), {
       what: `${app}-3 to leave ListExecutors`,
     });
   });
 
-  it('delivers spooled results once after an admin restart, from a live executor and from a restarted one', async () => {
+  it('after an admin restart: reconciles a running run at Register, and stores a spooled result from a restarted executor once', async () => {
     const jobId = await job('sleep');
-    const live = await trigger(jobId, '1200', [`${app}-1`]);
+    // Still running when the admin is back: listed in Register.running, its result accepted.
+    const live = await trigger(jobId, '6000', [`${app}-1`]);
     const restartedDir = await tempDir(`${app}-4`);
     let restarted = await startExecutor(`${app}-4`, { dataDir: restartedDir });
     const spooled = await trigger(jobId, '1200', [`${app}-4`]);
@@ -360,10 +427,7 @@ function suite(sdk: SdkUnderTest): void {
     // No admin to acknowledge the results: they can only live in the executors' spools.
     await admin.child.kill('SIGKILL');
     admin.close();
-    await Promise.all([
-      first.waitForJson(r => r.event === 'run-finishing' && r.logId === live, EVENT_CEILING_MS),
-      restarted.waitForJson(r => r.event === 'run-finishing' && r.logId === spooled, EVENT_CEILING_MS),
-    ]);
+    await restarted.waitForJson(r => r.event === 'run-finishing' && r.logId === spooled, EVENT_CEILING_MS);
     await waitFor(async () => ((await spooledLogIds(restartedDir)).includes(spooled) ? true : undefined), {
       what: `the result of log ${spooled} in the spool`,
     });
@@ -373,7 +437,10 @@ function suite(sdk: SdkUnderTest): void {
     admin = await startAdmin();
     restarted = await startExecutor(`${app}-4`, { dataDir: restartedDir });
     for (const logId of [live, spooled]) {
-      expect(await ended(logId)).toMatchObject({ outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED, handleMessage: 'slept' });
+      expect(await ended(logId)).toMatchObject({
+        outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+        handleMessage: 'slept',
+      });
     }
     // Each ran once: the restarted process did not run the spooled run again.
     expect([runsOf(first, live), runsOf(before, spooled), runsOf(restarted, spooled)]).toEqual([1, 1, 0]);
@@ -393,6 +460,40 @@ function suite(sdk: SdkUnderTest): void {
     });
     expect(Date.now() - killedAt).toBeLessThan(1_000);
   });
+
+  it('follows Drain when its admin stops (SIGTERM): reconnects to the other admin, and the running run reports there', async () => {
+    const otherPort = await freePort();
+    const other = await startAdmin(otherPort);
+    const adminIdOf = async (client: AdminClient, instance: string) =>
+      (await client.listExecutors({ appName: app })).executors.find(e => e.instanceName === instance)
+        ?.adminInstanceId;
+    const firstAdminId = await adminIdOf(admin.client, `${app}-1`);
+    const child = await startExecutor(`${app}-6`, { adminAddresses: [admin.address, other.address] });
+    const stoppingId = await adminIdOf(admin.client, `${app}-6`);
+    const [stopping, staying] = stoppingId === firstAdminId ? [admin, other] : [other, admin];
+    const jobId = await job('sleep');
+    const logId = await trigger(jobId, '2000', [`${app}-6`]);
+    await started(child, logId);
+
+    stopping.child.signal('SIGTERM');
+    expect(await stopping.child.exited).toMatchObject({ code: 0 });
+    await waitFor(
+      async () => {
+        const id = await adminIdOf(staying.client, `${app}-6`);
+        return id !== undefined && id !== stoppingId ? true : undefined;
+      },
+      { what: `${app}-6 to reconnect to the admin left` },
+    );
+    const log = await waitFor(
+      async () => {
+        const { log } = await staying.client.getLog({ id: logId });
+        return log && log.status !== LogStatus.LOG_STATUS_RUNNING ? log : undefined;
+      },
+      { what: `log ${logId} to end after the drain` },
+    );
+    expect(log).toMatchObject({ outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED, handleMessage: 'slept' });
+    expect(runsOf(child, logId)).toBe(1);
+  });
 }
 
 /** Log ids of the results in an executor's spool file (written before they are sent). */
@@ -406,4 +507,14 @@ async function spooledLogIds(dataDir: string): Promise<string[]> {
       const record = JSON.parse(line) as { t?: string; logId?: string };
       return record.t === 'result' && record.logId !== undefined ? [record.logId] : [];
     });
+}
+
+async function withDatabase(url: string, use: (client: pg.Client) => Promise<void>): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await use(client);
+  } finally {
+    await client.end();
+  }
 }
