@@ -169,7 +169,7 @@ function suite(sdk: SdkUnderTest): void {
     [first, second] = await Promise.all([startExecutor(`${app}-1`), startExecutor(`${app}-2`)]);
   });
 
-  afterEach(async () => {
+  afterEach(() => {
     // A failed check may leave a process stopped: nothing after it must hang on that.
     for (const child of children) child.signal('SIGCONT');
   });
