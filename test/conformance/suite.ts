@@ -43,7 +43,12 @@ interface Admin {
 
 /** The admin's answer deadline; short, so runs in doubt are settled within a test. */
 const REQUEST_DEADLINE_MS = 2_000;
-const BEAT_INTERVAL_MS = 1_000;
+/**
+ * The admin closes a stream silent for three beats. At 1 s a loaded machine took longer than
+ * that to send the run request of the answer_by check to the stopped executor, so the stream
+ * was gone before the request could go out (and no run was ever in doubt).
+ */
+const BEAT_INTERVAL_MS = 2_000;
 
 function suite(sdk: SdkUnderTest): void {
   const app = `conformance-${sdk.name}`;
@@ -139,6 +144,22 @@ function suite(sdk: SdkUnderTest): void {
 
   function runsOf(child: ChildTs, logId: string): number {
     return child.records(record => record.event === 'run-started' && record.logId === logId).length;
+  }
+
+  async function sessionOf(instanceName: string): Promise<string | undefined> {
+    const { executors } = await admin.client.listExecutors({ appName: app });
+    return executors.find(executor => executor.instanceName === instanceName)?.sessionId;
+  }
+
+  /** After SIGCONT: the executor replaced the stream the admin gave up on, and is routable again. */
+  async function reconnected(instanceName: string, oldSession: string | undefined): Promise<void> {
+    await waitFor(
+      async () => {
+        const session = await sessionOf(instanceName);
+        return session !== undefined && session !== oldSession ? true : undefined;
+      },
+      { what: `${instanceName} to register a new stream after SIGCONT` },
+    );
   }
 
   async function listed(): Promise<string[]> {
@@ -321,7 +342,7 @@ function suite(sdk: SdkUnderTest): void {
     } finally {
       first.signal('SIGCONT');
     }
-    // Awake again, it replaces the stream the admin gave up on and is routed to again.
+    // Awake again, and still (or again, with a new stream) connected.
     await waitFor(async () => ((await listed()).includes(`${app}-1`) ? true : undefined), {
       what: `${app}-1 to be back after SIGCONT`,
     });
@@ -329,6 +350,7 @@ function suite(sdk: SdkUnderTest): void {
 
   it('never starts a run request read after its answer_by (stopped by SIGSTOP); the run is sent again and runs once', async () => {
     const jobId = await job('echo');
+    const stoppedSession = await sessionOf(`${app}-1`);
     first.signal('SIGSTOP');
     let logId: string;
     try {
@@ -343,6 +365,7 @@ function suite(sdk: SdkUnderTest): void {
       );
     } finally {
       first.signal('SIGCONT');
+      await reconnected(`${app}-1`, stoppedSession);
     }
     expect(await ended(logId)).toMatchObject({
       outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
