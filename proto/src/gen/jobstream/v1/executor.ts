@@ -241,7 +241,7 @@ export interface Register {
   running: RunRef[];
   /**
    * Results produced but not yet acknowledged (or refused). They MUST survive a
-   * restart of the executor process (durable before they are sent), are re-sent
+   * restart of the executor process until acknowledged, are re-sent
    * right after Welcome, and listing them here lets the admin expect them.
    */
   unacknowledgedResults: RunRef[];
