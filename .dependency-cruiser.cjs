@@ -40,6 +40,20 @@ module.exports = {
       to: { path: '^executor-sdk/' },
     },
     {
+      name: 'console-is-a-browser-client',
+      comment:
+        'The web console reaches the admin only through AdminService (over gRPC-Web): it imports ' +
+        'the operator API contract, never the admin, the SDK or the executor stream.',
+      severity: 'error',
+      from: { path: '^console/src/' },
+      to: {
+        path: [
+          '^(admin|executor-sdk)/',
+          '^proto/src/(gen/jobstream/v1/(executor|peer)\\.ts|descriptor-set\\.ts)$',
+        ],
+      },
+    },
+    {
       name: 'proto-is-the-bottom',
       comment: '@jobstream/proto is the contract both sides build on: it imports neither side.',
       severity: 'error',
@@ -52,8 +66,8 @@ module.exports = {
         'Another package is imported by its name (@jobstream/proto/...), never by a relative ' +
         'path into its folder, so the import works the same once the package is installed.',
       severity: 'error',
-      from: { path: '^(admin|executor-sdk|proto)/src/' },
-      to: { path: '^(admin|executor-sdk|proto)/', dependencyTypes: ['local'], pathNot: '^$1/' },
+      from: { path: '^(admin|executor-sdk|proto|console)/src/' },
+      to: { path: '^(admin|executor-sdk|proto|console)/', dependencyTypes: ['local'], pathNot: '^$1/' },
     },
     {
       name: 'declared-dependencies-only',
@@ -61,16 +75,18 @@ module.exports = {
         "A package's code imports only what its own package.json declares as a dependency " +
         '(not a devDependency, not something hoisted from a neighbour), so it installs alone.',
       severity: 'error',
-      from: { path: '^(admin|executor-sdk|proto)/src/' },
+      from: { path: '^(admin|executor-sdk|proto|console)/src/' },
       to: { dependencyTypes: ['npm-dev', 'npm-no-pkg', 'npm-unknown', 'unknown'] },
     },
 
     // --- Layers of the admin: transport → services → domain logic → data access → domain types
     {
       name: 'transport-not-data-access',
-      comment: 'The gRPC transport calls application services; SQL and its errors stay below them.',
+      comment:
+        'The transports (gRPC, and the console server for browsers) call application services; ' +
+        'SQL and its errors stay below them.',
       severity: 'error',
-      from: { path: `${ADMIN}grpc/` },
+      from: { path: `${ADMIN}(grpc|console)/` },
       to: { path: `${ADMIN}db/` },
     },
     {
@@ -78,14 +94,14 @@ module.exports = {
       comment: 'Application services speak domain types; wire messages and gRPC statuses are the edge.',
       severity: 'error',
       from: { path: `${ADMIN}services/` },
-      to: { path: [`${ADMIN}(grpc|wire)/`, WIRE_CONTRACT] },
+      to: { path: [`${ADMIN}(grpc|wire|console)/`, WIRE_CONTRACT] },
     },
     {
       name: 'domain-logic-not-up',
       comment: 'Scheduling, dispatch, sessions and follow-ups never reach up into services or transport.',
       severity: 'error',
       from: { path: DOMAIN_LOGIC },
-      to: { path: `${ADMIN}(grpc|services)/|${ADMIN}(app|cli|demo|config)\\.ts$` },
+      to: { path: `${ADMIN}(grpc|services|console)/|${ADMIN}(app|cli|demo|config)\\.ts$` },
     },
     {
       name: 'domain-logic-knows-no-grpc',
@@ -138,14 +154,14 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(admin|executor-sdk|proto)/dist/' },
+    exclude: { path: '^(admin|executor-sdk|proto|console)/dist/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     combinedDependencies: false,
     enhancedResolveOptions: {
       exportsFields: ['exports'],
       conditionNames: ['jobstream-source', 'import', 'types', 'node', 'default'],
-      extensions: ['.ts', '.js', '.d.ts', '.json'],
+      extensions: ['.ts', '.tsx', '.js', '.d.ts', '.json'],
       mainFields: ['types', 'module', 'main'],
     },
     reporterOptions: { text: { highlightFocused: true } },

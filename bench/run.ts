@@ -181,7 +181,10 @@ async function main(): Promise<number> {
     `results written to ${path.relative(process.cwd(), file)}; logs in ${path.relative(process.cwd(), logDir)}`,
   );
   if (fatal !== undefined || interrupt.signal.aborted) return fatal !== undefined ? 1 : 130;
-  return results.some(result => result.error !== undefined) ? 1 : 0;
+  const broken = rows.filter(row => row.correctness === true && row.ok === false);
+  for (const row of broken)
+    progress('bench', `PROMISE BROKEN: ${row.scenario}: ${row.metric} = ${row.value}`);
+  return results.some(result => result.error !== undefined) || broken.length > 0 ? 1 : 0;
 }
 
 function firstLine(text: string): string {

@@ -42,6 +42,7 @@ async function startAdmin(databaseUrl: string, env: Record<string, string>, capt
     DATABASE_URL: databaseUrl,
     JOBSTREAM_GRPC_PORT: '0',
     JOBSTREAM_METRICS_PORT: 'off',
+    JOBSTREAM_CONSOLE_PORT: 'off',
     JOBSTREAM_BEAT_INTERVAL_MS: '500',
     JOBSTREAM_LOG_LEVEL: 'debug',
     ...env,

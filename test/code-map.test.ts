@@ -40,6 +40,7 @@ describe("the README's code map", () => {
       'executor-sdk',
       'executor-sdk-python',
       'admin',
+      'console',
       'migrations',
       'test',
       'bench',

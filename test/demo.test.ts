@@ -28,12 +28,14 @@ describe('the demo (npm start)', () => {
       JOBSTREAM_DATA_DIR: dataDir,
       JOBSTREAM_GRPC_PORT: '0',
       JOBSTREAM_METRICS_PORT: '0',
+      JOBSTREAM_CONSOLE_PORT: '0',
       JOBSTREAM_LOG_LEVEL: 'info',
     });
     children.push(demo);
     const started = await demo.waitForJson(record => record.msg === 'admin started');
     await demo.waitForJson(record => record.msg === 'executor registered' && record.app === 'demo');
     expect(demo.lines.join('\n')).toContain('grpcurl -plaintext');
+    expect(started.console).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
 
     // No default password: the first start generates one and prints it once, with a
     // session token for this run that the printed grpcurl commands use.
@@ -45,6 +47,7 @@ describe('the demo (npm start)', () => {
     const token = /session token for this run \(valid until [^)]+\): (jss_\S+)/.exec(output)?.[1];
     expect(password).toMatch(/^[A-Za-z0-9]{24}$/);
     expect(token).toBeDefined();
+    expect(output).toContain(`web console: ${String(started.console)}`);
     expect(output).toContain(`-H 'authorization: Bearer ${token!}'`);
     const anonymous = adminClient(String(started.grpc), 'x');
     try {

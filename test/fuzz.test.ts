@@ -132,6 +132,7 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
         JOBSTREAM_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
         JOBSTREAM_GRPC_PORT: '0',
         JOBSTREAM_METRICS_PORT: 'off',
+        JOBSTREAM_CONSOLE_PORT: 'off',
       },
       {
         overrides: {

@@ -21,6 +21,7 @@ async function startNarrowExecutor(
   appName: string,
   token: string,
   workMs: number,
+  pipelineWindow?: number,
 ): Promise<{ executor: Executor; observed: Observed }> {
   const observed: Observed = { started: [], running: 0, mostAtOnce: 0 };
   const executor = new Executor({
@@ -30,6 +31,7 @@ async function startNarrowExecutor(
     instanceName: `${appName}-1`,
     dataDir: await tempDir(appName),
     capacity: 1,
+    pipelineWindow,
     logger: silentLogger,
   });
   executor.register('slow', async ctx => {
@@ -236,7 +238,8 @@ describe('a saturated executor', () => {
     try {
       const { client } = bounded;
       const { groupId, token } = await createGroup(client, 'narrow-claims');
-      executor = (await startNarrowExecutor(bounded, 'narrow-claims', token, 500)).executor;
+      // No pipelining window: what the executor cannot run waits at the admin.
+      executor = (await startNarrowExecutor(bounded, 'narrow-claims', token, 500, 0)).executor;
       const jobIds: string[] = [];
       for (let index = 0; index < 10; index += 1) {
         jobIds.push(

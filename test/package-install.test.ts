@@ -127,6 +127,7 @@ describe('the packages as a user installs them', () => {
         JOBSTREAM_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
         JOBSTREAM_GRPC_PORT: '0',
         JOBSTREAM_METRICS_PORT: 'off',
+        JOBSTREAM_CONSOLE_PORT: 'off',
         JOBSTREAM_LOG_LEVEL: 'info',
       },
       { compiled: true },
@@ -148,7 +149,7 @@ describe('the packages as a user installs them', () => {
       );
       children.push(executor);
       const ready = await executor.waitForJson(record => record.event === 'ready');
-      expect(ready.protocolVersion).toBe(1);
+      expect(ready.protocolVersion).toBe(2);
       await waitFor(
         async () =>
           (await client.listExecutors({ appName: 'packed' })).executors.length === 1 ? true : undefined,

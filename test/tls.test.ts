@@ -1,4 +1,6 @@
 import { writeFile } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { ChannelCredentials, createChannel, createClient, Metadata, Status } from 'nice-grpc';
@@ -82,6 +84,29 @@ async function makeLeaf(ca: Pem, commonName: string | undefined, server: boolean
     ],
   });
   return { cert: made.cert, key: made.private };
+}
+
+/** An HTTPS request trusting only `ca` (undefined: the system's roots). */
+function httpsRequest(
+  url: string,
+  ca: string | undefined,
+  options: { method: string; headers?: Record<string, string>; body?: string },
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = https.request(url, { method: options.method, headers: options.headers, ca }, response => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          headers: response.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+    });
+    request.on('error', reject);
+    request.end(options.body);
+  });
 }
 
 async function makePki(): Promise<Pki> {
@@ -322,7 +347,7 @@ describe('TLS on both services (server certificate only)', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    admin = await startTestAdmin(database.url, { tls: serverTls(pki, false) });
+    admin = await startTestAdmin(database.url, { tls: serverTls(pki, false), consolePort: 0 });
     ({ groupId, token } = await createGroup(admin.client, 'orders'));
   });
 
@@ -330,6 +355,33 @@ describe('TLS on both services (server certificate only)', () => {
     await executor?.stop();
     await admin?.stop();
     await database?.drop();
+  });
+
+  it('serves the web console over TLS too, its session cookie Secure and __Host- prefixed', async () => {
+    const url = admin.app.consoleUrl!;
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
+    await admin.client.createUser({
+      username: 'tls-console',
+      password: 'tls-console-password',
+      role: 1,
+      groupIds: [],
+    });
+    const login = await httpsRequest(`${url}jobstream.v1.AdminService/Login`, pki.ca.cert, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-jobstream-console': '1' },
+      body: JSON.stringify({ username: 'tls-console', password: 'tls-console-password' }),
+    });
+    expect(login.status).toBe(200);
+    expect(login.headers['strict-transport-security']).toBe('max-age=31536000');
+    expect(login.headers['set-cookie']?.[0]).toMatch(
+      /^__Host-jobstream-session=jss_\S+; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Strict; Secure$/,
+    );
+    expect(JSON.parse(login.body)).not.toHaveProperty('token');
+    const page = await httpsRequest(url, pki.ca.cert, { method: 'GET' });
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    // Nothing in plaintext, and nothing to a client that does not trust the CA.
+    await expect(fetch(url.replace('https:', 'http:'))).rejects.toThrow();
+    await expect(httpsRequest(url, undefined, { method: 'GET' })).rejects.toThrow(/self-signed|certificate/);
   });
 
   it('serves AdminService to a client trusting the CA, and nothing to plaintext or untrusting clients', async () => {
@@ -553,7 +605,12 @@ describe('the plaintext warning', () => {
       },
     });
     const config = loadConfig(
-      { DATABASE_URL: database.url, JOBSTREAM_GRPC_PORT: '0', JOBSTREAM_METRICS_PORT: 'off' },
+      {
+        DATABASE_URL: database.url,
+        JOBSTREAM_GRPC_PORT: '0',
+        JOBSTREAM_METRICS_PORT: 'off',
+        JOBSTREAM_CONSOLE_PORT: 'off',
+      },
       { overrides: { grpcHost: host, tls } },
     );
     const app = new AdminApp(config, createLogger({ level: 'warn', destination }));

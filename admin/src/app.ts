@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { createServer, type Server } from 'nice-grpc';
+import { composeServerMiddleware, createServer, type Server } from 'nice-grpc';
 import { createAlarms } from './alarm/alarm.js';
 import type { AdminConfig } from './config.js';
 import { createDatabase, type Db } from './db/database.js';
@@ -31,6 +31,9 @@ import { createExecutorService } from './grpc/executor-service.js';
 import { clientCertificateInterceptor, peerChannelCredentials, serverCredentials } from './grpc/tls.js';
 import { addReflectionAndHealth } from './grpc/reflection.js';
 import { requestSanity } from './grpc/request-sanity.js';
+import { BrowserSessions } from './console/browser-session.js';
+import { startConsoleServer } from './console/console-server.js';
+import { operatorApiRoutes, PEER_ADDRESS } from './console/operator-api-bridge.js';
 import type { Logger } from './logger.js';
 import { AdminMetrics } from './metrics.js';
 import { TokenAuthenticator } from './auth/authenticator.js';
@@ -71,6 +74,7 @@ export class AdminApp {
   #db: Db | undefined;
   #grpcPort: number | undefined;
   #metricsPort: number | undefined;
+  #consoleUrl: string | undefined;
 
   constructor(config: AdminConfig, logger: Logger) {
     this.config = config;
@@ -88,6 +92,11 @@ export class AdminApp {
 
   get grpcAddress(): string {
     return `${this.config.grpcHost}:${this.grpcPort}`;
+  }
+
+  /** The web console's address, e.g. http://127.0.0.1:8788/; undefined when it is off. */
+  get consoleUrl(): string | undefined {
+    return this.#consoleUrl;
   }
 
   get metricsPort(): number | undefined {
@@ -201,6 +210,9 @@ export class AdminApp {
     // Shared by the application services: the token scheme the authenticators check, one clock.
     const tokens: Tokens = { generate: generateToken, hash: hashToken };
     const now = (): Date => new Date();
+    // The operator API's edge, shared by the gRPC port and the console's browser protocol.
+    const boundary = errorBoundary(logger.child({ component: 'grpc' }));
+    const sanity = requestSanity();
     const server = createServer({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_send_message_length': config.maxMessageBytes,
@@ -212,8 +224,8 @@ export class AdminApp {
       // The only way handlers learn which client certificate a connection was verified with.
       interceptors: [clientCertificateInterceptor()],
     })
-      .use(errorBoundary(logger.child({ component: 'grpc' })))
-      .use(requestSanity());
+      .use(boundary)
+      .use(sanity);
     server.add(
       tolerantDecoding(ExecutorServiceDefinition),
       createExecutorService({
@@ -255,28 +267,26 @@ export class AdminApp {
         this.sessions.all().reduce((sum, session) => sum + session.slotUse.waiting, 0),
       firesInFlight: () => scheduler.firesInFlight,
     });
-    server.add(
-      tolerantDecoding(AdminServiceDefinition),
-      createAdminService({
-        authenticator: new Authenticator(new TokenAuthenticator({ db, staticTokens: config.adminTokens })),
-        accounts: new AccountsService({
-          db,
-          tokens,
-          loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
-          sessionTtlMs: config.sessionTtlMs,
-          logger: logger.child({ component: 'accounts' }),
-          now,
-        }),
-        dashboard: new DashboardService({ db, timeZone: config.defaultTimeZone, now }),
-        executors: new ExecutorsService({ db, now }),
-        groups: new GroupsService({ db, tokens, now }),
-        jobs: new JobsService({ db, scheduler, dispatcher, cronCompiler, now }),
-        logs: new LogsService({ db, directory }),
-        cronCompiler,
-        defaultTimeZone: config.defaultTimeZone,
-        requestDeadlineMs: config.requestDeadlineMs,
+    const operatorApi = createAdminService({
+      authenticator: new Authenticator(new TokenAuthenticator({ db, staticTokens: config.adminTokens })),
+      accounts: new AccountsService({
+        db,
+        tokens,
+        loginThrottle: new LoginThrottle({ maxFailures: 10, windowMs: 5 * 60_000 }),
+        sessionTtlMs: config.sessionTtlMs,
+        logger: logger.child({ component: 'accounts' }),
+        now,
       }),
-    );
+      dashboard: new DashboardService({ db, timeZone: config.defaultTimeZone, now }),
+      executors: new ExecutorsService({ db, now }),
+      groups: new GroupsService({ db, tokens, now }),
+      jobs: new JobsService({ db, scheduler, dispatcher, cronCompiler, now }),
+      logs: new LogsService({ db, directory }),
+      cronCompiler,
+      defaultTimeZone: config.defaultTimeZone,
+      requestDeadlineMs: config.requestDeadlineMs,
+    });
+    server.add(tolerantDecoding(AdminServiceDefinition), operatorApi);
     server.add(
       tolerantDecoding(AdminPeerServiceDefinition),
       createPeerService({ sessions: this.sessions, peerSecret }),
@@ -309,6 +319,27 @@ export class AdminApp {
       );
     }
 
+    if (config.consolePort !== undefined) {
+      const sessions = new BrowserSessions({ secure: config.tls !== undefined, now });
+      const consoleServer = await startConsoleServer({
+        host: config.consoleHost,
+        port: config.consolePort,
+        tls: config.tls,
+        staticDir: config.consoleDir,
+        maxMessageBytes: config.maxMessageBytes,
+        logger: logger.child({ component: 'console' }),
+        routes: operatorApiRoutes({
+          implementation: operatorApi,
+          middleware: composeServerMiddleware(boundary, sanity),
+          admit: (_method, context) => sessions.admit(context, context.values.get(PEER_ADDRESS)),
+          onResponse: (method, response, context) => sessions.onResponse(method, response, context),
+          logger: logger.child({ component: 'console' }),
+        }),
+      });
+      this.#consoleUrl = consoleServer.url;
+      this.#releasers.push({ name: 'console server', release: () => consoleServer.close() });
+    }
+
     if (config.metricsPort !== undefined) {
       const metricsServer = await this.#startMetricsServer(config.metricsHost, config.metricsPort);
       this.#releasers.push({
@@ -323,6 +354,7 @@ export class AdminApp {
         grpc: this.grpcAddress,
         tls: config.tls === undefined ? 'off' : config.tls.clientCa === undefined ? 'on' : 'mutual',
         metricsPort: this.#metricsPort,
+        console: this.#consoleUrl,
         adminInstanceId: config.adminInstanceId,
       },
       'admin started',

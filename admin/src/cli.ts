@@ -22,7 +22,8 @@ const USAGE = `usage: jobstream-admin [serve|migrate|demo|create-user]
                it is not a terminal, or else generated and printed once
 
 Environment: DATABASE_URL, JOBSTREAM_ADMIN_TOKEN, JOBSTREAM_GRPC_HOST, JOBSTREAM_GRPC_PORT,
-JOBSTREAM_METRICS_PORT ("off" to disable), JOBSTREAM_DATA_DIR, JOBSTREAM_BEAT_INTERVAL_MS,
+JOBSTREAM_METRICS_PORT ("off" to disable), JOBSTREAM_CONSOLE_HOST, JOBSTREAM_CONSOLE_PORT ("off" to
+disable), JOBSTREAM_CONSOLE_DIR, JOBSTREAM_DATA_DIR, JOBSTREAM_BEAT_INTERVAL_MS,
 JOBSTREAM_REQUEST_DEADLINE_MS, JOBSTREAM_LOG_LEVEL, JOBSTREAM_INITIAL_ADMIN_USERNAME,
 JOBSTREAM_INITIAL_ADMIN_PASSWORD_FILE, JOBSTREAM_TLS_CERT, JOBSTREAM_TLS_KEY, JOBSTREAM_TLS_CLIENT_CA,
 JOBSTREAM_TLS_CA. See README.md.`;
@@ -142,6 +143,7 @@ async function demo(): Promise<void> {
   console.log(`
 jobstream admin is up.
   gRPC (AdminService, ExecutorService, reflection, health): ${target}
+  web console: ${app.consoleUrl ?? 'off (JOBSTREAM_CONSOLE_PORT=off)'}
   Prometheus metrics: ${app.metricsPort === undefined ? 'off' : `http://${config.metricsHost}:${app.metricsPort}/metrics`}
   admin user: ${DEMO_ADMIN_USERNAME}
   ${password}

@@ -2,6 +2,7 @@ import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from '
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { USERNAME_PATTERN, USERNAME_RULE } from './auth/create-user.js';
 import { passwordProblem } from './auth/passwords.js';
 import { isTimeZone } from './schedule/schedule.js';
@@ -15,6 +16,11 @@ export interface AdminConfig {
   readonly grpcHost: string;
   /** 0 picks a free port (tests). */
   readonly grpcPort: number;
+  /** Where the web console (pages and AdminService for browsers) listens; undefined disables it. */
+  readonly consolePort: number | undefined;
+  readonly consoleHost: string;
+  /** The console's built files (console/dist). */
+  readonly consoleDir: string;
   /** Where Prometheus scrapes /metrics; undefined disables the endpoint. */
   readonly metricsPort: number | undefined;
   readonly metricsHost: string;
@@ -118,6 +124,9 @@ export function loadConfig(
   const metricsRaw = env.JOBSTREAM_METRICS_PORT;
   const metricsPort = metricsRaw === 'off' ? undefined : integer('JOBSTREAM_METRICS_PORT', 9464, 0, 65535);
 
+  const consoleRaw = env.JOBSTREAM_CONSOLE_PORT;
+  const consolePort = consoleRaw === 'off' ? undefined : integer('JOBSTREAM_CONSOLE_PORT', 8788, 0, 65535);
+
   const adminTokens = (env.JOBSTREAM_ADMIN_TOKEN ?? '')
     .split(',')
     .map(token => token.trim())
@@ -182,6 +191,12 @@ export function loadConfig(
     dataDir: path.resolve(env.JOBSTREAM_DATA_DIR ?? 'data'),
     grpcHost: env.JOBSTREAM_GRPC_HOST ?? '127.0.0.1',
     grpcPort: integer('JOBSTREAM_GRPC_PORT', 8787, 0, 65535),
+    consolePort,
+    consoleHost: env.JOBSTREAM_CONSOLE_HOST ?? env.JOBSTREAM_GRPC_HOST ?? '127.0.0.1',
+    // Beside admin/ in the repository, from the sources (admin/src) and the build (admin/dist) alike.
+    consoleDir: path.resolve(
+      env.JOBSTREAM_CONSOLE_DIR || fileURLToPath(new URL('../../console/dist', import.meta.url)),
+    ),
     metricsPort,
     metricsHost: env.JOBSTREAM_METRICS_HOST ?? '127.0.0.1',
     adminTokens,

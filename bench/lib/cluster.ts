@@ -171,6 +171,7 @@ export class Cluster {
         JOBSTREAM_GRPC_PORT: '0',
         JOBSTREAM_METRICS_HOST: '127.0.0.1',
         JOBSTREAM_METRICS_PORT: '0',
+        JOBSTREAM_CONSOLE_PORT: 'off',
         ...(this.#options.beatIntervalMs
           ? { JOBSTREAM_BEAT_INTERVAL_MS: String(this.#options.beatIntervalMs) }
           : {}),

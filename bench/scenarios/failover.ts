@@ -147,6 +147,7 @@ export async function runFailover(context: BenchContext): Promise<ScenarioResult
           value: `${logs.duplicatePairs}/${analysis.duplicates}`,
           goal: '0',
           ok: logs.duplicatePairs === 0 && analysis.duplicates === 0,
+          correctness: true,
         },
         {
           scenario: name,
@@ -154,6 +155,7 @@ export async function runFailover(context: BenchContext): Promise<ScenarioResult
           value: `${analysis.missed} (${analysis.skipped}) of ${analysis.expected}`,
           goal: '0',
           ok: analysis.missed === 0,
+          correctness: true,
         },
         {
           scenario: name,

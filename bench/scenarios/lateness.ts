@@ -86,6 +86,7 @@ export async function runLateness(context: BenchContext, rate: number): Promise<
       value: [steady, burst].map(phase => `${phase.receivedExpected}/${phase.expected}`).join(', '),
       goal: 'all',
       ok: complete(steady) && complete(burst),
+      correctness: true,
     });
     return {
       scenario: 'lateness',

@@ -159,6 +159,7 @@ export async function runScale(context: BenchContext): Promise<ScenarioResult> {
           value: `${analysis.receivedExpected}/${analysis.expected}`,
           goal: 'all',
           ok: complete,
+          correctness: true,
         },
         {
           scenario: name,

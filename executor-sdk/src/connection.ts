@@ -5,6 +5,8 @@ import { BoundedQueue, QueueClosedError, sleep } from '@jobstream/proto/concurre
 import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
 import type { AdminMessage, Beat, ExecutorMessage, Register, Welcome } from '@jobstream/proto/executor';
 import type { Logger } from './logger.js';
+import { packExecutorMessages } from './batching.js';
+import { MAX_BATCH_ITEMS } from '@jobstream/proto';
 
 /**
  * How long a closing stream may take to flush and be ended by the admin after the
@@ -120,6 +122,16 @@ export class StreamSession {
         throw error;
       },
     );
+  }
+
+  /**
+   * What the gRPC writer sends: the queue's messages, what was queued in one event-loop
+   * turn packed into ExecutorBatch envelopes (protocol 2).
+   */
+  async *outboundMessages(): AsyncGenerator<ExecutorMessage, void, undefined> {
+    for await (const messages of this.outbound.batches(MAX_BATCH_ITEMS)) {
+      yield* packExecutorMessages(messages, MAX_BATCH_ITEMS);
+    }
   }
 
   offerBeat(beat: Beat): boolean {
@@ -279,7 +291,7 @@ export class Connection {
     try {
       // The queue is empty, so this cannot wait.
       void session.send({ kind: { $case: 'register', value: this.#handlers.buildRegister() } });
-      const responses = client.connect(session.outbound, {
+      const responses = client.connect(session.outboundMessages(), {
         metadata:
           accessToken === undefined ? Metadata() : Metadata({ authorization: `Bearer ${accessToken}` }),
         signal: session.callSignal,

@@ -321,7 +321,7 @@ export class Executor {
   async #resendResults(session: StreamSession): Promise<void> {
     const spool = this.#spool;
     if (spool === undefined) return;
-    const pending = spool.durableResults();
+    const pending = spool.pendingResults();
     if (pending.length > 0)
       this.#logger.info({ results: pending.length }, 're-sending unacknowledged results');
     for (const result of pending) {
@@ -333,16 +333,14 @@ export class Executor {
   #onRunResult(result: RunResult): void {
     const spool = this.#spool;
     if (spool === undefined) return;
-    // Sent only once durable; a stream welcomed before that re-sends it from the spool.
-    spool.add(result).then(
-      () => {
-        const session = this.#connection?.session;
-        if (session !== undefined && spool.has(result.logId, result.attempt)) {
-          void session.send({ kind: { $case: 'runResult', value: result } });
-        }
-      },
-      (err: unknown) => this.#logger.error({ err, logId: result.logId }, 'could not record run result'),
-    );
+    // Sent at once, spooled meanwhile (see ResultSpool); a stream welcomed later re-sends it.
+    spool
+      .add(result)
+      .catch((err: unknown) =>
+        this.#logger.error({ err, logId: result.logId }, 'could not record run result'),
+      );
+    const session = this.#connection?.session;
+    if (session !== undefined) void session.send({ kind: { $case: 'runResult', value: result } });
   }
 
   async #onMessage(session: StreamSession, message: AdminMessage): Promise<void> {
@@ -353,6 +351,16 @@ export class Executor {
         case 'runRequest':
           await this.#onRunRequest(session, kind.value);
           return;
+        case 'batch': {
+          const { runRequests, resultAck } = kind.value;
+          for (const request of runRequests) {
+            await this.#onMessage(session, { kind: { $case: 'runRequest', value: request } });
+          }
+          if (resultAck !== undefined) {
+            await this.#onMessage(session, { kind: { $case: 'resultAck', value: resultAck } });
+          }
+          return;
+        }
         case 'killRequest':
           await this.#onKillRequest(session, kind.value);
           return;

@@ -46,8 +46,9 @@ export interface ExecutorOptions {
   /**
    * Runs accepted beyond `capacity`, queued in arrival order until a slot frees: the admin
    * sends the next runs while results travel back, so a busy stream does not leave handlers
-   * idle. Runs beyond capacity + pipelineWindow wait at the admin. Default 4 × capacity
-   * (at most 10,000); 0 makes the admin send a run only when one of `capacity` is free.
+   * idle. Runs beyond capacity + pipelineWindow wait at the admin. Default 4 × capacity,
+   * at least 1,000 and at most 10,000; 0 makes the admin send a run only when one of
+   * `capacity` is free.
    */
   pipelineWindow?: number;
   /** Free-form labels sent in Register (informational). */
@@ -118,8 +119,14 @@ export interface ResolvedOptions {
 }
 
 export const DEFAULT_CAPACITY = 16;
-/** The default pipelining window, per unit of capacity. */
+/** The default pipelining window, per unit of capacity (when that is above the minimum). */
 export const PIPELINE_WINDOW_PER_CAPACITY = 4;
+/**
+ * The smallest default pipelining window. The runs in flight must cover the round trip of
+ * a result under load (Little's law: 10,000 runs/s over a 100 ms round trip is 1,000 runs),
+ * whatever the capacity; a queued run costs a few hundred bytes.
+ */
+export const MIN_DEFAULT_PIPELINE_WINDOW = 1_000;
 export const DEFAULT_SHUTDOWN_GRACE_PERIOD_MS = 10_000;
 export const DEFAULT_RESULT_FLUSH_TIMEOUT_MS = 2_000;
 export const DEFAULT_LOG_RETENTION_DAYS = 30;
@@ -213,7 +220,10 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     'pipelineWindow',
     0,
     MAX_PIPELINE_WINDOW,
-    Math.min(MAX_PIPELINE_WINDOW, PIPELINE_WINDOW_PER_CAPACITY * capacity),
+    Math.min(
+      MAX_PIPELINE_WINDOW,
+      Math.max(MIN_DEFAULT_PIPELINE_WINDOW, PIPELINE_WINDOW_PER_CAPACITY * capacity),
+    ),
     problems,
   );
   const shutdownGracePeriodMs = integer(

@@ -27,17 +27,23 @@ type SpoolLine =
 
 interface Entry {
   result: RunResult;
-  /** Written and fsynced: only durable results are sent, so nothing the admin saw can be lost. */
+  /** Part of a write to the file (an acknowledgement then needs an ack line). */
+  written: boolean;
+  /** Written and fsynced. */
   durable: boolean;
 }
 
 /**
  * The results this executor owes the admin, on disk.
  *
- * The file is an append-only log of `result` and `ack` lines. A result is appended and
- * fsynced before it is sent; an ack is appended without fsync, because losing one only
- * means the result is sent again, which the admin tolerates (it applies a result at
- * most once per (log id, attempt)). When acknowledged lines outnumber live ones the
+ * The file is an append-only log of `result` and `ack` lines. A result is sent at once and
+ * appended and fsynced meanwhile (group commit): waiting for the fsync before sending put a
+ * disk flush into every run's round trip, and bought nothing, since a process that dies
+ * before the fsync loses the result either way (the admin then stores the copy it got, or
+ * declares the run lost as for any process that died while running it). An ack is appended
+ * without fsync, because losing one only means the result is sent again, which the admin
+ * tolerates (it applies a result at most once per (log id, attempt)); a result acknowledged
+ * before it was written is never written at all. When acknowledged lines outnumber live ones the
  * file is rewritten with only the live results (tmp file + fsync + rename), which also
  * happens once on open so every process starts from a clean file.
  *
@@ -86,7 +92,12 @@ export class ResultSpool {
     return this.#recentlyAcked.has(runKey(logId, attempt));
   }
 
-  /** Results that are safe to send (durable), oldest first. */
+  /** Every result not acknowledged yet, oldest first: what a new stream re-sends. */
+  pendingResults(): RunResult[] {
+    return [...this.#entries.values()].map(entry => entry.result);
+  }
+
+  /** Results written and fsynced, oldest first. */
   durableResults(): RunResult[] {
     const out: RunResult[] = [];
     for (const entry of this.#entries.values()) if (entry.durable) out.push(entry.result);
@@ -104,7 +115,7 @@ export class ResultSpool {
    */
   add(result: RunResult): Promise<void> {
     const key = runKey(result.logId, result.attempt);
-    const entry: Entry = { result, durable: false };
+    const entry: Entry = { result, written: false, durable: false };
     this.#entries.set(key, entry);
     return new Promise<void>(resolve => {
       this.#pendingAdds.push({ key, entry, resolve });
@@ -124,6 +135,7 @@ export class ResultSpool {
     this.#flushQueued = false;
     const adds = this.#pendingAdds.splice(0);
     const batch = adds.filter(add => this.#entries.get(add.key) === add.entry);
+    for (const add of batch) add.entry.written = true;
     if (batch.length > 0) {
       try {
         const handle = this.#requireHandle();
@@ -141,16 +153,23 @@ export class ResultSpool {
   /** Forgets acknowledged results; unknown refs are ignored. Returns how many were removed. */
   ack(refs: readonly RunRef[]): Promise<number> {
     const removed: RunRef[] = [];
+    let forgotten = 0;
     for (const ref of refs) {
-      if (this.#entries.delete(runKey(ref.logId, ref.attempt))) removed.push(ref);
-      this.#recentlyAcked.add(runKey(ref.logId, ref.attempt));
+      const key = runKey(ref.logId, ref.attempt);
+      const entry = this.#entries.get(key);
+      if (entry !== undefined) {
+        this.#entries.delete(key);
+        forgotten += 1;
+        if (entry.written) removed.push(ref);
+      }
+      this.#recentlyAcked.add(key);
     }
     for (const key of this.#recentlyAcked) {
       if (this.#recentlyAcked.size <= RECENTLY_ACKED_LIMIT) break;
       this.#recentlyAcked.delete(key);
     }
     if (this.#entries.size === 0) for (const wake of [...this.#emptyWaiters]) wake();
-    if (removed.length === 0) return Promise.resolve(0);
+    if (removed.length === 0) return Promise.resolve(forgotten);
     return this.#enqueue(async () => {
       const lines = removed.map(r => JSON.stringify({ t: 'ack', logId: r.logId, attempt: r.attempt }) + '\n');
       try {
@@ -162,7 +181,7 @@ export class ResultSpool {
       } catch (err) {
         this.#logger.warn({ err }, 'could not record result acks in the spool');
       }
-    }).then(() => removed.length);
+    }).then(() => forgotten);
   }
 
   /** Resolves when nothing is left to deliver, or when `signal` aborts. */
@@ -219,7 +238,7 @@ export class ResultSpool {
       }
       const key = runKey(line.logId, line.attempt);
       if (line.t === 'ack') this.#entries.delete(key);
-      else this.#entries.set(key, { result: fromLine(line), durable: true });
+      else this.#entries.set(key, { result: fromLine(line), written: true, durable: true });
     }
     if (bad > 0) this.#logger.warn({ file: this.#file, lines: bad }, 'skipped unreadable result spool lines');
     if (this.#entries.size > 0) {

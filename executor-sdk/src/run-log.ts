@@ -46,6 +46,8 @@ const FLUSH_INTERVAL_MS = 50;
 const FLUSH_SLICE_MS = 2;
 /** A log with this much unwritten text is flushed at once rather than at the next interval. */
 const MAX_BUFFERED_BYTES = 256 * 1024;
+/** Quiet logs (only the SDK's own lines) kept in memory for reads, the newest this many. */
+const MAX_QUIET_LOGS = 10_000;
 
 /**
  * Run logs: one file per log id at `<dir>/<logId>.log`, one line per `ctx.log` line,
@@ -65,7 +67,13 @@ export class RunLogStore {
   readonly dir: string;
   readonly #logger: Logger;
   /** Open writers per log id; a log is "active" while any is open. */
-  readonly #active = new Map<string, number>();
+  readonly #open = new Map<string, Set<RunLogWriter>>();
+  /**
+   * The lines of closed logs that never got a line of their handler's (only the SDK's own
+   * start and end lines), by log id, oldest first: such a log gets no file at all, since
+   * opening, writing and closing a file per run was a third of a busy executor's CPU.
+   */
+  readonly #quiet = new Map<string, string>();
   readonly #indexes = new Map<string, LineIndex>();
   /** Writers with unwritten lines or an unclosed file, in the order they became dirty. */
   readonly #dirty = new Set<RunLogWriter>();
@@ -86,28 +94,54 @@ export class RunLogStore {
   }
 
   isActive(logId: string): boolean {
-    return this.#active.has(logId);
+    return this.#open.has(logId);
   }
 
-  /** Opens the log of a run that is starting. Close it when the run's result is known. */
+  /**
+   * Opens the log of a run that is starting. Close it when the run's result is known. Its
+   * file is created only once it has a line that is not a note (see RunLogWriter.note).
+   */
   open(logId: string): RunLogWriter {
-    this.#active.set(logId, (this.#active.get(logId) ?? 0) + 1);
-    return new RunLogWriter(logId, this.fileOf(logId), this.#logger, {
-      dirty: writer => this.#markDirty(writer),
+    let writers = this.#open.get(logId);
+    if (writers === undefined) this.#open.set(logId, (writers = new Set()));
+    const open = writers;
+    const writer: RunLogWriter = new RunLogWriter(logId, this.fileOf(logId), this.#logger, {
+      dirty: dirty => this.#markDirty(dirty),
+      closedQuiet: text => this.#keepQuiet(logId, text),
       closed: () => {
-        const n = (this.#active.get(logId) ?? 1) - 1;
-        if (n <= 0) this.#active.delete(logId);
-        else this.#active.set(logId, n);
+        open.delete(writer);
+        if (open.size === 0 && this.#open.get(logId) === open) this.#open.delete(logId);
       },
     });
+    open.add(writer);
+    return writer;
   }
 
-  /** Appends lines to a log that has no open writer (runs dropped before they started). */
-  append(logId: string, lines: readonly string[]): Promise<void> {
+  /** Appends notes to a log that has no open writer (runs dropped before they started). */
+  append(logId: string, notes: readonly string[]): Promise<void> {
     if (this.fileOf(logId) === undefined) return Promise.resolve();
     const writer = this.open(logId);
-    for (const line of lines) writer.line(line);
+    for (const note of notes) writer.note(note);
     return writer.close();
+  }
+
+  #keepQuiet(logId: string, text: string): void {
+    const earlier = this.#quiet.get(logId);
+    this.#quiet.delete(logId);
+    this.#quiet.set(logId, earlier === undefined ? text : earlier + text);
+    if (this.#quiet.size > MAX_QUIET_LOGS) {
+      const oldest = this.#quiet.keys().next().value;
+      if (oldest !== undefined) this.#quiet.delete(oldest);
+    }
+  }
+
+  /** Serves a read of a quiet log from memory (its lines end with a newline each). */
+  #readQuiet(text: string, fromLine: number, maxLines: number): LogSlice {
+    const all = text.slice(0, -1).split('\n');
+    const from = Math.max(1, Math.floor(fromLine));
+    const limit = maxLines <= 0 ? MAX_LOG_READ_LINES : Math.min(Math.floor(maxLines), MAX_LOG_READ_LINES);
+    const lines = all.slice(from - 1, from - 1 + limit);
+    return { fromLine: from, toLine: from + lines.length - 1, lines, more: from - 1 + limit < all.length };
   }
 
   /** Writes every buffered line and closes finished logs' files, at once. */
@@ -160,13 +194,16 @@ export class RunLogStore {
   async read(logId: string, fromLine: number, maxLines: number): Promise<LogSlice | undefined> {
     const file = this.fileOf(logId);
     if (file === undefined) return undefined;
+    // A reader of a running log sees its lines so far, notes included: they go to its file now.
+    for (const writer of this.#open.get(logId) ?? []) writer.materialize();
     for (const writer of this.#dirty) if (writer.logId === logId) this.#flushWriter(writer);
     let fh: FileHandle;
     try {
       fh = await open(file, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      const quiet = this.#quiet.get(logId);
+      return quiet === undefined ? undefined : this.#readQuiet(quiet, fromLine, maxLines);
     }
     try {
       const { size } = await fh.stat();
@@ -275,6 +312,8 @@ export class RunLogStore {
 interface WriterHooks {
   /** The writer has lines to write or a file to close. */
   dirty(writer: RunLogWriter): void;
+  /** The writer closed with notes only and no file: here are its formatted lines. */
+  closedQuiet(text: string): void;
   /** The writer is closed: the log is no longer active. */
   closed(): void;
 }
@@ -286,6 +325,8 @@ export class RunLogWriter {
   readonly #logger: Logger;
   readonly #hooks: WriterHooks;
   #buffered = '';
+  /** Only notes so far, and no reader asked for the lines: no file yet. */
+  #quiet = true;
   #fd: number | undefined;
   #closing = false;
   #failed = false;
@@ -302,20 +343,45 @@ export class RunLogWriter {
     return this.#buffered.length;
   }
 
+  /** A line of the run's own (the handler's): the log gets its file. */
   line(text: string): void {
     if (this.#closing || this.#file === undefined || this.#failed) return;
+    this.#quiet = false;
     this.#buffered += formatLines([text]);
     this.#hooks.dirty(this);
   }
 
-  /** Resolves once everything written is in the file (in the OS) and the log is no longer active. */
+  /**
+   * A line of the SDK's own (run started, run ended). A log with nothing but notes gets no
+   * file: its lines are kept in memory for reads (see RunLogStore).
+   */
+  note(text: string): void {
+    if (this.#closing || this.#file === undefined || this.#failed) return;
+    this.#buffered += formatLines([text]);
+    if (!this.#quiet) this.#hooks.dirty(this);
+  }
+
+  /** Someone reads this log while it runs: its lines go to the file from now on. */
+  materialize(): void {
+    if (!this.#quiet || this.#closing) return;
+    this.#quiet = false;
+    if (this.#buffered !== '') this.#hooks.dirty(this);
+  }
+
+  /**
+   * Resolves once everything written is in the file (in the OS), or kept in memory for a
+   * quiet log, and the log is no longer active.
+   */
   close(): Promise<void> {
     if (this.#whenClosed !== undefined) return this.#whenClosed.promise;
     this.#closing = true;
     let resolve!: () => void;
     const promise = new Promise<void>(r => (resolve = r));
     this.#whenClosed = { promise, resolve };
-    if (this.#buffered === '' && this.#fd === undefined) this.#finishClose();
+    if (this.#quiet && this.#buffered !== '') {
+      this.#hooks.closedQuiet(this.#buffered);
+      this.#finishClose();
+    } else if (this.#buffered === '' && this.#fd === undefined) this.#finishClose();
     else this.#hooks.dirty(this);
     return promise;
   }

@@ -333,7 +333,7 @@ export class RunScheduler {
     run.state = 'running';
     run.startedAt = new Date();
     run.log = this.#runLogs.open(req.logId);
-    run.log.line(
+    run.log.note(
       `[jobstream] run started: handler=${req.handler} job=${req.jobId} log=${req.logId} attempt=${req.attempt}` +
         ` shard=${req.shardIndex}/${req.shardTotal}` +
         (run.timeoutMs > 0 ? ` timeout=${run.timeoutMs}ms` : ''),
@@ -432,7 +432,7 @@ export class RunScheduler {
         : ` after ${finishedAt.getTime() - run.startedAt.getTime()} ms`) +
       (text === '' ? '' : `: ${text}`);
     if (wasRunning && run.log !== undefined) {
-      run.log.line(summary);
+      run.log.note(summary);
       void run.log.close();
     } else {
       void this.#runLogs.append(req.logId, [summary]);

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RejectReason } from '@jobstream/proto/executor';
 import { RunOutcome } from '@jobstream/proto/types';
 import { ExecutorConnectError, SDK_NAME, SDK_VERSION } from '../src/index.js';
+import { runRequest } from './support/fake-admin.js';
 import { Harness, gate } from './support/harness.js';
 
 const h = new Harness();
@@ -32,8 +33,8 @@ describe('connecting', () => {
       labels: { zone: 'eu-1' },
       running: [],
       unacknowledgedResults: [],
-      protocolVersion: 1,
-      pipelineWindow: 28,
+      protocolVersion: 2,
+      pipelineWindow: 1_000,
     });
     expect(executor.sessionId).toBe(session.sessionId);
     expect(() => executor.register('late', () => undefined)).toThrow(/before start/);
@@ -100,6 +101,70 @@ describe('connecting', () => {
     const session = await admin.session(0);
     const reply = await session.request({ $case: 'beatRequest', value: {} });
     expect(reply).toMatchObject({ accepted: true, rejectReason: RejectReason.REJECT_REASON_UNSPECIFIED });
+  });
+});
+
+describe('batched envelopes (protocol 2)', () => {
+  it('handles the run requests of an AdminBatch in order, answers each, and applies its acknowledgement', async () => {
+    const admin = await h.admin({ autoAck: false });
+    const executor = await h.executor(admin);
+    const started: string[] = [];
+    executor.register('echo', ctx => {
+      started.push(ctx.logId);
+      return `echo:${ctx.param}`;
+    });
+    await executor.start();
+    const s0 = await admin.session(0);
+
+    await s0.run({ logId: '1', handler: 'echo', param: 'single' });
+    await s0.waitForResult('1');
+    const logIds = ['2', '3', '4', '5'];
+    s0.send({
+      kind: {
+        $case: 'batch',
+        value: {
+          runRequests: logIds.map((logId, i) => ({
+            ...runRequest({ logId, param: `p${logId}`, jobId: '7' }),
+            requestId: String(100 + i),
+          })),
+          resultAck: { results: [{ logId: '1', attempt: 1 }], refused: [] },
+        },
+      },
+    });
+    const results = await Promise.all(logIds.map(logId => s0.waitForResult(logId)));
+    expect(results.map(r => r.message)).toEqual(logIds.map(logId => `echo:p${logId}`));
+    // One job, serial: started in the order of the batch.
+    expect(started).toEqual(['1', ...logIds]);
+    const replies = s0.ofKind('reply').filter(r => Number(r.requestId) >= 100);
+    expect(replies.map(r => [r.requestId, r.accepted])).toEqual([
+      ['100', true],
+      ['101', true],
+      ['102', true],
+      ['103', true],
+    ]);
+
+    // The batch's acknowledgement was applied: a new stream re-sends only the others.
+    s0.end();
+    const s1 = await admin.session(1);
+    expect(s1.register.unacknowledgedResults.map(r => r.logId).sort()).toEqual(logIds);
+  });
+
+  it('packs the replies and results of a burst into ExecutorBatch envelopes', async () => {
+    const admin = await h.admin();
+    const executor = await h.executor(admin, { capacity: 100 });
+    executor.register('echo', ctx => `echo:${ctx.param}`);
+    await executor.start();
+    const s0 = await admin.session(0);
+    const logIds = Array.from({ length: 50 }, (_, i) => String(1000 + i));
+    const replies = await Promise.all(
+      logIds.map(logId => s0.run({ logId, handler: 'echo', jobId: logId, param: logId })),
+    );
+    expect(replies.every(r => r.accepted)).toBe(true);
+    const results = await Promise.all(logIds.map(logId => s0.waitForResult(logId)));
+    expect(results.map(r => r.message)).toEqual(logIds.map(logId => `echo:${logId}`));
+    // 100 items (50 replies, 50 results) travelled in far fewer stream messages.
+    expect(s0.batchesReceived).toBeGreaterThan(0);
+    expect(s0.streamMessages).toBeLessThan(25);
   });
 });
 

@@ -96,6 +96,51 @@ describe('run logs over LogReadRequest', () => {
   });
 });
 
+describe('quiet runs (no line of their own)', () => {
+  it('writes no file for a run whose handler logs nothing, yet serves its start and end lines', async () => {
+    const admin = await h.admin();
+    const executor = await h.executor(admin);
+    const finish = gate();
+    executor.register('quiet', () => 'fine');
+    executor.register('slow-quiet', async () => {
+      await finish.promise;
+      return 'late';
+    });
+    executor.register('talks', ctx => {
+      ctx.log('hello');
+      return 'said';
+    });
+    await executor.start();
+    const session = await admin.session(0);
+    const logsDir = path.join(executor.dataDir, 'logs');
+
+    await session.run({ logId: '51', handler: 'quiet' });
+    await session.run({ logId: '52', handler: 'talks', jobId: '2' });
+    await session.waitForResult('51');
+    await session.waitForResult('52');
+    const quiet = await read(session, '51', 1, 10);
+    expect(quiet.end).toBe(true);
+    expect(quiet.lines.map(l => l.replace(STAMP, ''))).toEqual([
+      '[jobstream] run started: handler=quiet job=1 log=51 attempt=1 shard=0/1',
+      expect.stringMatching(/^\[jobstream\] run ended: SUCCEEDED after \d+ ms: fine$/) as string,
+    ]);
+    expect((await read(session, '51', 2, 10)).lines).toHaveLength(1);
+    await expect
+      .poll(async () => (await readdir(logsDir)).sort(), { timeout: EVENT_CEILING_MS })
+      .toEqual(['52.log']);
+
+    // Read while it runs: from then on it is written like any log.
+    await session.run({ logId: '53', handler: 'slow-quiet', jobId: '3' });
+    const running = await readUntil(session, '53', 1, 10, c => c.lines.length === 1);
+    expect(running.end).toBe(false);
+    finish.open();
+    await session.waitForResult('53');
+    const ended = await readUntil(session, '53', 1, 10, c => c.end);
+    expect(ended.lines).toHaveLength(2);
+    expect((await readdir(logsDir)).sort()).toEqual(['52.log', '53.log']);
+  });
+});
+
 describe('RunLogStore', () => {
   let dir: string;
   afterEach(async () => {
@@ -177,15 +222,15 @@ describe('RunLogStore', () => {
     for (let i = 0; i < 3_000; i++) expect(s.isActive(String(1_000 + i))).toBe(false);
   });
 
-  it('appends to a log that has no writer, and flushes everything on close', async () => {
+  it('keeps notes for a log that has no writer in memory, and flushes everything on close', async () => {
     const s = await store();
     await s.append('31', ['dropped before it started']);
     const writer = s.open('32');
     writer.line('still running at stop');
     s.close();
-    expect(stripStamp((await readFile(path.join(dir, '31.log'), 'utf8')).trim())).toBe(
-      'dropped before it started',
-    );
+    // Notes only (the SDK's own lines): served from memory, no file.
+    expect((await s.read('31', 1, 10))?.lines.map(stripStamp)).toEqual(['dropped before it started']);
+    expect(await readdir(dir)).toEqual(['32.log']);
     expect(stripStamp((await readFile(path.join(dir, '32.log'), 'utf8')).trim())).toBe(
       'still running at stop',
     );

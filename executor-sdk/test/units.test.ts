@@ -47,6 +47,22 @@ describe('ResultSpool', () => {
     await reopened.close();
   });
 
+  it('offers a result for sending at once, and never writes one acknowledged before its write', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'jobstream-spool-'));
+    const spool = await ResultSpool.open(dir, silentLogger);
+    const first = spool.add(result('1'));
+    // Pending (to re-send on a new stream) before it is durable.
+    expect(spool.pendingResults()).toEqual([result('1')]);
+    expect(spool.durableResults()).toEqual([]);
+    // The admin acknowledged it before the group write ran: it is dropped, not written.
+    expect(await spool.ack([{ logId: '1', attempt: 1 }])).toBe(1);
+    await first;
+    await spool.add(result('2'));
+    await spool.close();
+    const lines = (await readFile(path.join(dir, SPOOL_FILE_NAME), 'utf8')).trim().split('\n');
+    expect(lines.map(line => (JSON.parse(line) as { logId: string }).logId)).toEqual(['2']);
+  });
+
   it('compacts the file once acknowledged lines dominate', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'jobstream-spool-'));
     const spool = await ResultSpool.open(dir, silentLogger);
@@ -128,7 +144,7 @@ describe('options', () => {
     const o = resolveOptions({ adminAddresses: 'a:1, [::1]:2', appName: 'app', accessToken: 't' });
     expect(o.adminAddresses).toEqual(['a:1', '[::1]:2']);
     expect(o.capacity).toBe(16);
-    expect(o.pipelineWindow).toBe(64);
+    expect(o.pipelineWindow).toBe(1_000);
     expect(o.shutdownGracePeriodMs).toBe(10_000);
     expect(o.logRetentionDays).toBe(30);
     expect(o.instanceName).toBe(defaultInstanceName());

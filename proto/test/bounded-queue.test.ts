@@ -101,4 +101,38 @@ describe('BoundedQueue (the outbound stream buffer of admin and executor)', () =
     queue[Symbol.asyncIterator]();
     expect(() => queue[Symbol.asyncIterator]()).toThrow('single reader');
   });
+
+  it('hands out what producers add in one event-loop turn as one batch, in order, up to the limit', async () => {
+    const queue = new BoundedQueue<number>(100);
+    const batches = queue.batches(3);
+    const first = batches.next();
+    // One burst in one turn: the reader wakes on the first and packs the rest with it.
+    for (let n = 1; n <= 5; n += 1) void queue.push(n);
+    expect(await first).toEqual({ done: false, value: [1, 2, 3] });
+    expect(await batches.next()).toEqual({ done: false, value: [4, 5] });
+
+    // Pushed in separate turns after the reader is waiting: each its own batch.
+    const third = batches.next();
+    void queue.push(6);
+    expect(await third).toEqual({ done: false, value: [6] });
+    queue.offerLatest(8);
+    void queue.push(7);
+    expect(await batches.next()).toEqual({ done: false, value: [8, 7] });
+
+    queue.close();
+    expect(await batches.next()).toEqual({ done: true, value: undefined });
+  });
+
+  it('wakes producers waiting for room as a batch takes their slots', async () => {
+    const queue = new BoundedQueue<number>(2);
+    await queue.push(1);
+    await queue.push(2);
+    const waiting = queue.push(3);
+    const batches = queue.batches(10);
+    // Taking 1 made room for 3 within the same turn, so it joins the batch.
+    expect(await batches.next()).toEqual({ done: false, value: [1, 2, 3] });
+    await waiting;
+    void queue.push(4);
+    expect(await batches.next()).toEqual({ done: false, value: [4] });
+  });
 });

@@ -264,6 +264,7 @@ async function main(): Promise<number> {
             JOBSTREAM_ADMIN_TOKEN: ADMIN_TOKEN,
             JOBSTREAM_GRPC_PORT: String(adminPorts.get(name)),
             JOBSTREAM_METRICS_PORT: 'off',
+            JOBSTREAM_CONSOLE_PORT: 'off',
             JOBSTREAM_DATA_DIR: path.join(work, name),
             // Each life is a new instance, as with the default id (host, pid, random).
             JOBSTREAM_ADMIN_INSTANCE_ID: `${name}.${life}`,

@@ -35,6 +35,7 @@ export async function startTestAdmin(
       JOBSTREAM_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       JOBSTREAM_GRPC_PORT: '0',
       JOBSTREAM_METRICS_PORT: 'off',
+      JOBSTREAM_CONSOLE_PORT: 'off',
       // Three missed beats close a stream: at 500 ms (as it was) a loaded machine missed
       // them and the admin closed live streams under tests that do not expect it.
       JOBSTREAM_BEAT_INTERVAL_MS: '2000',

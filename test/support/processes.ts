@@ -167,6 +167,7 @@ export async function startAdminProcess(
     JOBSTREAM_ADMIN_TOKEN: options.adminToken,
     JOBSTREAM_GRPC_PORT: String(options.port ?? 0),
     JOBSTREAM_METRICS_PORT: 'off',
+    JOBSTREAM_CONSOLE_PORT: 'off',
     JOBSTREAM_BEAT_INTERVAL_MS: String(options.beatIntervalMs ?? 500),
     JOBSTREAM_LOG_LEVEL: 'info',
     ...(options.instanceId ? { JOBSTREAM_ADMIN_INSTANCE_ID: options.instanceId } : {}),

@@ -9,9 +9,10 @@ import type {
   RunRef,
   RunRequest,
 } from '@jobstream/proto/executor';
-import { runKey } from '@jobstream/proto';
+import { BATCHED_PROTOCOL_VERSION, MAX_BATCH_ITEMS, runKey } from '@jobstream/proto';
 import { BoundedQueue } from '@jobstream/proto/concurrency';
 import { ExecutorRequestError, type ExecutorAnswer, type ExecutorAsk } from '../dispatch/executor-port.js';
+import { packAdminMessages } from '../wire/batching.js';
 import { askToProto, replyToAnswer } from '../wire/executor-messages.js';
 import { Semaphore } from '../util/semaphore.js';
 import { sanitizeReply } from './reply-limits.js';
@@ -148,10 +149,19 @@ export class ExecutorSession {
     return this.#closed.signal.aborted;
   }
 
-  /** The messages to write to the stream, in order; ends when the session closes. */
+  /**
+   * The messages to write to the stream, in order; ends when the session closes. What is
+   * queued in one event-loop turn is written together: for an executor speaking protocol
+   * 2, its run requests and acknowledgements in one AdminBatch envelope.
+   */
   async *outboundMessages(): AsyncGenerator<AdminMessage, void, undefined> {
-    for await (const { message, onWrite } of this.#outbound) {
-      if (onWrite === undefined || onWrite()) yield message;
+    const batched = this.register.protocolVersion >= BATCHED_PROTOCOL_VERSION;
+    for await (const outbound of this.#outbound.batches(MAX_BATCH_ITEMS)) {
+      const messages: AdminMessage[] = [];
+      for (const { message, onWrite } of outbound) {
+        if (onWrite === undefined || onWrite()) messages.push(message);
+      }
+      yield* batched ? packAdminMessages(messages, MAX_BATCH_ITEMS) : messages;
     }
   }
 

@@ -10,6 +10,7 @@ import type {
   ExecutorMessage,
   ExecutorServiceImplementation,
   Register,
+  Reply,
   RunResult,
 } from '@jobstream/proto/executor';
 import type { Logger } from '../logger.js';
@@ -22,8 +23,10 @@ import { runOutcomes } from '../wire/enums.js';
 import {
   APP_NAME_PATTERN,
   INSTANCE_NAME_PATTERN,
+  MAX_BATCH_ITEMS,
   MAX_CAPACITY,
   MAX_PIPELINE_WINDOW,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   durationFromMs,
 } from '@jobstream/proto';
@@ -264,6 +267,26 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
         once: true,
       });
     });
+    const onReply = (reply: Reply): void => {
+      if (!session.handleReply(reply)) {
+        log.debug({ requestId: reply.requestId }, 'reply to a request no longer waiting (late answer)');
+      }
+    };
+    /** Starts storing one result; returns the error ending the stream for a malformed one. */
+    const onRunResult = (message: RunResult): ServerError | undefined => {
+      const result = toRunResultInput(message);
+      if (typeof result === 'string') return new ServerError(Status.INVALID_ARGUMENT, result);
+      if (!session.mayReport(result.logId, result.attempt)) {
+        refuseResult(session, result, log);
+        return undefined;
+      }
+      session.runFinished(result.logId, result.attempt);
+      const storing = storeAndAcknowledge(session, result, log).finally(() =>
+        resultsInFlight.delete(storing),
+      );
+      resultsInFlight.add(storing);
+      return undefined;
+    };
     try {
       for (;;) {
         const next = await Promise.race([inbound.next(), closed]);
@@ -290,27 +313,27 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
             break;
           }
           case 'reply':
-            if (!session.handleReply(kind.value)) {
-              log.debug(
-                { requestId: kind.value.requestId },
-                'reply to a request no longer waiting (late answer)',
-              );
-            }
+            onReply(kind.value);
             break;
           case 'runResult': {
-            const result = toRunResultInput(kind.value);
-            if (typeof result === 'string') {
-              return new ServerError(Status.INVALID_ARGUMENT, result);
+            const refused = onRunResult(kind.value);
+            if (refused) return refused;
+            if (resultsInFlight.size >= MAX_RESULTS_IN_FLIGHT) await Promise.race(resultsInFlight);
+            break;
+          }
+          case 'batch': {
+            const { replies, runResults } = kind.value;
+            if (replies.length + runResults.length > MAX_BATCH_ITEMS) {
+              return new ServerError(
+                Status.INVALID_ARGUMENT,
+                `batch carries ${replies.length + runResults.length} items; at most ${MAX_BATCH_ITEMS} are allowed`,
+              );
             }
-            if (!session.mayReport(result.logId, result.attempt)) {
-              refuseResult(session, result, log);
-              break;
+            for (const reply of replies) onReply(reply);
+            for (const result of runResults) {
+              const refused = onRunResult(result);
+              if (refused) return refused;
             }
-            session.runFinished(result.logId, result.attempt);
-            const storing = storeAndAcknowledge(session, result, log).finally(() =>
-              resultsInFlight.delete(storing),
-            );
-            resultsInFlight.add(storing);
             if (resultsInFlight.size >= MAX_RESULTS_IN_FLIGHT) await Promise.race(resultsInFlight);
             break;
           }
@@ -430,9 +453,9 @@ function validateRegister(register: Register): void {
   if (!INSTANCE_NAME_PATTERN.test(register.instanceName)) {
     invalid("register.instance_name must be 1 to 128 characters of letters, digits, '.', '_', ':', '-'");
   }
-  if (register.protocolVersion !== PROTOCOL_VERSION) {
+  if (register.protocolVersion < MIN_PROTOCOL_VERSION || register.protocolVersion > PROTOCOL_VERSION) {
     invalid(
-      `register.protocol_version ${register.protocolVersion} is not supported (expected ${PROTOCOL_VERSION})`,
+      `register.protocol_version ${register.protocolVersion} is not supported (expected ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION})`,
     );
   }
   if (register.capacity < 1 || register.capacity > MAX_CAPACITY) {

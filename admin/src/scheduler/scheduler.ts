@@ -233,16 +233,21 @@ export class Scheduler {
       db,
       { horizon, limit: Math.min(claimBatchSize, room), adminInstanceId },
       dueJobs => {
+        // A job due every second yields a fire per second of lookahead: the bound on fires
+        // in flight counts fires, so jobs past it are left unplanned (and unadvanced) for a
+        // later pass.
+        let firesPlanned = 0;
         const plans = dueJobs.flatMap(job => {
+          if (firesPlanned >= room) return [];
           try {
-            return [
-              planJobFires(job, this.scheduleOf(job), {
-                now,
-                horizon,
-                misfireThresholdMs,
-                maxFiresPerJob: 100,
-              }),
-            ];
+            const plan = planJobFires(job, this.scheduleOf(job), {
+              now,
+              horizon,
+              misfireThresholdMs,
+              maxFiresPerJob: 100,
+            });
+            firesPlanned += plan.fires.length;
+            return [plan];
           } catch (error) {
             // A schedule that no longer compiles (edited in the database by hand) must not
             // block every other job: stop this one, loudly.

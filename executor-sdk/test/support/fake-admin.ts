@@ -125,8 +125,27 @@ export class FakeSession {
     return this.#outbox;
   }
 
-  /** @internal */
+  /** Stream messages received after Register (a batch counts once). */
+  streamMessages = 0;
+  /** Stream messages that arrived as an ExecutorBatch envelope (their items are in `messages`). */
+  batchesReceived = 0;
+
+  /** @internal Records what the executor sent, a batch as its items, in order. */
   receive(message: ExecutorMessage): void {
+    this.streamMessages += 1;
+    if (message.kind?.$case === 'batch') {
+      this.batchesReceived += 1;
+      for (const reply of message.kind.value.replies)
+        this.#record({ kind: { $case: 'reply', value: reply } });
+      for (const result of message.kind.value.runResults) {
+        this.#record({ kind: { $case: 'runResult', value: result } });
+      }
+      return;
+    }
+    this.#record(message);
+  }
+
+  #record(message: ExecutorMessage): void {
     this.messages.push(message);
     if (message.kind?.$case === 'runResult' && this.#admin.autoAck) {
       const { logId, attempt } = message.kind.value;

@@ -97,6 +97,40 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     this.#wakeReader();
   }
 
+  /**
+   * Takes up to `maxItems` messages that are waiting now (the latest slot first), without
+   * waiting for more. For a reader that has a message already and packs what else is there.
+   */
+  takeAvailable(maxItems: number): T[] {
+    const taken: T[] = [];
+    while (taken.length < maxItems) {
+      const item = this.#take();
+      if (item === undefined) break;
+      taken.push(item);
+    }
+    return taken;
+  }
+
+  /**
+   * The messages in batches of at most `maxItems`, as an alternative to iterating one at a
+   * time (a queue has a single reader either way). After the first message of a batch the
+   * reader lets the event loop finish its turn, so what producers add in that turn (a
+   * burst of sends) goes out together: one stream write instead of one per message.
+   */
+  async *batches(maxItems: number): AsyncGenerator<T[], void, undefined> {
+    const iterator = this[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const first = await iterator.next();
+        if (first.done === true) return;
+        await new Promise<void>(resolve => setImmediate(resolve));
+        yield [first.value, ...this.takeAvailable(maxItems - 1)];
+      }
+    } finally {
+      await iterator.return?.();
+    }
+  }
+
   #take(): T | undefined {
     if (this.#latest !== undefined) {
       const item = this.#latest;

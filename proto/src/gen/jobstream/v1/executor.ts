@@ -137,6 +137,13 @@ export interface ExecutorMessage {
     | //
     /** The outcome of one run. */
     { $case: "runResult"; value: RunResult }
+    | //
+    /**
+     * Several replies and results in one message (protocol_version 2 only). Each
+     * item means exactly what it means in its own message, and items are handled
+     * in order: replies first, then results.
+     */
+    { $case: "batch"; value: ExecutorBatch }
     | undefined;
 }
 
@@ -173,7 +180,38 @@ export interface AdminMessage {
      * another admin (rolling restarts, load balancing).
      */
     { $case: "drain"; value: Drain }
+    | //
+    /**
+     * Several run requests and acknowledgements in one message, sent only to an
+     * executor that registered with protocol_version 2. Each item means exactly
+     * what it means in its own message.
+     */
+    { $case: "batch"; value: AdminBatch }
     | undefined;
+}
+
+/**
+ * AdminBatch carries, in one stream message, what would otherwise take one
+ * message per run: a stream message costs far more than the bytes in it, so a
+ * busy admin packs the run requests and acknowledgements of one event-loop turn
+ * together. An executor handles the run requests in order (as if each had come in
+ * its own message, in that order), then the acknowledgement.
+ */
+export interface AdminBatch {
+  /** Run requests, each answered by its own Reply as usual. */
+  runRequests: RunRequest[];
+  /** Results stored or refused; absent when none. */
+  resultAck?: ResultAck | undefined;
+}
+
+/**
+ * ExecutorBatch carries several replies and run results in one stream message
+ * (protocol_version 2). An executor MAY send any of them in their own messages
+ * instead; an admin handles the replies in order, then the results in order.
+ */
+export interface ExecutorBatch {
+  replies: Reply[];
+  runResults: RunResult[];
 }
 
 /** RunRef names one attempt of one run. */
@@ -245,7 +283,12 @@ export interface Register {
    * right after Welcome, and listing them here lets the admin expect them.
    */
   unacknowledgedResults: RunRef[];
-  /** The protocol revision the executor speaks. This document describes 1. */
+  /**
+   * The protocol revision the executor speaks: 1 or 2. Revision 2 adds the
+   * batched envelopes (AdminMessage.batch, ExecutorMessage.batch): an admin
+   * sends AdminBatch only to an executor that registered with 2, and accepts
+   * ExecutorBatch from it. Everything else is the same in both.
+   */
   protocolVersion: number;
   /**
    * How many accepted runs beyond `capacity` the executor keeps queued, in
@@ -521,6 +564,9 @@ export const ExecutorMessage: MessageFns<ExecutorMessage> = {
       case "runResult":
         RunResult.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "batch":
+        ExecutorBatch.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -570,6 +616,14 @@ export const ExecutorMessage: MessageFns<ExecutorMessage> = {
             message.kind = { $case: "runResult", value: RunResult.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "batch", value: ExecutorBatch.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -594,6 +648,8 @@ export const ExecutorMessage: MessageFns<ExecutorMessage> = {
         ? { $case: "runResult", value: RunResult.fromJSON(object.runResult) }
         : isSet(object.run_result)
         ? { $case: "runResult", value: RunResult.fromJSON(object.run_result) }
+        : isSet(object.batch)
+        ? { $case: "batch", value: ExecutorBatch.fromJSON(object.batch) }
         : undefined,
     };
   },
@@ -608,6 +664,8 @@ export const ExecutorMessage: MessageFns<ExecutorMessage> = {
       obj.reply = Reply.toJSON(message.kind.value);
     } else if (message.kind?.$case === "runResult") {
       obj.runResult = RunResult.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "batch") {
+      obj.batch = ExecutorBatch.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -639,6 +697,12 @@ export const ExecutorMessage: MessageFns<ExecutorMessage> = {
       case "runResult": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "runResult", value: RunResult.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "batch": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "batch", value: ExecutorBatch.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -677,6 +741,9 @@ export const AdminMessage: MessageFns<AdminMessage> = {
         break;
       case "drain":
         Drain.encode(message.kind.value, writer.uint32(66).fork()).join();
+        break;
+      case "batch":
+        AdminBatch.encode(message.kind.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -759,6 +826,14 @@ export const AdminMessage: MessageFns<AdminMessage> = {
             message.kind = { $case: "drain", value: Drain.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "batch", value: AdminBatch.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -801,6 +876,8 @@ export const AdminMessage: MessageFns<AdminMessage> = {
         ? { $case: "resultAck", value: ResultAck.fromJSON(object.result_ack) }
         : isSet(object.drain)
         ? { $case: "drain", value: Drain.fromJSON(object.drain) }
+        : isSet(object.batch)
+        ? { $case: "batch", value: AdminBatch.fromJSON(object.batch) }
         : undefined,
     };
   },
@@ -823,6 +900,8 @@ export const AdminMessage: MessageFns<AdminMessage> = {
       obj.resultAck = ResultAck.toJSON(message.kind.value);
     } else if (message.kind?.$case === "drain") {
       obj.drain = Drain.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "batch") {
+      obj.batch = AdminBatch.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -881,7 +960,197 @@ export const AdminMessage: MessageFns<AdminMessage> = {
         }
         break;
       }
+      case "batch": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "batch", value: AdminBatch.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseAdminBatch(): AdminBatch {
+  return { runRequests: [], resultAck: undefined };
+}
+
+export const AdminBatch: MessageFns<AdminBatch> = {
+  encode(message: AdminBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.runRequests) {
+      RunRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.resultAck !== undefined) {
+      ResultAck.encode(message.resultAck, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runRequests.push(RunRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.resultAck = ResultAck.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminBatch {
+    return {
+      runRequests: globalThis.Array.isArray(object?.runRequests)
+        ? object.runRequests.map((e: any) => RunRequest.fromJSON(e))
+        : globalThis.Array.isArray(object?.run_requests)
+        ? object.run_requests.map((e: any) => RunRequest.fromJSON(e))
+        : [],
+      resultAck: isSet(object.resultAck)
+        ? ResultAck.fromJSON(object.resultAck)
+        : isSet(object.result_ack)
+        ? ResultAck.fromJSON(object.result_ack)
+        : undefined,
+    };
+  },
+
+  toJSON(message: AdminBatch): unknown {
+    const obj: any = {};
+    if (message.runRequests?.length) {
+      obj.runRequests = message.runRequests.map((e) => RunRequest.toJSON(e));
+    }
+    if (message.resultAck !== undefined) {
+      obj.resultAck = ResultAck.toJSON(message.resultAck);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminBatch>): AdminBatch {
+    return AdminBatch.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminBatch>): AdminBatch {
+    const message = createBaseAdminBatch();
+    message.runRequests = object.runRequests?.map((e) => RunRequest.fromPartial(e)) || [];
+    message.resultAck = (object.resultAck !== undefined && object.resultAck !== null)
+      ? ResultAck.fromPartial(object.resultAck)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseExecutorBatch(): ExecutorBatch {
+  return { replies: [], runResults: [] };
+}
+
+export const ExecutorBatch: MessageFns<ExecutorBatch> = {
+  encode(message: ExecutorBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.replies) {
+      Reply.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.runResults) {
+      RunResult.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecutorBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecutorBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replies.push(Reply.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.runResults.push(RunResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecutorBatch {
+    return {
+      replies: globalThis.Array.isArray(object?.replies) ? object.replies.map((e: any) => Reply.fromJSON(e)) : [],
+      runResults: globalThis.Array.isArray(object?.runResults)
+        ? object.runResults.map((e: any) => RunResult.fromJSON(e))
+        : globalThis.Array.isArray(object?.run_results)
+        ? object.run_results.map((e: any) => RunResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ExecutorBatch): unknown {
+    const obj: any = {};
+    if (message.replies?.length) {
+      obj.replies = message.replies.map((e) => Reply.toJSON(e));
+    }
+    if (message.runResults?.length) {
+      obj.runResults = message.runResults.map((e) => RunResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExecutorBatch>): ExecutorBatch {
+    return ExecutorBatch.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExecutorBatch>): ExecutorBatch {
+    const message = createBaseExecutorBatch();
+    message.replies = object.replies?.map((e) => Reply.fromPartial(e)) || [];
+    message.runResults = object.runResults?.map((e) => RunResult.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3039,9 +3308,11 @@ export const Drain: MessageFns<Drain> = {
  * An executor opens ONE long-lived Connect stream to an admin and keeps it open
  * for its whole life. Everything travels on that stream:
  *
- *   executor -> admin: Register (first, exactly once), Beat, Reply, RunResult
+ *   executor -> admin: Register (first, exactly once), Beat, Reply, RunResult,
+ *                      ExecutorBatch (protocol 2: several Replies and RunResults)
  *   admin -> executor: Welcome (first, exactly once), RunRequest, KillRequest,
- *                      IdleBeatRequest, BeatRequest, LogReadRequest, ResultAck, Drain
+ *                      IdleBeatRequest, BeatRequest, LogReadRequest, ResultAck, Drain,
+ *                      AdminBatch (protocol 2: several RunRequests and a ResultAck)
  *
  * Presence is the stream: the executor is online while its stream lives.
  *
