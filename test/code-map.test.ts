@@ -35,7 +35,16 @@ describe("the README's code map", () => {
   it('names every top-level folder of code, and only folders that exist', () => {
     const listed = packages!.rows.flat();
     for (const name of listed) expect(isDirectory(path.join(repoRoot, name)), name).toBe(true);
-    const codeFolders = ['proto', 'executor-sdk', 'admin', 'console', 'migrations', 'test', 'bench'];
+    const codeFolders = [
+      'proto',
+      'executor-sdk',
+      'executor-sdk-python',
+      'admin',
+      'console',
+      'migrations',
+      'test',
+      'bench',
+    ];
     expect(listed.map(name => name.replace(/\/$/, '')).sort()).toEqual([...codeFolders].sort());
   });
 

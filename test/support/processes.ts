@@ -27,7 +27,8 @@ export async function killLeftoverChildren(): Promise<number> {
 
 /**
  * A child process running a TypeScript entry point through tsx (or, with `compiled`, a
- * JavaScript one with plain node, as users run built code), with its stdout read as lines.
+ * JavaScript one with plain node, as users run built code; or, with `interpreter`, any
+ * script), with its stdout read as lines.
  */
 export class ChildTs {
   readonly process: ChildProcess;
@@ -39,10 +40,16 @@ export class ChildTs {
     script: string,
     args: readonly string[],
     env: Record<string, string>,
-    options: { compiled?: boolean; cwd?: string } = {},
+    options: {
+      compiled?: boolean;
+      cwd?: string;
+      /** Another interpreter and its arguments before the script (e.g. Debian's python3). */
+      interpreter?: readonly [string, ...string[]];
+    } = {},
   ) {
     const runner = options.compiled ? [] : ['--conditions=jobstream-source', '--import', 'tsx'];
-    this.process = spawn(process.execPath, [...runner, script, ...args], {
+    const [file, ...before] = options.interpreter ?? [process.execPath, ...runner];
+    this.process = spawn(file, [...before, script, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: {
         ...process.env,

@@ -263,10 +263,11 @@ export interface Register {
   /** Free-form labels (informational, for operators and later routing rules). */
   labels: { [key: string]: string };
   /**
-   * Every run this executor has accepted and not yet reported: executing,
-   * queued behind a block strategy, or aborted but with its handler still
-   * running. The admin keeps them attached to this executor instead of treating
-   * them as lost.
+   * Every run this executor has accepted and whose result it has not produced:
+   * executing, or queued (behind a block strategy or for a slot). A run aborted
+   * (kill, timeout, cover) whose handler still runs is not listed: its result
+   * exists and is in unacknowledged_results. The admin keeps these runs
+   * attached to this executor instead of treating them as lost.
    *
    * Together with unacknowledged_results this list is the executor's answer to
    * "which runs did you take?": a run request the admin sent earlier and got
@@ -277,8 +278,9 @@ export interface Register {
    */
   running: RunRef[];
   /**
-   * Results already sent but not yet acknowledged. They are re-sent right
-   * after Welcome; listing them here lets the admin expect them.
+   * Results produced but not yet acknowledged (or refused). They MUST survive a
+   * restart of the executor process until acknowledged, are re-sent
+   * right after Welcome, and listing them here lets the admin expect them.
    */
   unacknowledgedResults: RunRef[];
   /**
@@ -313,14 +315,19 @@ export interface Welcome {
   sessionId: string;
   /**
    * How often the executor must send a Beat. Three missed beats make the
-   * executor's presence expire.
+   * executor's presence expire, and the admin closes a stream silent for three
+   * intervals. Unset: an executor uses its own default (the SDKs: 10 s).
    */
   beatInterval?:
     | Duration
     | undefined;
   /** The admin process serving this stream (informational). */
   adminInstanceId: string;
-  /** The admin's clock when it sent Welcome, for clock-skew diagnostics. */
+  /**
+   * The admin's clock when it sent Welcome: server_time minus the local clock
+   * on receipt is the offset an executor adds to its clock to compare it with
+   * RunRequest.answer_by.
+   */
   serverTime?: Date | undefined;
 }
 
@@ -331,8 +338,10 @@ export interface Beat {
   /** Runs accepted and waiting in a job's queue (block strategy SERIAL_EXECUTION). */
   queuedCount: number;
   /**
-   * Event-loop lag (or the runtime's equivalent) in milliseconds; a high value
-   * means handlers are starving the executor.
+   * The largest delay since the previous beat, in milliseconds, between when
+   * the executor's scheduler meant to run something and when it did (event-loop
+   * lag in Node or asyncio, a scheduling delay elsewhere; 0 if unknown). A high
+   * value means handlers are starving the executor.
    */
   eventLoopLagMs: number;
   /** The executor's clock when it sent the beat. */
@@ -406,8 +415,9 @@ export interface RunRequest {
 }
 
 /**
- * KillRequest asks the executor to abort one run. It never affects another run
- * of the same job.
+ * KillRequest asks the executor to abort one run: every queued or executing
+ * attempt of the log. Its RunResult (KILLED) is produced at once, not when the
+ * handler returns. It never affects another run of the same job.
  */
 export interface KillRequest {
   /** Unique within the session; echoed in the Reply. */
@@ -447,7 +457,10 @@ export interface LogReadRequest {
   logId: string;
   /** The first line to return, counting from 1. */
   fromLine: number;
-  /** The most lines to return; the executor may return fewer. */
+  /**
+   * The most lines to return; the executor may return fewer (at most 1,000 and
+   * 1 MiB of text). 0: the executor's default.
+   */
   maxLines: number;
 }
 
@@ -462,7 +475,10 @@ export interface LogChunk {
   toLine: number;
   /** The lines, without line terminators. */
   lines: string[];
-  /** True when the run has ended and there is nothing after to_line. */
+  /**
+   * True when the run has ended (its result produced, even if its handler
+   * ignores the abort and runs on) and there is nothing after to_line.
+   */
   end: boolean;
 }
 
@@ -480,7 +496,12 @@ export interface Reply {
   logChunk?: LogChunk | undefined;
 }
 
-/** RunResult reports how one run ended. */
+/**
+ * RunResult reports how one run ended. Exactly one per accepted run, produced
+ * when the handler returns or when the run is aborted (kill, timeout, cover,
+ * shutdown), whichever comes first; what the handler does after an abort is not
+ * reported.
+ */
 export interface RunResult {
   /** The log the run reports to. */
   logId: string;
@@ -3294,6 +3315,13 @@ export const Drain: MessageFns<Drain> = {
  *                      AdminBatch (protocol 2: several RunRequests and a ResultAck)
  *
  * Presence is the stream: the executor is online while its stream lives.
+ *
+ * docs/protocol.md is the full contract: message sequences, the order in which
+ * an executor decides a RunRequest, and what to do on each status code that
+ * ends this call (fatal before the first Welcome: UNAUTHENTICATED,
+ * PERMISSION_DENIED, INVALID_ARGUMENT, FAILED_PRECONDITION, UNIMPLEMENTED;
+ * retried with backoff and full jitter: everything else; ABORTED means the
+ * admin ended the stream and the executor reconnects).
  *
  * Authentication: the executor sends its group's access token as gRPC metadata
  * `authorization: Bearer <token>`. A missing or wrong token ends the call with

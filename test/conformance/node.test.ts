@@ -1,0 +1,4 @@
+import { defineConformanceSuite } from './suite.js';
+import { nodeSdk } from './sdks.js';
+
+defineConformanceSuite(nodeSdk);

@@ -1,0 +1,4 @@
+import { defineConformanceSuite } from './suite.js';
+import { pythonSdk } from './sdks.js';
+
+defineConformanceSuite(pythonSdk);

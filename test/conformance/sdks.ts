@@ -1,0 +1,100 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../support/package-install.js';
+import { PROCESS_START_CEILING_MS } from '../support/ceiling.js';
+import { ChildTs } from '../support/processes.js';
+import { DEBIAN_PYTHON } from '../support/python-reflection.js';
+
+/** What the driver gives an SDK's conformance executor, as CONFORMANCE_* variables. */
+export interface ConformanceExecutorConfig {
+  adminAddresses: readonly string[];
+  appName: string;
+  accessToken: string;
+  instanceName: string;
+  dataDir: string;
+  capacity?: number;
+  shutdownGracePeriodMs?: number;
+}
+
+/** An SDK under test: how to start its conformance executor (a fixed set of handlers). */
+export interface SdkUnderTest {
+  readonly name: string;
+  /** Why the SDK cannot be tested on this machine, or undefined when it can. */
+  missing(): string | undefined;
+  /** Starts one executor process of this SDK (not waiting for it to be ready). */
+  spawn(config: ConformanceExecutorConfig): ChildTs;
+}
+
+function environment(config: ConformanceExecutorConfig): Record<string, string> {
+  return {
+    CONFORMANCE_ADMIN_ADDRESSES: config.adminAddresses.join(','),
+    CONFORMANCE_APP_NAME: config.appName,
+    CONFORMANCE_ACCESS_TOKEN: config.accessToken,
+    CONFORMANCE_INSTANCE_NAME: config.instanceName,
+    CONFORMANCE_DATA_DIR: config.dataDir,
+    ...(config.capacity === undefined ? {} : { CONFORMANCE_CAPACITY: String(config.capacity) }),
+    ...(config.shutdownGracePeriodMs === undefined
+      ? {}
+      : { CONFORMANCE_SHUTDOWN_GRACE_MS: String(config.shutdownGracePeriodMs) }),
+  };
+}
+
+export const nodeSdk: SdkUnderTest = {
+  name: 'node',
+  missing: () => undefined,
+  spawn: config => new ChildTs('test/conformance/executors/node-executor.ts', [], environment(config)),
+};
+
+const PYTHON_SDK_SOURCE = path.join(repoRoot, 'executor-sdk-python', 'src');
+let pythonStubs: string | undefined;
+let pythonMissing: string | undefined | null = null;
+
+/**
+ * The Python SDK on Debian's interpreter and packages (python3-grpcio, python3-protobuf,
+ * python3-grpc-tools; .ci/run installs them). Its stubs are generated from proto/ into a
+ * temporary directory for this test worker, never into the source tree.
+ */
+export const pythonSdk: SdkUnderTest = {
+  name: 'python',
+  missing() {
+    if (pythonMissing !== null) return pythonMissing;
+    pythonMissing = undefined;
+    if (!existsSync(DEBIAN_PYTHON)) pythonMissing = `${DEBIAN_PYTHON} does not exist`;
+    else {
+      try {
+        execFileSync(DEBIAN_PYTHON, ['-I', '-c', 'import grpc, google.protobuf, grpc_tools.protoc'], {
+          stdio: 'pipe',
+          timeout: 30_000,
+        });
+      } catch (error) {
+        pythonMissing = `${DEBIAN_PYTHON} cannot import grpc, google.protobuf and grpc_tools (apt-get install python3-grpcio python3-protobuf python3-grpc-tools): ${String(error)}`;
+      }
+    }
+    return pythonMissing;
+  },
+  spawn(config) {
+    if (pythonStubs === undefined) {
+      const out = mkdtempSync(path.join(tmpdir(), 'jobstream-python-stubs-'));
+      execFileSync(
+        DEBIAN_PYTHON,
+        ['-I', path.join(repoRoot, 'executor-sdk-python', 'generate_stubs.py'), '--out', out],
+        { stdio: 'pipe', timeout: PROCESS_START_CEILING_MS },
+      );
+      pythonStubs = out;
+    }
+    return new ChildTs(
+      'test/conformance/executors/python_executor.py',
+      [],
+      {
+        ...environment(config),
+        // The generated stubs first: a src/jobstream/ left by a local build must not shadow them.
+        PYTHONPATH: [pythonStubs, PYTHON_SDK_SOURCE].join(path.delimiter),
+        PYTHONUNBUFFERED: '1',
+        PYTHONDONTWRITEBYTECODE: '1',
+      },
+      { interpreter: [DEBIAN_PYTHON, '-s'] },
+    );
+  },
+};
