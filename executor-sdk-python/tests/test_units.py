@@ -33,7 +33,7 @@ def test_options_report_every_problem_at_once():
 def test_options_defaults():
     resolved = resolve_options(admin_addresses="a:1, b:2", app_name="orders", access_token="t0k", capacity=3)
     assert resolved.admin_addresses == ("a:1", "b:2")
-    assert resolved.pipeline_window == 12
+    assert resolved.pipeline_window == 1_000
     assert resolved.data_dir.endswith(os.path.join(".jobstream-executor", "orders", resolved.instance_name))
 
 

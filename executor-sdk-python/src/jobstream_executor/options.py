@@ -22,6 +22,9 @@ MAX_PIPELINE_WINDOW = 10_000
 
 DEFAULT_CAPACITY = 16
 PIPELINE_WINDOW_PER_CAPACITY = 4
+#: The smallest default window: the runs in flight must cover a result's round trip under
+#: load, whatever the capacity (as in the Node SDK).
+MIN_DEFAULT_PIPELINE_WINDOW = 1_000
 DEFAULT_SHUTDOWN_GRACE_PERIOD_MS = 10_000
 DEFAULT_RESULT_FLUSH_TIMEOUT_MS = 2_000
 DEFAULT_LOG_RETENTION_DAYS = 30
@@ -132,7 +135,7 @@ def resolve_options(
         "pipeline_window",
         0,
         MAX_PIPELINE_WINDOW,
-        min(MAX_PIPELINE_WINDOW, PIPELINE_WINDOW_PER_CAPACITY * cap),
+        min(MAX_PIPELINE_WINDOW, max(MIN_DEFAULT_PIPELINE_WINDOW, PIPELINE_WINDOW_PER_CAPACITY * cap)),
         problems,
     )
     grace = _integer(
