@@ -105,6 +105,13 @@ export async function findJobById(db: Db, id: string): Promise<Job | undefined> 
   return row && toJob(row);
 }
 
+/** The jobs of `ids` that exist, in no particular order. */
+export async function findJobsByIds(db: Db, ids: readonly string[]): Promise<Job[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.selectFrom('job').selectAll().where('id', 'in', ids).execute();
+  return rows.map(toJob);
+}
+
 /** Which of the given ids exist. */
 export async function existingJobIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();

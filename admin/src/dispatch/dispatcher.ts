@@ -136,6 +136,8 @@ export class Dispatcher {
   readonly #records: GroupCommit<DispatchRecord & { logId: string }, undefined>;
   /** Marks of concurrent first sends (markSending), one statement per batch. */
   readonly #marks: GroupCommit<SendingMark, boolean>;
+  /** Logs of concurrent single-run triggers (TriggerJob), one insert per batch. */
+  readonly #inserts: GroupCommit<NewTriggerLog, TriggerLog>;
   readonly #background = new Set<Promise<void>>();
   /** Ends waits for executors to reconnect: runs still in doubt stay recorded as such. */
   readonly #stopping = new AbortController();
@@ -147,6 +149,11 @@ export class Dispatcher {
       return records.map(() => undefined);
     });
     this.#marks = new GroupCommit(marks => retryOnDeadlock(() => markSending(options.db, marks)));
+    this.#inserts = new GroupCommit(async rows => {
+      // Ids follow the rows' order: sorted, they pair with the rows whatever order comes back.
+      const logs = await insertLogs(options.db, rows);
+      return logs.sort((a, b) => compareIds(a.id, b.id));
+    });
   }
 
   /** A trigger from the API (manual, and later parent and retry triggers). */
@@ -162,19 +169,22 @@ export class Dispatcher {
     const decision = await this.#route(job, request.executorInstances);
     const shards = 'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
     const [first, ...others] = shards;
-    const [firstLog] = await insertLogs(this.#options.db, [{ ...base, ...first! }]);
+    const firstLog = await this.#inserts.add({ ...base, ...first! });
     // The other shards of a broadcast name the first one's log: it stands for the trigger
     // (its child jobs fire once every shard has succeeded).
-    const otherLogs = await insertLogs(
-      this.#options.db,
-      others.map(({ shardIndex, shardTotal }) => ({
-        ...base,
-        shardIndex,
-        shardTotal,
-        broadcastRootId: firstLog!.id,
-      })),
-    );
-    return this.#dispatchAll(job, [firstLog!, ...otherLogs], decision, null);
+    const otherLogs =
+      others.length === 0
+        ? []
+        : await insertLogs(
+            this.#options.db,
+            others.map(({ shardIndex, shardTotal }) => ({
+              ...base,
+              shardIndex,
+              shardTotal,
+              broadcastRootId: firstLog.id,
+            })),
+          );
+    return this.#dispatchAll(job, [firstLog, ...otherLogs], decision, null);
   }
 
   /**

@@ -4,7 +4,7 @@ import {
   childJobIdsOf,
   deleteJob,
   existingJobIds,
-  findJobById,
+  findJobsByIds,
   groupIdsOfJobs,
   insertJob,
   listJobs,
@@ -20,6 +20,7 @@ import { FailedPreconditionError, InvalidInputError, NotFoundError } from '../do
 import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, ScheduleError, type Schedule } from '../schedule/schedule.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
+import { GroupCommit } from '../util/group-commit.js';
 
 export interface JobsServiceDependencies {
   db: Db;
@@ -51,6 +52,12 @@ export class JobsService {
   readonly #dispatcher: Dispatcher;
   readonly #cronCompiler: QuartzCronCompiler;
   readonly #now: () => Date;
+  /**
+   * Lookups by id made while one is being read go in the next query together: a burst of
+   * TriggerJob calls reads its jobs in one statement, not one each. A lookup begun after a
+   * write completed still reads after it.
+   */
+  readonly #lookups: GroupCommit<string, Job | undefined>;
 
   constructor(dependencies: JobsServiceDependencies) {
     this.#db = dependencies.db;
@@ -58,10 +65,14 @@ export class JobsService {
     this.#dispatcher = dependencies.dispatcher;
     this.#cronCompiler = dependencies.cronCompiler;
     this.#now = dependencies.now;
+    this.#lookups = new GroupCommit(async ids => {
+      const byId = new Map((await findJobsByIds(this.#db, [...new Set(ids)])).map(job => [job.id, job]));
+      return ids.map(id => byId.get(id));
+    });
   }
 
   async get(id: string): Promise<Job> {
-    return (await findJobById(this.#db, id)) ?? jobNotFound(id);
+    return (await this.#lookups.add(id)) ?? jobNotFound(id);
   }
 
   /** One page in id order, after `afterId`; the count is of every match. */
