@@ -63,6 +63,17 @@ describe('ResultSpool', () => {
     expect(lines.map(line => (JSON.parse(line) as { logId: string }).logId)).toEqual(['2']);
   });
 
+  it('writes a result the admin has not acknowledged at once when the spool closes', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'jobstream-spool-'));
+    const spool = await ResultSpool.open(dir, silentLogger);
+    void spool.add(result('7'));
+    // Closed within the write delay (a stopping executor): the result still reaches the file.
+    await spool.close();
+    const reopened = await ResultSpool.open(dir, silentLogger);
+    expect(reopened.durableResults()).toEqual([result('7')]);
+    await reopened.close();
+  });
+
   it('compacts the file once acknowledged lines dominate', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'jobstream-spool-'));
     const spool = await ResultSpool.open(dir, silentLogger);
