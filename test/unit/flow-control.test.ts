@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { GroupCommit } from '../../admin/src/util/group-commit.js';
 import { Semaphore } from '../../admin/src/util/semaphore.js';
 
 describe('Semaphore (run permits per executor capacity)', () => {
@@ -26,5 +27,40 @@ describe('Semaphore (run permits per executor capacity)', () => {
     await expect(waiting).rejects.toThrow('gave up');
     permits.release();
     expect(permits.available).toBe(1);
+  });
+});
+
+describe('GroupCommit (one statement for the items of a batch)', () => {
+  it('writes an item alone when idle, and what arrives meanwhile as the next batch', async () => {
+    const batches: number[][] = [];
+    const commit = new GroupCommit(async (items: number[]) => {
+      batches.push(items);
+      await new Promise(resolve => setTimeout(resolve, 20));
+      return items.map(item => item * 10);
+    });
+    const first = commit.add(1);
+    await new Promise(resolve => setTimeout(resolve, 5));
+    const rest = [commit.add(2), commit.add(3)];
+    expect(await Promise.all([first, ...rest])).toEqual([10, 20, 30]);
+    expect(batches).toEqual([[1], [2, 3]]);
+  });
+
+  it('with a linger, gathers items spread over that time into one batch', async () => {
+    const batches: number[][] = [];
+    const commit = new GroupCommit(
+      (items: number[]) => {
+        batches.push(items);
+        return Promise.resolve(items);
+      },
+      1_000,
+      30,
+    );
+    const added = [commit.add(1)];
+    await new Promise(resolve => setTimeout(resolve, 5));
+    added.push(commit.add(2));
+    await new Promise(resolve => setTimeout(resolve, 5));
+    added.push(commit.add(3));
+    expect(await Promise.all(added)).toEqual([1, 2, 3]);
+    expect(batches).toEqual([[1, 2, 3]]);
   });
 });

@@ -106,6 +106,11 @@ function compareIds(a: string, b: string): number {
 }
 /** How often a run request whose stream went away looks for the executor's new stream. */
 const RECONNECT_POLL_MS = 100;
+/**
+ * How long a dispatch outcome waits for others before they are recorded together: after
+ * the send, so it delays no fire, only a TriggerJob's answer, by at most this.
+ */
+const RECORD_LINGER_MS = 2;
 /** How soon a run request no executor slot took in time is asked again. */
 const NOT_SENT_RETRY_MS = 50;
 /** A resend needs at least this much of the request deadline left to be worth it. */
@@ -144,10 +149,14 @@ export class Dispatcher {
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
-    this.#records = new GroupCommit(async records => {
-      await retryOnDeadlock(() => recordDispatches(options.db, records));
-      return records.map(() => undefined);
-    });
+    this.#records = new GroupCommit(
+      async records => {
+        await retryOnDeadlock(() => recordDispatches(options.db, records));
+        return records.map(() => undefined);
+      },
+      1_000,
+      RECORD_LINGER_MS,
+    );
     this.#marks = new GroupCommit(marks => retryOnDeadlock(() => markSending(options.db, marks)));
     this.#inserts = new GroupCommit(async rows => {
       // Ids follow the rows' order: sorted, they pair with the rows whatever order comes back.

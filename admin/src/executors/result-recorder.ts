@@ -7,6 +7,13 @@ import { retryOnDeadlock } from '../db/retry.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { sleep } from '@jobstream/proto/concurrency';
 
+/**
+ * How long a result waits for others before they are stored together. Results arrive
+ * spread over time; without it each became a statement and a commit of its own at 1,000
+ * runs a second. A result is off the path of any fire, and its executor keeps it meanwhile.
+ */
+const RESULT_LINGER_MS = 5;
+
 export interface ResultRecorderOptions {
   db: Db;
   logger: Logger;
@@ -28,8 +35,10 @@ export class ResultRecorder {
 
   constructor(options: ResultRecorderOptions) {
     this.#options = options;
-    this.#writes = new GroupCommit(results =>
-      retryOnDeadlock(() => applyRunResults(options.db, results, new Date())),
+    this.#writes = new GroupCommit(
+      results => retryOnDeadlock(() => applyRunResults(options.db, results, new Date())),
+      1_000,
+      RESULT_LINGER_MS,
     );
   }
 

@@ -7,24 +7,36 @@
 export class GroupCommit<T, R> {
   readonly #write: (items: T[]) => Promise<R[]>;
   readonly #maxBatch: number;
+  readonly #lingerMs: number;
   #pending: { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[] = [];
   #writing = false;
 
-  /** `write` returns one result per item, in order. */
-  constructor(write: (items: T[]) => Promise<R[]>, maxBatch = 1_000) {
+  /**
+   * `write` returns one result per item, in order. With `lingerMs`, an item arriving when
+   * nothing is being written waits that long for others before its batch is written: load
+   * spread evenly over time (a fire every millisecond) otherwise makes every batch a batch
+   * of one. For writes off the latency-critical path only.
+   */
+  constructor(write: (items: T[]) => Promise<R[]>, maxBatch = 1_000, lingerMs = 0) {
     this.#write = write;
     this.#maxBatch = maxBatch;
+    this.#lingerMs = lingerMs;
   }
 
   add(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
-      if (!this.#writing) void this.#drain();
+      if (this.#writing) return;
+      this.#writing = true;
+      if (this.#lingerMs > 0 && this.#pending.length < this.#maxBatch) {
+        setTimeout(() => void this.#drain(), this.#lingerMs);
+      } else {
+        void this.#drain();
+      }
     });
   }
 
   async #drain(): Promise<void> {
-    this.#writing = true;
     try {
       while (this.#pending.length > 0) {
         const batch = this.#pending.splice(0, this.#maxBatch);
