@@ -6,6 +6,7 @@ import * as security from './2026-11-22T0004-security.js';
 import * as runsInDoubt from './2026-12-06T0005-runs-in-doubt.js';
 import * as takenFires from './2026-12-06T0006-taken-fires.js';
 import * as executorProcess from './2026-12-06T0007-executor-process.js';
+import * as eventLoopLag from './2026-12-07T0008-event-loop-lag.js';
 
 /**
  * Every migration, in order. An explicit list instead of a folder scan: the set that
@@ -19,4 +20,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-12-06T0005-runs-in-doubt': runsInDoubt,
   '2026-12-06T0006-taken-fires': takenFires,
   '2026-12-06T0007-executor-process': executorProcess,
+  '2026-12-07T0008-event-loop-lag': eventLoopLag,
 };

@@ -210,6 +210,36 @@ describe('the executor stream protocol, admin side', () => {
     await newer.close();
   });
 
+  it("shows an executor's load and event-loop lag from its beats in ListExecutors", async () => {
+    const raw = connect('lagging-1');
+    await raw.next('welcome');
+    const beat = (eventLoopLagMs: number) =>
+      raw.send({
+        kind: {
+          $case: 'beat',
+          value: {
+            runningCount: 2,
+            queuedCount: 5,
+            eventLoopLagMs,
+            sentAt: new Date(),
+            unresponsiveRuns: [],
+          },
+        },
+      });
+    const listed = await waitFor(
+      async () => {
+        // Beats refresh the registry at most every half beat interval: keep beating.
+        beat(137);
+        const { executors } = await client.listExecutors({ appName: 'stream' });
+        const executor = executors.find(candidate => candidate.instanceName === 'lagging-1');
+        return executor?.eventLoopLagMs === 137 ? executor : undefined;
+      },
+      { what: 'the beat to reach the registry', intervalMs: 200 },
+    );
+    expect(listed).toMatchObject({ runningCount: 2, queuedCount: 5, eventLoopLagMs: 137 });
+    await raw.close();
+  });
+
   it('removes presence as soon as a stream ends', async () => {
     const raw = connect('leaver-1');
     await raw.next('welcome');

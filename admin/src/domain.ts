@@ -126,6 +126,8 @@ export interface ExecutorPresence {
   queuedCount: number;
   /** Runs whose handler ignores its abort signal, as of the last beat. */
   unresponsiveLogIds: string[];
+  /** The executor's event-loop lag (its scheduling delay), as of the last beat. */
+  eventLoopLagMs: number;
 }
 
 export interface RunResultInput {

@@ -20,6 +20,7 @@ function toPresence(row: ExecutorRegistryRow): ExecutorPresence {
     runningCount: row.running_count,
     queuedCount: row.queued_count,
     unresponsiveLogIds: row.unresponsive_log_ids,
+    eventLoopLagMs: row.event_loop_lag_ms,
   };
 }
 
@@ -41,6 +42,7 @@ function registryValues(presence: ExecutorPresence, expiresAt: Date) {
     expires_at: expiresAt,
     running_count: presence.runningCount,
     queued_count: presence.queuedCount,
+    event_loop_lag_ms: presence.eventLoopLagMs,
   };
 }
 
@@ -69,6 +71,7 @@ export async function upsertPresence(db: Db, presence: ExecutorPresence, expires
         expires_at: eb.ref('excluded.expires_at'),
         running_count: eb.ref('excluded.running_count'),
         queued_count: eb.ref('excluded.queued_count'),
+        event_loop_lag_ms: eb.ref('excluded.event_loop_lag_ms'),
       })),
     )
     .execute();
@@ -93,6 +96,7 @@ export async function restorePresence(db: Db, presence: ExecutorPresence, expire
           expires_at: eb.ref('excluded.expires_at'),
           running_count: eb.ref('excluded.running_count'),
           queued_count: eb.ref('excluded.queued_count'),
+          event_loop_lag_ms: eb.ref('excluded.event_loop_lag_ms'),
         }))
         .where('executor_registry.session_id', '=', eb => eb.ref('excluded.session_id')),
     )
@@ -110,6 +114,7 @@ export async function refreshPresence(
     runningCount: number;
     queuedCount: number;
     unresponsiveLogIds: string[];
+    eventLoopLagMs: number;
   },
 ): Promise<boolean> {
   const result = await db
@@ -120,6 +125,7 @@ export async function refreshPresence(
       running_count: beat.runningCount,
       queued_count: beat.queuedCount,
       unresponsive_log_ids: beat.unresponsiveLogIds,
+      event_loop_lag_ms: beat.eventLoopLagMs,
     })
     .where('session_id', '=', sessionId)
     .executeTakeFirst();

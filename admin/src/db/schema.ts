@@ -124,6 +124,7 @@ export interface ExecutorRegistryTable {
   running_count: number;
   queued_count: number;
   unresponsive_log_ids: ColumnType<string[], (string | number)[] | undefined, (string | number)[]>;
+  event_loop_lag_ms: ColumnType<number, number | undefined, number>;
 }
 
 export interface LogReportTable {

@@ -54,7 +54,10 @@ export class PresenceTracker {
 
   #presence(
     session: ExecutorSession,
-    load: Pick<ExecutorPresence, 'lastBeatAt' | 'runningCount' | 'queuedCount' | 'unresponsiveLogIds'>,
+    load: Pick<
+      ExecutorPresence,
+      'lastBeatAt' | 'runningCount' | 'queuedCount' | 'unresponsiveLogIds' | 'eventLoopLagMs'
+    >,
   ): ExecutorPresence {
     const { register } = session;
     return {
@@ -83,6 +86,7 @@ export class PresenceTracker {
         runningCount: session.register.running.length,
         queuedCount: 0,
         unresponsiveLogIds: [],
+        eventLoopLagMs: 0,
       }),
       this.#expiresAt(now),
     );
@@ -102,8 +106,8 @@ export class PresenceTracker {
     this.#lastRefresh.set(session.sessionId, now);
     const { db, logger } = this.#options;
     const fields = { app: session.appName, instance: session.instanceName, sessionId: session.sessionId };
-    const { lastBeatAt, runningCount, queuedCount, unresponsiveLogIds } = session.load;
-    const load = { lastBeatAt, runningCount, queuedCount, unresponsiveLogIds };
+    const { lastBeatAt, runningCount, queuedCount, unresponsiveLogIds, eventLoopLagMs } = session.load;
+    const load = { lastBeatAt, runningCount, queuedCount, unresponsiveLogIds, eventLoopLagMs };
     const expiresAt = this.#expiresAt(now);
     let lapsed = now >= (this.#written.get(session.sessionId) ?? 0) - this.#options.beatIntervalMs;
     if (!(await refreshPresence(db, session.sessionId, { ...load, expiresAt }))) {

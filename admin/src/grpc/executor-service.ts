@@ -299,7 +299,7 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
               // uint32 on the wire, integer columns in the registry row.
               runningCount: Math.min(beat.runningCount, MAX_INT32),
               queuedCount: Math.min(beat.queuedCount, MAX_INT32),
-              eventLoopLagMs: beat.eventLoopLagMs,
+              eventLoopLagMs: Math.min(beat.eventLoopLagMs, MAX_INT32),
               lastBeatAt: new Date(),
               // Bounded: a beat is advisory and must not grow the registry row without limit.
               unresponsiveLogIds: beat.unresponsiveRuns

@@ -113,6 +113,7 @@ export function executorToProto(presence: domain.ExecutorPresence): adminPb.Exec
     sessionId: presence.sessionId,
     adminInstanceId: presence.adminInstanceId,
     unresponsiveLogIds: presence.unresponsiveLogIds,
+    eventLoopLagMs: presence.eventLoopLagMs,
   };
 }
 

@@ -116,6 +116,7 @@ function GroupCard({
                 <Table.Th>Instance</Table.Th>
                 <Table.Th>Host</Table.Th>
                 <Table.Th>Running / queued / capacity</Table.Th>
+                <Table.Th>Event-loop lag</Table.Th>
                 <Table.Th>Unresponsive runs</Table.Th>
                 <Table.Th>Handlers</Table.Th>
                 <Table.Th>SDK</Table.Th>
@@ -131,6 +132,11 @@ function GroupCard({
                   </Table.Td>
                   <Table.Td>
                     {executor.runningCount} / {executor.queuedCount} / {executor.capacity}
+                  </Table.Td>
+                  <Table.Td>
+                    <Text size="sm" c={executor.eventLoopLagMs >= 100 ? 'red' : undefined}>
+                      {executor.eventLoopLagMs} ms
+                    </Text>
                   </Table.Td>
                   <Table.Td>
                     {executor.unresponsiveLogIds.length === 0 ? (

@@ -913,6 +913,12 @@ export interface Executor {
    * beat: those handlers ignore the signal.
    */
   unresponsiveLogIds: string[];
+  /**
+   * The executor's event-loop lag in milliseconds (its runtime's scheduling delay), the
+   * largest it saw since its previous beat, as of its last beat: a busy or blocked
+   * executor answers late.
+   */
+  eventLoopLagMs: number;
 }
 
 export interface Executor_LabelsEntry {
@@ -5113,6 +5119,7 @@ function createBaseExecutor(): Executor {
     sessionId: "",
     adminInstanceId: "",
     unresponsiveLogIds: [],
+    eventLoopLagMs: 0,
   };
 }
 
@@ -5169,6 +5176,9 @@ export const Executor: MessageFns<Executor> = {
         writer.int64(v);
       }
       writer.join();
+    }
+    if (message.eventLoopLagMs !== 0) {
+      writer.uint32(136).uint32(message.eventLoopLagMs);
     }
     return writer;
   },
@@ -5327,6 +5337,14 @@ export const Executor: MessageFns<Executor> = {
 
             break;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.eventLoopLagMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5416,6 +5434,11 @@ export const Executor: MessageFns<Executor> = {
         : globalThis.Array.isArray(object?.unresponsive_log_ids)
         ? object.unresponsive_log_ids.map((e: any) => globalThis.String(e))
         : [],
+      eventLoopLagMs: isSet(object.eventLoopLagMs)
+        ? globalThis.Number(object.eventLoopLagMs)
+        : isSet(object.event_loop_lag_ms)
+        ? globalThis.Number(object.event_loop_lag_ms)
+        : 0,
     };
   },
 
@@ -5475,6 +5498,9 @@ export const Executor: MessageFns<Executor> = {
     if (message.unresponsiveLogIds?.length) {
       obj.unresponsiveLogIds = message.unresponsiveLogIds;
     }
+    if (message.eventLoopLagMs !== 0) {
+      obj.eventLoopLagMs = Math.round(message.eventLoopLagMs);
+    }
     return obj;
   },
 
@@ -5507,6 +5533,7 @@ export const Executor: MessageFns<Executor> = {
     message.sessionId = object.sessionId ?? "";
     message.adminInstanceId = object.adminInstanceId ?? "";
     message.unresponsiveLogIds = object.unresponsiveLogIds?.map((e) => e) || [];
+    message.eventLoopLagMs = object.eventLoopLagMs ?? 0;
     return message;
   },
 };
