@@ -152,7 +152,9 @@ describe.skipIf(!chromiumAvailable())('the web console', () => {
     await card.getByRole('cell', { name: 'orders-1' }).waitFor();
     // Its load as of its beats, event-loop lag included.
     await card.getByRole('columnheader', { name: 'Event-loop lag' }).waitFor();
-    await expect.poll(async () => (await card.getByRole('cell', { name: /^\d+ ms$/ }).count()) > 0).toBe(true);
+    await expect
+      .poll(async () => (await card.getByRole('cell', { name: /^\d+ ms$/ }).count()) > 0)
+      .toBe(true);
     await screenshot(page, 'executors');
 
     // A job with a cron schedule: the preview shows the next fires in the job's zone.
