@@ -1,4 +1,4 @@
-import { chmod } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,8 @@ import { LogStatus } from '@jobstream/proto/admin';
 import { adminClient, waitFor } from './support/admin.js';
 import { tempDir } from './support/fixtures.js';
 import { ChildTs } from './support/processes.js';
+import { DEBIAN_PYTHON } from './support/python-reflection.js';
+import { pythonSdk, pythonSdkPath } from './conformance/sdks.js';
 
 /**
  * What `npm start` does on a fresh machine: no DATABASE_URL, so the admin starts an
@@ -82,6 +84,52 @@ describe('the demo (npm start)', () => {
       expect(metrics).toMatch(/^jobstream_run_results_total\{outcome="SUCCEEDED",applied="new"\} 1$/m);
     } finally {
       channel.close();
+    }
+
+    // The Python example executor serves the same demo jobs, with the command the README gives.
+    const pythonMissing = pythonSdk.missing();
+    if (pythonMissing !== undefined && process.env.CI !== undefined) throw new Error(pythonMissing);
+    if (pythonMissing === undefined) {
+      const python = new ChildTs(
+        'executor-sdk-python/examples/demo_executor.py',
+        [],
+        {
+          JOBSTREAM_ADMIN_ADDRESSES: String(started.grpc),
+          JOBSTREAM_APP_NAME: 'demo',
+          JOBSTREAM_ACCESS_TOKEN: (await readFile(path.join(dataDir, 'demo-executor-token'), 'utf8')).trim(),
+          JOBSTREAM_EXECUTOR_DATA_DIR: await tempDir('demo-python'),
+          PYTHONPATH: pythonSdkPath(),
+          PYTHONUNBUFFERED: '1',
+          PYTHONDONTWRITEBYTECODE: '1',
+        },
+        { interpreter: [DEBIAN_PYTHON, '-s'] },
+      );
+      children.push(python);
+      const { client, channel } = adminClient(String(started.grpc), token);
+      try {
+        await waitFor(async () => {
+          const { executors } = await client.listExecutors({ appName: 'demo' });
+          return executors.some(executor => executor.instanceName === 'demo-python-1') ? true : undefined;
+        });
+        const { jobs } = await client.listJobs({ handlerContains: 'hello' });
+        const { logIds } = await client.triggerJob({
+          jobId: jobs[0]!.id,
+          param: 'Python',
+          executorInstances: ['demo-python-1'],
+        });
+        const log = await waitFor(async () => {
+          const { log } = await client.getLog({ id: logIds[0]! });
+          return log?.status === LogStatus.LOG_STATUS_RUNNING ? undefined : log;
+        });
+        expect(log).toMatchObject({
+          status: LogStatus.LOG_STATUS_SUCCEEDED,
+          executorInstance: 'demo-python-1',
+          handleMessage: 'said hello to Python from Python',
+        });
+      } finally {
+        channel.close();
+      }
+      await python.kill('SIGTERM');
     }
 
     // SIGTERM stops the executor, the admin and the embedded database cleanly.

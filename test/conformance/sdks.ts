@@ -52,6 +52,25 @@ let pythonStubs: string | undefined;
 let pythonMissing: string | undefined | null = null;
 
 /**
+ * The PYTHONPATH that makes the Python SDK importable from this checkout: its stubs,
+ * generated from proto/ once per test worker into a temporary directory (never into the
+ * source tree), then its sources. The stubs come first: a src/jobstream/ left by a local
+ * build must not shadow them.
+ */
+export function pythonSdkPath(): string {
+  if (pythonStubs === undefined) {
+    const out = mkdtempSync(path.join(tmpdir(), 'jobstream-python-stubs-'));
+    execFileSync(
+      DEBIAN_PYTHON,
+      ['-I', path.join(repoRoot, 'executor-sdk-python', 'generate_stubs.py'), '--out', out],
+      { stdio: 'pipe', timeout: PROCESS_START_CEILING_MS },
+    );
+    pythonStubs = out;
+  }
+  return [pythonStubs, PYTHON_SDK_SOURCE].join(path.delimiter);
+}
+
+/**
  * The Python SDK on Debian's interpreter and packages (python3-grpcio, python3-protobuf,
  * python3-grpc-tools; .ci/run installs them). Its stubs are generated from proto/ into a
  * temporary directory for this test worker, never into the source tree.
@@ -75,22 +94,12 @@ export const pythonSdk: SdkUnderTest = {
     return pythonMissing;
   },
   spawn(config) {
-    if (pythonStubs === undefined) {
-      const out = mkdtempSync(path.join(tmpdir(), 'jobstream-python-stubs-'));
-      execFileSync(
-        DEBIAN_PYTHON,
-        ['-I', path.join(repoRoot, 'executor-sdk-python', 'generate_stubs.py'), '--out', out],
-        { stdio: 'pipe', timeout: PROCESS_START_CEILING_MS },
-      );
-      pythonStubs = out;
-    }
     return new ChildTs(
       'test/conformance/executors/python_executor.py',
       [],
       {
         ...environment(config),
-        // The generated stubs first: a src/jobstream/ left by a local build must not shadow them.
-        PYTHONPATH: [pythonStubs, PYTHON_SDK_SOURCE].join(path.delimiter),
+        PYTHONPATH: pythonSdkPath(),
         PYTHONUNBUFFERED: '1',
         PYTHONDONTWRITEBYTECODE: '1',
       },
