@@ -53,6 +53,16 @@ function plan(options: BenchOptions): Planned[] {
   if (options.only.has('api')) {
     planned.push({ scenario: 'api', name: 'api TriggerJob', run: context => runApi(context, 'single') });
     planned.push({ scenario: 'api', name: 'api TriggerJobRuns', run: context => runApi(context, 'batch') });
+    // Issue 12 asks for the default capacity and also 1 and 1,000 (full runs only).
+    if (!options.quick && options.executorCapacity === undefined) {
+      for (const capacity of [1, 1_000]) {
+        planned.push({
+          scenario: 'api',
+          name: `api TriggerJobRuns (capacity ${capacity})`,
+          run: context => runApi(context, 'batch', capacity),
+        });
+      }
+    }
   }
   if (options.only.has('failover'))
     planned.push({ scenario: 'failover', name: 'failover', run: runFailover });

@@ -25,15 +25,21 @@ export type ApiMode = 'single' | 'batch';
  * no-op handler. The figure is runs that ended SUCCEEDED per second, from the first call
  * to the last result stored; every run that failed or was lost is counted and fails the row.
  */
-export async function runApi(context: BenchContext, mode: ApiMode): Promise<ScenarioResult> {
+export async function runApi(
+  context: BenchContext,
+  mode: ApiMode,
+  capacity: number | undefined = context.options.executorCapacity,
+): Promise<ScenarioResult> {
   const { options } = context;
   const total = options.quick ? 2_000 : 20_000;
-  const name = mode === 'single' ? 'api TriggerJob' : 'api TriggerJobRuns';
+  const name =
+    (mode === 'single' ? 'api TriggerJob' : 'api TriggerJobRuns') +
+    (capacity === options.executorCapacity ? '' : ` (capacity ${capacity ?? 'default'})`);
   const cluster = await Cluster.create({
     server: context.server,
     label: name,
     logDir: context.logDir,
-    executorCapacity: options.executorCapacity,
+    executorCapacity: capacity,
   });
   try {
     const admin = await cluster.startAdmin();
