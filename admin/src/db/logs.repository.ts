@@ -42,6 +42,12 @@ export interface NewTriggerLog {
   triggeredAt: Date;
   /** Shards of a broadcast other than the first name the first one's log. */
   broadcastRootId?: string;
+  /**
+   * The executor the log is being sent to, recorded with the row (what markSending would
+   * set right after): a manual trigger routed before its log is written needs no second
+   * statement to name its executor.
+   */
+  sendingTo?: { executorInstance: string; executorSessionId: string; executorProcess: string };
 }
 
 function newRow(log: NewTriggerLog): NewTriggerLogRow {
@@ -58,8 +64,9 @@ function newRow(log: NewTriggerLog): NewTriggerLogRow {
     scheduled_at: log.scheduledAt,
     triggered_at: log.triggeredAt,
     dispatch_outcome: 'PENDING',
-    executor_instance: null,
-    executor_session_id: null,
+    executor_instance: log.sendingTo?.executorInstance ?? null,
+    executor_session_id: log.sendingTo?.executorSessionId ?? null,
+    executor_process: log.sendingTo?.executorProcess ?? null,
     started_at: null,
     finished_at: null,
     outcome: null,

@@ -178,7 +178,18 @@ export class Dispatcher {
     const decision = await this.#route(job, request.executorInstances);
     const shards = 'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
     const [first, ...others] = shards;
-    const firstLog = await this.#inserts.add({ ...base, ...first! });
+    const single = !('failure' in decision) && others.length === 0 ? decision.targets[0] : undefined;
+    // Routed to one executor: the row is written naming it (marked), one statement fewer.
+    const firstLog = await this.#inserts.add({
+      ...base,
+      ...first!,
+      ...(single ? { sendingTo: sendingTo(single) } : {}),
+    });
+    if (single && !('failure' in decision)) {
+      return [
+        await this.#dispatchRun(job, firstLog, single, decision.trace, { claimedBy: null, marked: true }),
+      ];
+    }
     // The other shards of a broadcast name the first one's log: it stands for the trigger
     // (its child jobs fire once every shard has succeeded).
     const otherLogs =
@@ -225,7 +236,12 @@ export class Dispatcher {
     const logsPerRun = await this.#options.db.transaction().execute(async trx => {
       const firsts = await insertLogs(
         trx,
-        bases.map((base, index) => ({ ...base, ...shardsOf(decisions[index]!)[0]! })),
+        bases.map((base, index) => {
+          const decision = decisions[index]!;
+          const single =
+            !('failure' in decision) && decision.targets.length === 1 ? decision.targets[0] : undefined;
+          return { ...base, ...shardsOf(decision)[0]!, ...(single ? { sendingTo: sendingTo(single) } : {}) };
+        }),
       );
       // Ids follow the rows' order; sorted, they pair with the runs whatever order comes back.
       firsts.sort((a, b) => compareIds(a.id, b.id));
@@ -254,7 +270,19 @@ export class Dispatcher {
       });
     });
     return Promise.all(
-      logsPerRun.map((logs, index) => this.#dispatchAll(job, logs, decisions[index]!, null)),
+      logsPerRun.map((logs, index) => {
+        const decision = decisions[index]!;
+        // Written naming its one executor: sent without a mark of its own.
+        if (!('failure' in decision) && decision.targets.length === 1) {
+          return Promise.all([
+            this.#dispatchRun(job, logs[0]!, decision.targets[0]!, decision.trace, {
+              claimedBy: null,
+              marked: true,
+            }),
+          ]);
+        }
+        return this.#dispatchAll(job, logs, decision, null);
+      }),
     );
   }
 
@@ -871,6 +899,15 @@ function describeReply(handle: ExecutorTarget, reply: ExecutorAnswer, note: stri
     : `rejected by ${handle.instanceName} (${rejectReasonLabel(reply.rejectReason)})${
         reply.message ? `: ${reply.message}` : ''
       }${note}`;
+}
+
+/** What a log written as being sent to `target` names. */
+function sendingTo(target: RouteTarget): NonNullable<NewTriggerLog['sendingTo']> {
+  return {
+    executorInstance: target.session.instanceName,
+    executorSessionId: target.session.sessionId,
+    executorProcess: target.session.process,
+  };
 }
 
 /** The run order for a log, the same every time it is sent (the executor de-duplicates it). */
