@@ -178,18 +178,14 @@ export class Dispatcher {
     const decision = await this.#route(job, request.executorInstances);
     const shards = 'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
     const [first, ...others] = shards;
-    const single = !('failure' in decision) && others.length === 0 ? decision.targets[0] : undefined;
+    const target = soleTarget(decision);
     // Routed to one executor: the row is written naming it (marked), one statement fewer.
     const firstLog = await this.#inserts.add({
       ...base,
       ...first!,
-      ...(single ? { sendingTo: sendingTo(single) } : {}),
+      ...(target ? { sendingTo: sendingTo(target) } : {}),
     });
-    if (single && !('failure' in decision)) {
-      return [
-        await this.#dispatchRun(job, firstLog, single, decision.trace, { claimedBy: null, marked: true }),
-      ];
-    }
+    if (target) return this.#dispatchAll(job, [firstLog], decision, null, true);
     // The other shards of a broadcast name the first one's log: it stands for the trigger
     // (its child jobs fire once every shard has succeeded).
     const otherLogs =
@@ -238,9 +234,8 @@ export class Dispatcher {
         trx,
         bases.map((base, index) => {
           const decision = decisions[index]!;
-          const single =
-            !('failure' in decision) && decision.targets.length === 1 ? decision.targets[0] : undefined;
-          return { ...base, ...shardsOf(decision)[0]!, ...(single ? { sendingTo: sendingTo(single) } : {}) };
+          const target = soleTarget(decision);
+          return { ...base, ...shardsOf(decision)[0]!, ...(target ? { sendingTo: sendingTo(target) } : {}) };
         }),
       );
       // Ids follow the rows' order; sorted, they pair with the runs whatever order comes back.
@@ -272,16 +267,8 @@ export class Dispatcher {
     return Promise.all(
       logsPerRun.map((logs, index) => {
         const decision = decisions[index]!;
-        // Written naming its one executor: sent without a mark of its own.
-        if (!('failure' in decision) && decision.targets.length === 1) {
-          return Promise.all([
-            this.#dispatchRun(job, logs[0]!, decision.targets[0]!, decision.trace, {
-              claimedBy: null,
-              marked: true,
-            }),
-          ]);
-        }
-        return this.#dispatchAll(job, logs, decision, null);
+        // A run written naming its one executor is sent without a mark of its own.
+        return this.#dispatchAll(job, logs, decision, null, soleTarget(decision) !== undefined);
       }),
     );
   }
@@ -458,6 +445,8 @@ export class Dispatcher {
     logs: TriggerLog[],
     decision: { targets: RouteTarget[]; trace: string } | { failure: string },
     claimedBy: string | null,
+    /** The logs were written naming their targets (see NewTriggerLog.sendingTo). */
+    marked = false,
   ): Promise<TriggerLog[]> {
     if ('failure' in decision) {
       const log = logs[0]!;
@@ -477,7 +466,7 @@ export class Dispatcher {
     }
     return Promise.all(
       logs.map((log, index) =>
-        this.#dispatchRun(job, log, decision.targets[index]!, decision.trace, { claimedBy }),
+        this.#dispatchRun(job, log, decision.targets[index]!, decision.trace, { claimedBy, marked }),
       ),
     );
   }
@@ -899,6 +888,11 @@ function describeReply(handle: ExecutorTarget, reply: ExecutorAnswer, note: stri
     : `rejected by ${handle.instanceName} (${rejectReasonLabel(reply.rejectReason)})${
         reply.message ? `: ${reply.message}` : ''
       }${note}`;
+}
+
+/** The one executor a decision sends to: none for a failure or a broadcast. */
+function soleTarget(decision: Routed): RouteTarget | undefined {
+  return 'failure' in decision || decision.targets.length !== 1 ? undefined : decision.targets[0];
 }
 
 /** What a log written as being sent to `target` names. */
