@@ -670,6 +670,7 @@ describe(`fuzzing both services (FUZZ_SEED=${SEED})`, () => {
           unacknowledgedResults: [{ logId: fixture.failedLog, attempt: 1 }],
           protocolVersion: 1,
           pipelineWindow: 0,
+          scriptKinds: [],
         },
       },
     });

@@ -629,6 +629,7 @@ describe('limits and bad input against a running admin', () => {
               unacknowledgedResults: [],
               protocolVersion: 1,
               pipelineWindow: 0,
+              scriptKinds: [],
             },
           },
         }).finish(),

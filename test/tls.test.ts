@@ -150,6 +150,7 @@ function register(appName: string, instanceName: string): ExecutorMessage {
         unacknowledgedResults: [],
         protocolVersion: 1,
         pipelineWindow: 0,
+        scriptKinds: [],
       },
     },
   };

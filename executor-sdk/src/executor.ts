@@ -259,6 +259,7 @@ export class Executor {
       unacknowledgedResults: this.#spool?.refs() ?? [],
       protocolVersion: PROTOCOL_VERSION,
       pipelineWindow: o.pipelineWindow,
+      scriptKinds: [],
     };
   }
 

@@ -66,6 +66,7 @@ export class RawExecutor {
           labels: {},
           running: [],
           unacknowledgedResults: [],
+          scriptKinds: [],
           protocolVersion: 1,
           // Like an executor predating the pipelining window: at most `capacity` runs held.
           pipelineWindow: 0,

@@ -29,6 +29,7 @@ export function groupToProto(group: domain.ExecutorGroup): adminPb.ExecutorGroup
     addresses: group.addresses,
     createdAt: group.createdAt,
     updatedAt: group.updatedAt,
+    scriptKinds: [],
   };
 }
 
@@ -114,6 +115,7 @@ export function executorToProto(presence: domain.ExecutorPresence): adminPb.Exec
     adminInstanceId: presence.adminInstanceId,
     unresponsiveLogIds: presence.unresponsiveLogIds,
     eventLoopLagMs: presence.eventLoopLagMs,
+    scriptKinds: [],
   };
 }
 
@@ -125,6 +127,7 @@ export function userToProto(user: domain.User): adminPb.User {
     groupIds: user.role === 'ADMIN' ? [] : user.groupIds,
     createdAt: user.createdAt,
     updatedAt: user.updatedAt,
+    canEditScripts: false,
   };
 }
 

@@ -133,5 +133,6 @@ function groupSpecToProto(group: domain.ExecutorGroupSpec): adminPb.ExecutorGrou
     title: group.title,
     addressType: addressTypes.toProto(group.addressType),
     addresses: group.addresses,
+    scriptKinds: [],
   };
 }

@@ -1,4 +1,5 @@
 import type { AdminServiceImplementation } from '@jobstream/proto/admin';
+import { ServerError, Status } from 'nice-grpc';
 import type { Authenticator } from '../auth.js';
 import type { AccountsService } from '../../services/accounts.js';
 import type { DashboardService } from '../../services/dashboard.js';
@@ -43,5 +44,13 @@ export function createAdminService(options: OperatorApiOptions): AdminServiceImp
     ...createLogMethods(options),
     ...createExecutorMethods(options),
     ...createDashboardMethods(options),
+    // Script versions are being built (issue 15); until then the calls say so.
+    listJobScriptVersions: notYetServed,
+    getJobScriptVersion: notYetServed,
+    restoreJobScriptVersion: notYetServed,
   };
+}
+
+function notYetServed(): never {
+  throw new ServerError(Status.UNIMPLEMENTED, 'script versions are not served by this admin yet');
 }

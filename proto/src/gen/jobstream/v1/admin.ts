@@ -495,7 +495,14 @@ export interface ExecutorGroup {
     | Date
     | undefined;
   /** When the group last changed. */
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /**
+   * The script (GLUE) kinds jobs of this group may use. Empty (the default):
+   * scripts are disabled for the group, and a script job cannot be saved in it.
+   */
+  scriptKinds: GlueType[];
 }
 
 /** ExecutorGroupSpec holds the fields of an executor group an operator sets. */
@@ -508,6 +515,11 @@ export interface ExecutorGroupSpec {
   addressType: AddressType;
   /** See ExecutorGroup.addresses. Required, and only allowed, for MANUAL groups. */
   addresses: string[];
+  /**
+   * See ExecutorGroup.script_kinds. Only script kinds (not BEAN); empty
+   * disables scripts. Changing it needs USER_ROLE_ADMIN, as every group change does.
+   */
+  scriptKinds: GlueType[];
 }
 
 /** CreateExecutorGroupRequest is the input of CreateExecutorGroup. */
@@ -634,11 +646,19 @@ export interface JobSpec {
   timeoutSeconds: number;
   /** How many times a failed trigger or run is retried; 0 to 100. */
   failRetryCount: number;
-  /** How the job's code is supplied. UNSPECIFIED selects BEAN. */
+  /**
+   * How the job's code is supplied. UNSPECIFIED selects BEAN. A script kind
+   * needs the group to allow it (ExecutorGroup.script_kinds) and the caller to
+   * hold the script permission.
+   */
   glueType: GlueType;
-  /** The script source for GLUE jobs. */
+  /**
+   * The script source for script jobs: required for them (at most the admin's
+   * configured script size limit, 64 KiB unless changed), empty for BEAN jobs.
+   * Saving a changed source or kind stores a new script version.
+   */
   glueSource: string;
-  /** A note on the current script version. */
+  /** A note on the current script version (up to 128 characters), stored with it. */
   glueRemark: string;
   /** Jobs triggered once each after this job succeeds. */
   childJobIds: string[];
@@ -668,7 +688,7 @@ export interface Job {
   nextTriggerAt?:
     | Date
     | undefined;
-  /** When the script source last changed. */
+  /** When the script source last changed (the current version's created_at). */
   glueUpdatedAt?:
     | Date
     | undefined;
@@ -871,6 +891,76 @@ export interface NextTriggerTimesResponse {
   timeZone: string;
 }
 
+/** ListJobScriptVersionsRequest is the input of ListJobScriptVersions. */
+export interface ListJobScriptVersionsRequest {
+  /** The job. */
+  jobId: string;
+  /** Whether each version carries its source; false leaves JobScriptVersion.source empty. */
+  includeSource: boolean;
+}
+
+/** ListJobScriptVersionsResponse is the output of ListJobScriptVersions. */
+export interface ListJobScriptVersionsResponse {
+  /** Newest first; the admin keeps the last 30 versions of each job. */
+  versions: JobScriptVersion[];
+}
+
+/** JobScriptVersion is one saved state of a job's script. */
+export interface JobScriptVersion {
+  /** Assigned by the admin. */
+  id: string;
+  /** The job it belongs to. */
+  jobId: string;
+  /** The script kind of this version. */
+  glueType: GlueType;
+  /** The script source (empty in lists unless asked for). */
+  source: string;
+  /** The remark saved with it. */
+  remark: string;
+  /** Who saved it: the username, or the static token's name. */
+  author: string;
+  /** When it was saved; equals Job.glue_updated_at for the current version. */
+  createdAt?:
+    | Date
+    | undefined;
+  /** For a version made by RestoreJobScriptVersion: the id of the version restored. */
+  restoredFromId: string;
+}
+
+/** GetJobScriptVersionRequest is the input of GetJobScriptVersion. */
+export interface GetJobScriptVersionRequest {
+  /** The job. */
+  jobId: string;
+  /** The version (JobScriptVersion.id). */
+  versionId: string;
+}
+
+/** GetJobScriptVersionResponse is the output of GetJobScriptVersion. */
+export interface GetJobScriptVersionResponse {
+  /** The version, with its source. */
+  version?: JobScriptVersion | undefined;
+}
+
+/** RestoreJobScriptVersionRequest is the input of RestoreJobScriptVersion. */
+export interface RestoreJobScriptVersionRequest {
+  /** The job. */
+  jobId: string;
+  /** The version to restore (JobScriptVersion.id). */
+  versionId: string;
+  /** The remark for the new version; empty records "restored from version <id>". */
+  remark: string;
+}
+
+/** RestoreJobScriptVersionResponse is the output of RestoreJobScriptVersion. */
+export interface RestoreJobScriptVersionResponse {
+  /** The job with the restored script. */
+  job?:
+    | Job
+    | undefined;
+  /** The new version saved. */
+  version?: JobScriptVersion | undefined;
+}
+
 /** Executor is one connected executor. */
 export interface Executor {
   /** The group's app name. */
@@ -919,6 +1009,8 @@ export interface Executor {
    * executor answers late.
    */
   eventLoopLagMs: number;
+  /** The script kinds it opted into running (Register.script_kinds). */
+  scriptKinds: GlueType[];
 }
 
 export interface Executor_LabelsEntry {
@@ -1133,6 +1225,13 @@ export interface User {
   role: UserRole;
   /** The executor groups an operator or viewer may act on (ignored for admins). */
   groupIds: string[];
+  /**
+   * Whether the user may create or change job scripts (GLUE source and kind,
+   * restoring versions) in the groups it may operate. Granted separately from
+   * the role, by an admin: an admin user holds it too only when granted (a
+   * static token from the admin's configuration holds every permission).
+   */
+  canEditScripts: boolean;
   /** When the user was created. */
   createdAt?:
     | Date
@@ -1205,6 +1304,8 @@ export interface CreateUserRequest {
   role: UserRole;
   /** The executor groups granted to an operator or viewer. */
   groupIds: string[];
+  /** See User.can_edit_scripts. */
+  canEditScripts: boolean;
 }
 
 /** CreateUserResponse is the output of CreateUser. */
@@ -1228,6 +1329,8 @@ export interface UpdateUserRequest {
    * revokes the user's session tokens.
    */
   password: string;
+  /** Grants or withdraws the script permission; unset keeps it. */
+  canEditScripts?: boolean | undefined;
 }
 
 /** UpdateUserResponse is the output of UpdateUser. */
@@ -1325,7 +1428,16 @@ export interface RevokeApiTokenResponse {
 }
 
 function createBaseExecutorGroup(): ExecutorGroup {
-  return { id: "0", appName: "", title: "", addressType: 0, addresses: [], createdAt: undefined, updatedAt: undefined };
+  return {
+    id: "0",
+    appName: "",
+    title: "",
+    addressType: 0,
+    addresses: [],
+    createdAt: undefined,
+    updatedAt: undefined,
+    scriptKinds: [],
+  };
 }
 
 export const ExecutorGroup: MessageFns<ExecutorGroup> = {
@@ -1350,6 +1462,13 @@ export const ExecutorGroup: MessageFns<ExecutorGroup> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(58).fork()).join();
+    }
+    if (message.scriptKinds.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.scriptKinds) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1423,6 +1542,24 @@ export const ExecutorGroup: MessageFns<ExecutorGroup> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag === 64) {
+              message.scriptKinds.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.scriptKinds.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1462,6 +1599,11 @@ export const ExecutorGroup: MessageFns<ExecutorGroup> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      scriptKinds: globalThis.Array.isArray(object?.scriptKinds)
+        ? object.scriptKinds.map((e: any) => glueTypeFromJSON(e))
+        : globalThis.Array.isArray(object?.script_kinds)
+        ? object.script_kinds.map((e: any) => glueTypeFromJSON(e))
+        : [],
     };
   },
 
@@ -1488,6 +1630,9 @@ export const ExecutorGroup: MessageFns<ExecutorGroup> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.scriptKinds?.length) {
+      obj.scriptKinds = message.scriptKinds.map((e) => glueTypeToJSON(e));
+    }
     return obj;
   },
 
@@ -1503,12 +1648,13 @@ export const ExecutorGroup: MessageFns<ExecutorGroup> = {
     message.addresses = object.addresses?.map((e) => e) || [];
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.scriptKinds = object.scriptKinds?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseExecutorGroupSpec(): ExecutorGroupSpec {
-  return { appName: "", title: "", addressType: 0, addresses: [] };
+  return { appName: "", title: "", addressType: 0, addresses: [], scriptKinds: [] };
 }
 
 export const ExecutorGroupSpec: MessageFns<ExecutorGroupSpec> = {
@@ -1524,6 +1670,13 @@ export const ExecutorGroupSpec: MessageFns<ExecutorGroupSpec> = {
     }
     for (const v of message.addresses) {
       writer.uint32(34).string(v!);
+    }
+    if (message.scriptKinds.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.scriptKinds) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1573,6 +1726,24 @@ export const ExecutorGroupSpec: MessageFns<ExecutorGroupSpec> = {
             message.addresses.push(reader.string());
             continue;
           }
+          case 5: {
+            if (tag === 40) {
+              message.scriptKinds.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.scriptKinds.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1601,6 +1772,11 @@ export const ExecutorGroupSpec: MessageFns<ExecutorGroupSpec> = {
       addresses: globalThis.Array.isArray(object?.addresses)
         ? object.addresses.map((e: any) => globalThis.String(e))
         : [],
+      scriptKinds: globalThis.Array.isArray(object?.scriptKinds)
+        ? object.scriptKinds.map((e: any) => glueTypeFromJSON(e))
+        : globalThis.Array.isArray(object?.script_kinds)
+        ? object.script_kinds.map((e: any) => glueTypeFromJSON(e))
+        : [],
     };
   },
 
@@ -1618,6 +1794,9 @@ export const ExecutorGroupSpec: MessageFns<ExecutorGroupSpec> = {
     if (message.addresses?.length) {
       obj.addresses = message.addresses;
     }
+    if (message.scriptKinds?.length) {
+      obj.scriptKinds = message.scriptKinds.map((e) => glueTypeToJSON(e));
+    }
     return obj;
   },
 
@@ -1630,6 +1809,7 @@ export const ExecutorGroupSpec: MessageFns<ExecutorGroupSpec> = {
     message.title = object.title ?? "";
     message.addressType = object.addressType ?? 0;
     message.addresses = object.addresses?.map((e) => e) || [];
+    message.scriptKinds = object.scriptKinds?.map((e) => e) || [];
     return message;
   },
 };
@@ -5101,6 +5281,734 @@ export const NextTriggerTimesResponse: MessageFns<NextTriggerTimesResponse> = {
   },
 };
 
+function createBaseListJobScriptVersionsRequest(): ListJobScriptVersionsRequest {
+  return { jobId: "0", includeSource: false };
+}
+
+export const ListJobScriptVersionsRequest: MessageFns<ListJobScriptVersionsRequest> = {
+  encode(message: ListJobScriptVersionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "0") {
+      writer.uint32(8).int64(message.jobId);
+    }
+    if (message.includeSource !== false) {
+      writer.uint32(16).bool(message.includeSource);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListJobScriptVersionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListJobScriptVersionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.jobId = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.includeSource = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListJobScriptVersionsRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "0",
+      includeSource: isSet(object.includeSource)
+        ? globalThis.Boolean(object.includeSource)
+        : isSet(object.include_source)
+        ? globalThis.Boolean(object.include_source)
+        : false,
+    };
+  },
+
+  toJSON(message: ListJobScriptVersionsRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "0") {
+      obj.jobId = message.jobId;
+    }
+    if (message.includeSource !== false) {
+      obj.includeSource = message.includeSource;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListJobScriptVersionsRequest>): ListJobScriptVersionsRequest {
+    return ListJobScriptVersionsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListJobScriptVersionsRequest>): ListJobScriptVersionsRequest {
+    const message = createBaseListJobScriptVersionsRequest();
+    message.jobId = object.jobId ?? "0";
+    message.includeSource = object.includeSource ?? false;
+    return message;
+  },
+};
+
+function createBaseListJobScriptVersionsResponse(): ListJobScriptVersionsResponse {
+  return { versions: [] };
+}
+
+export const ListJobScriptVersionsResponse: MessageFns<ListJobScriptVersionsResponse> = {
+  encode(message: ListJobScriptVersionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.versions) {
+      JobScriptVersion.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListJobScriptVersionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListJobScriptVersionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.versions.push(JobScriptVersion.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListJobScriptVersionsResponse {
+    return {
+      versions: globalThis.Array.isArray(object?.versions)
+        ? object.versions.map((e: any) => JobScriptVersion.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListJobScriptVersionsResponse): unknown {
+    const obj: any = {};
+    if (message.versions?.length) {
+      obj.versions = message.versions.map((e) => JobScriptVersion.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListJobScriptVersionsResponse>): ListJobScriptVersionsResponse {
+    return ListJobScriptVersionsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListJobScriptVersionsResponse>): ListJobScriptVersionsResponse {
+    const message = createBaseListJobScriptVersionsResponse();
+    message.versions = object.versions?.map((e) => JobScriptVersion.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseJobScriptVersion(): JobScriptVersion {
+  return {
+    id: "0",
+    jobId: "0",
+    glueType: 0,
+    source: "",
+    remark: "",
+    author: "",
+    createdAt: undefined,
+    restoredFromId: "0",
+  };
+}
+
+export const JobScriptVersion: MessageFns<JobScriptVersion> = {
+  encode(message: JobScriptVersion, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.jobId !== "0") {
+      writer.uint32(16).int64(message.jobId);
+    }
+    if (message.glueType !== 0) {
+      writer.uint32(24).int32(message.glueType);
+    }
+    if (message.source !== "") {
+      writer.uint32(34).string(message.source);
+    }
+    if (message.remark !== "") {
+      writer.uint32(42).string(message.remark);
+    }
+    if (message.author !== "") {
+      writer.uint32(50).string(message.author);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(58).fork()).join();
+    }
+    if (message.restoredFromId !== "0") {
+      writer.uint32(64).int64(message.restoredFromId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobScriptVersion {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobScriptVersion();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.jobId = reader.int64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.glueType = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.remark = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.author = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.restoredFromId = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobScriptVersion {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "0",
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "0",
+      glueType: isSet(object.glueType)
+        ? glueTypeFromJSON(object.glueType)
+        : isSet(object.glue_type)
+        ? glueTypeFromJSON(object.glue_type)
+        : 0,
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      remark: isSet(object.remark) ? globalThis.String(object.remark) : "",
+      author: isSet(object.author) ? globalThis.String(object.author) : "",
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      restoredFromId: isSet(object.restoredFromId)
+        ? globalThis.String(object.restoredFromId)
+        : isSet(object.restored_from_id)
+        ? globalThis.String(object.restored_from_id)
+        : "0",
+    };
+  },
+
+  toJSON(message: JobScriptVersion): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    if (message.jobId !== "0") {
+      obj.jobId = message.jobId;
+    }
+    if (message.glueType !== 0) {
+      obj.glueType = glueTypeToJSON(message.glueType);
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.remark !== "") {
+      obj.remark = message.remark;
+    }
+    if (message.author !== "") {
+      obj.author = message.author;
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.restoredFromId !== "0") {
+      obj.restoredFromId = message.restoredFromId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JobScriptVersion>): JobScriptVersion {
+    return JobScriptVersion.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JobScriptVersion>): JobScriptVersion {
+    const message = createBaseJobScriptVersion();
+    message.id = object.id ?? "0";
+    message.jobId = object.jobId ?? "0";
+    message.glueType = object.glueType ?? 0;
+    message.source = object.source ?? "";
+    message.remark = object.remark ?? "";
+    message.author = object.author ?? "";
+    message.createdAt = object.createdAt ?? undefined;
+    message.restoredFromId = object.restoredFromId ?? "0";
+    return message;
+  },
+};
+
+function createBaseGetJobScriptVersionRequest(): GetJobScriptVersionRequest {
+  return { jobId: "0", versionId: "0" };
+}
+
+export const GetJobScriptVersionRequest: MessageFns<GetJobScriptVersionRequest> = {
+  encode(message: GetJobScriptVersionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "0") {
+      writer.uint32(8).int64(message.jobId);
+    }
+    if (message.versionId !== "0") {
+      writer.uint32(16).int64(message.versionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJobScriptVersionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJobScriptVersionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.jobId = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.versionId = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJobScriptVersionRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "0",
+      versionId: isSet(object.versionId)
+        ? globalThis.String(object.versionId)
+        : isSet(object.version_id)
+        ? globalThis.String(object.version_id)
+        : "0",
+    };
+  },
+
+  toJSON(message: GetJobScriptVersionRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "0") {
+      obj.jobId = message.jobId;
+    }
+    if (message.versionId !== "0") {
+      obj.versionId = message.versionId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetJobScriptVersionRequest>): GetJobScriptVersionRequest {
+    return GetJobScriptVersionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetJobScriptVersionRequest>): GetJobScriptVersionRequest {
+    const message = createBaseGetJobScriptVersionRequest();
+    message.jobId = object.jobId ?? "0";
+    message.versionId = object.versionId ?? "0";
+    return message;
+  },
+};
+
+function createBaseGetJobScriptVersionResponse(): GetJobScriptVersionResponse {
+  return { version: undefined };
+}
+
+export const GetJobScriptVersionResponse: MessageFns<GetJobScriptVersionResponse> = {
+  encode(message: GetJobScriptVersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== undefined) {
+      JobScriptVersion.encode(message.version, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJobScriptVersionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJobScriptVersionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.version = JobScriptVersion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJobScriptVersionResponse {
+    return { version: isSet(object.version) ? JobScriptVersion.fromJSON(object.version) : undefined };
+  },
+
+  toJSON(message: GetJobScriptVersionResponse): unknown {
+    const obj: any = {};
+    if (message.version !== undefined) {
+      obj.version = JobScriptVersion.toJSON(message.version);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetJobScriptVersionResponse>): GetJobScriptVersionResponse {
+    return GetJobScriptVersionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetJobScriptVersionResponse>): GetJobScriptVersionResponse {
+    const message = createBaseGetJobScriptVersionResponse();
+    message.version = (object.version !== undefined && object.version !== null)
+      ? JobScriptVersion.fromPartial(object.version)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRestoreJobScriptVersionRequest(): RestoreJobScriptVersionRequest {
+  return { jobId: "0", versionId: "0", remark: "" };
+}
+
+export const RestoreJobScriptVersionRequest: MessageFns<RestoreJobScriptVersionRequest> = {
+  encode(message: RestoreJobScriptVersionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "0") {
+      writer.uint32(8).int64(message.jobId);
+    }
+    if (message.versionId !== "0") {
+      writer.uint32(16).int64(message.versionId);
+    }
+    if (message.remark !== "") {
+      writer.uint32(26).string(message.remark);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RestoreJobScriptVersionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRestoreJobScriptVersionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.jobId = reader.int64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.versionId = reader.int64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remark = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RestoreJobScriptVersionRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "0",
+      versionId: isSet(object.versionId)
+        ? globalThis.String(object.versionId)
+        : isSet(object.version_id)
+        ? globalThis.String(object.version_id)
+        : "0",
+      remark: isSet(object.remark) ? globalThis.String(object.remark) : "",
+    };
+  },
+
+  toJSON(message: RestoreJobScriptVersionRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "0") {
+      obj.jobId = message.jobId;
+    }
+    if (message.versionId !== "0") {
+      obj.versionId = message.versionId;
+    }
+    if (message.remark !== "") {
+      obj.remark = message.remark;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RestoreJobScriptVersionRequest>): RestoreJobScriptVersionRequest {
+    return RestoreJobScriptVersionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RestoreJobScriptVersionRequest>): RestoreJobScriptVersionRequest {
+    const message = createBaseRestoreJobScriptVersionRequest();
+    message.jobId = object.jobId ?? "0";
+    message.versionId = object.versionId ?? "0";
+    message.remark = object.remark ?? "";
+    return message;
+  },
+};
+
+function createBaseRestoreJobScriptVersionResponse(): RestoreJobScriptVersionResponse {
+  return { job: undefined, version: undefined };
+}
+
+export const RestoreJobScriptVersionResponse: MessageFns<RestoreJobScriptVersionResponse> = {
+  encode(message: RestoreJobScriptVersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    if (message.version !== undefined) {
+      JobScriptVersion.encode(message.version, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RestoreJobScriptVersionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRestoreJobScriptVersionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = JobScriptVersion.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RestoreJobScriptVersionResponse {
+    return {
+      job: isSet(object.job) ? Job.fromJSON(object.job) : undefined,
+      version: isSet(object.version) ? JobScriptVersion.fromJSON(object.version) : undefined,
+    };
+  },
+
+  toJSON(message: RestoreJobScriptVersionResponse): unknown {
+    const obj: any = {};
+    if (message.job !== undefined) {
+      obj.job = Job.toJSON(message.job);
+    }
+    if (message.version !== undefined) {
+      obj.version = JobScriptVersion.toJSON(message.version);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RestoreJobScriptVersionResponse>): RestoreJobScriptVersionResponse {
+    return RestoreJobScriptVersionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RestoreJobScriptVersionResponse>): RestoreJobScriptVersionResponse {
+    const message = createBaseRestoreJobScriptVersionResponse();
+    message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
+    message.version = (object.version !== undefined && object.version !== null)
+      ? JobScriptVersion.fromPartial(object.version)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseExecutor(): Executor {
   return {
     appName: "",
@@ -5120,6 +6028,7 @@ function createBaseExecutor(): Executor {
     adminInstanceId: "",
     unresponsiveLogIds: [],
     eventLoopLagMs: 0,
+    scriptKinds: [],
   };
 }
 
@@ -5179,6 +6088,13 @@ export const Executor: MessageFns<Executor> = {
     }
     if (message.eventLoopLagMs !== 0) {
       writer.uint32(136).uint32(message.eventLoopLagMs);
+    }
+    if (message.scriptKinds.length !== 0) {
+      writer.uint32(146).fork();
+      for (const v of message.scriptKinds) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -5345,6 +6261,24 @@ export const Executor: MessageFns<Executor> = {
             message.eventLoopLagMs = reader.uint32();
             continue;
           }
+          case 18: {
+            if (tag === 144) {
+              message.scriptKinds.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 146) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.scriptKinds.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5439,6 +6373,11 @@ export const Executor: MessageFns<Executor> = {
         : isSet(object.event_loop_lag_ms)
         ? globalThis.Number(object.event_loop_lag_ms)
         : 0,
+      scriptKinds: globalThis.Array.isArray(object?.scriptKinds)
+        ? object.scriptKinds.map((e: any) => glueTypeFromJSON(e))
+        : globalThis.Array.isArray(object?.script_kinds)
+        ? object.script_kinds.map((e: any) => glueTypeFromJSON(e))
+        : [],
     };
   },
 
@@ -5501,6 +6440,9 @@ export const Executor: MessageFns<Executor> = {
     if (message.eventLoopLagMs !== 0) {
       obj.eventLoopLagMs = Math.round(message.eventLoopLagMs);
     }
+    if (message.scriptKinds?.length) {
+      obj.scriptKinds = message.scriptKinds.map((e) => glueTypeToJSON(e));
+    }
     return obj;
   },
 
@@ -5534,6 +6476,7 @@ export const Executor: MessageFns<Executor> = {
     message.adminInstanceId = object.adminInstanceId ?? "";
     message.unresponsiveLogIds = object.unresponsiveLogIds?.map((e) => e) || [];
     message.eventLoopLagMs = object.eventLoopLagMs ?? 0;
+    message.scriptKinds = object.scriptKinds?.map((e) => e) || [];
     return message;
   },
 };
@@ -7479,7 +8422,15 @@ export const GetDashboardResponse: MessageFns<GetDashboardResponse> = {
 };
 
 function createBaseUser(): User {
-  return { id: "0", username: "", role: 0, groupIds: [], createdAt: undefined, updatedAt: undefined };
+  return {
+    id: "0",
+    username: "",
+    role: 0,
+    groupIds: [],
+    canEditScripts: false,
+    createdAt: undefined,
+    updatedAt: undefined,
+  };
 }
 
 export const User: MessageFns<User> = {
@@ -7499,6 +8450,9 @@ export const User: MessageFns<User> = {
         writer.int64(v);
       }
       writer.join();
+    }
+    if (message.canEditScripts !== false) {
+      writer.uint32(56).bool(message.canEditScripts);
     }
     if (message.createdAt !== undefined) {
       Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(42).fork()).join();
@@ -7564,6 +8518,14 @@ export const User: MessageFns<User> = {
 
             break;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.canEditScripts = reader.bool();
+            continue;
+          }
           case 5: {
             if (tag !== 42) {
               break;
@@ -7602,6 +8564,11 @@ export const User: MessageFns<User> = {
         : globalThis.Array.isArray(object?.group_ids)
         ? object.group_ids.map((e: any) => globalThis.String(e))
         : [],
+      canEditScripts: isSet(object.canEditScripts)
+        ? globalThis.Boolean(object.canEditScripts)
+        : isSet(object.can_edit_scripts)
+        ? globalThis.Boolean(object.can_edit_scripts)
+        : false,
       createdAt: isSet(object.createdAt)
         ? fromJsonTimestamp(object.createdAt)
         : isSet(object.created_at)
@@ -7629,6 +8596,9 @@ export const User: MessageFns<User> = {
     if (message.groupIds?.length) {
       obj.groupIds = message.groupIds;
     }
+    if (message.canEditScripts !== false) {
+      obj.canEditScripts = message.canEditScripts;
+    }
     if (message.createdAt !== undefined) {
       obj.createdAt = message.createdAt.toISOString();
     }
@@ -7647,6 +8617,7 @@ export const User: MessageFns<User> = {
     message.username = object.username ?? "";
     message.role = object.role ?? 0;
     message.groupIds = object.groupIds?.map((e) => e) || [];
+    message.canEditScripts = object.canEditScripts ?? false;
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
     return message;
@@ -8230,7 +9201,7 @@ export const ChangePasswordResponse: MessageFns<ChangePasswordResponse> = {
 };
 
 function createBaseCreateUserRequest(): CreateUserRequest {
-  return { username: "", password: "", role: 0, groupIds: [] };
+  return { username: "", password: "", role: 0, groupIds: [], canEditScripts: false };
 }
 
 export const CreateUserRequest: MessageFns<CreateUserRequest> = {
@@ -8250,6 +9221,9 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
         writer.int64(v);
       }
       writer.join();
+    }
+    if (message.canEditScripts !== false) {
+      writer.uint32(40).bool(message.canEditScripts);
     }
     return writer;
   },
@@ -8309,6 +9283,14 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
 
             break;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.canEditScripts = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8331,6 +9313,11 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
         : globalThis.Array.isArray(object?.group_ids)
         ? object.group_ids.map((e: any) => globalThis.String(e))
         : [],
+      canEditScripts: isSet(object.canEditScripts)
+        ? globalThis.Boolean(object.canEditScripts)
+        : isSet(object.can_edit_scripts)
+        ? globalThis.Boolean(object.can_edit_scripts)
+        : false,
     };
   },
 
@@ -8348,6 +9335,9 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
     if (message.groupIds?.length) {
       obj.groupIds = message.groupIds;
     }
+    if (message.canEditScripts !== false) {
+      obj.canEditScripts = message.canEditScripts;
+    }
     return obj;
   },
 
@@ -8360,6 +9350,7 @@ export const CreateUserRequest: MessageFns<CreateUserRequest> = {
     message.password = object.password ?? "";
     message.role = object.role ?? 0;
     message.groupIds = object.groupIds?.map((e) => e) || [];
+    message.canEditScripts = object.canEditScripts ?? false;
     return message;
   },
 };
@@ -8432,7 +9423,7 @@ export const CreateUserResponse: MessageFns<CreateUserResponse> = {
 };
 
 function createBaseUpdateUserRequest(): UpdateUserRequest {
-  return { id: "0", role: 0, groupIds: [], replaceGroupIds: false, password: "" };
+  return { id: "0", role: 0, groupIds: [], replaceGroupIds: false, password: "", canEditScripts: undefined };
 }
 
 export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
@@ -8455,6 +9446,9 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
     }
     if (message.password !== "") {
       writer.uint32(42).string(message.password);
+    }
+    if (message.canEditScripts !== undefined) {
+      writer.uint32(48).bool(message.canEditScripts);
     }
     return writer;
   },
@@ -8522,6 +9516,14 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
             message.password = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.canEditScripts = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8549,6 +9551,11 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
         ? globalThis.Boolean(object.replace_group_ids)
         : false,
       password: isSet(object.password) ? globalThis.String(object.password) : "",
+      canEditScripts: isSet(object.canEditScripts)
+        ? globalThis.Boolean(object.canEditScripts)
+        : isSet(object.can_edit_scripts)
+        ? globalThis.Boolean(object.can_edit_scripts)
+        : undefined,
     };
   },
 
@@ -8569,6 +9576,9 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
     if (message.password !== "") {
       obj.password = message.password;
     }
+    if (message.canEditScripts !== undefined) {
+      obj.canEditScripts = message.canEditScripts;
+    }
     return obj;
   },
 
@@ -8582,6 +9592,7 @@ export const UpdateUserRequest: MessageFns<UpdateUserRequest> = {
     message.groupIds = object.groupIds?.map((e) => e) || [];
     message.replaceGroupIds = object.replaceGroupIds ?? false;
     message.password = object.password ?? "";
+    message.canEditScripts = object.canEditScripts ?? undefined;
     return message;
   },
 };
@@ -9641,7 +10652,10 @@ export const RevokeApiTokenResponse: MessageFns<RevokeApiTokenResponse> = {
  * or an object it touches (a job's group, its child jobs, a log's group), gets
  * PERMISSION_DENIED. Roles: USER_ROLE_ADMIN may do everything;
  * USER_ROLE_OPERATOR manages jobs, triggers, logs and kills of its granted
- * groups; USER_ROLE_VIEWER reads its granted groups. Invalid fields fail with
+ * groups; USER_ROLE_VIEWER reads its granted groups. Creating or changing a
+ * job's script (a GLUE job's source or kind, or restoring a version) also
+ * needs the script permission (User.can_edit_scripts), which an admin grants
+ * separately: operating jobs does not imply it. Invalid fields fail with
  * INVALID_ARGUMENT and a message naming the field; unknown ids fail with
  * NOT_FOUND. A failed call never changes stored data. No read call returns a
  * secret (tokens and password hashes).
@@ -9800,6 +10814,36 @@ export const AdminServiceDefinition = {
       requestType: NextTriggerTimesRequest as typeof NextTriggerTimesRequest,
       requestStream: false,
       responseType: NextTriggerTimesResponse as typeof NextTriggerTimesResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Lists a script job's stored script versions, newest first (the last 30). */
+    listJobScriptVersions: {
+      name: "ListJobScriptVersions",
+      requestType: ListJobScriptVersionsRequest as typeof ListJobScriptVersionsRequest,
+      requestStream: false,
+      responseType: ListJobScriptVersionsResponse as typeof ListJobScriptVersionsResponse,
+      responseStream: false,
+      options: {},
+    },
+    /** Returns one stored script version with its source. */
+    getJobScriptVersion: {
+      name: "GetJobScriptVersion",
+      requestType: GetJobScriptVersionRequest as typeof GetJobScriptVersionRequest,
+      requestStream: false,
+      responseType: GetJobScriptVersionResponse as typeof GetJobScriptVersionResponse,
+      responseStream: false,
+      options: {},
+    },
+    /**
+     * Makes a stored version the job's current script again, saved as a new
+     * version. Needs the script permission.
+     */
+    restoreJobScriptVersion: {
+      name: "RestoreJobScriptVersion",
+      requestType: RestoreJobScriptVersionRequest as typeof RestoreJobScriptVersionRequest,
+      requestStream: false,
+      responseType: RestoreJobScriptVersionResponse as typeof RestoreJobScriptVersionResponse,
       responseStream: false,
       options: {},
     },
@@ -10049,6 +11093,24 @@ export interface AdminServiceImplementation<CallContextExt = {}> {
     request: NextTriggerTimesRequest,
     context: CallContext & CallContextExt,
   ): Promise<DeepPartial<NextTriggerTimesResponse>>;
+  /** Lists a script job's stored script versions, newest first (the last 30). */
+  listJobScriptVersions(
+    request: ListJobScriptVersionsRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<ListJobScriptVersionsResponse>>;
+  /** Returns one stored script version with its source. */
+  getJobScriptVersion(
+    request: GetJobScriptVersionRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<GetJobScriptVersionResponse>>;
+  /**
+   * Makes a stored version the job's current script again, saved as a new
+   * version. Needs the script permission.
+   */
+  restoreJobScriptVersion(
+    request: RestoreJobScriptVersionRequest,
+    context: CallContext & CallContextExt,
+  ): Promise<DeepPartial<RestoreJobScriptVersionResponse>>;
   /** Lists the executors connected now. */
   listExecutors(
     request: ListExecutorsRequest,
@@ -10198,6 +11260,24 @@ export interface AdminServiceClient<CallOptionsExt = {}> {
     request: DeepPartial<NextTriggerTimesRequest>,
     options?: CallOptions & CallOptionsExt,
   ): Promise<NextTriggerTimesResponse>;
+  /** Lists a script job's stored script versions, newest first (the last 30). */
+  listJobScriptVersions(
+    request: DeepPartial<ListJobScriptVersionsRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<ListJobScriptVersionsResponse>;
+  /** Returns one stored script version with its source. */
+  getJobScriptVersion(
+    request: DeepPartial<GetJobScriptVersionRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<GetJobScriptVersionResponse>;
+  /**
+   * Makes a stored version the job's current script again, saved as a new
+   * version. Needs the script permission.
+   */
+  restoreJobScriptVersion(
+    request: DeepPartial<RestoreJobScriptVersionRequest>,
+    options?: CallOptions & CallOptionsExt,
+  ): Promise<RestoreJobScriptVersionResponse>;
   /** Lists the executors connected now. */
   listExecutors(
     request: DeepPartial<ListExecutorsRequest>,

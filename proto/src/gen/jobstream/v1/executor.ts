@@ -38,7 +38,10 @@ export const RejectReason = {
   REJECT_REASON_SHUTTING_DOWN: 4,
   /** REJECT_REASON_UNKNOWN_RUN - The run named does not exist on this executor (KillRequest, LogReadRequest). */
   REJECT_REASON_UNKNOWN_RUN: 5,
-  /** REJECT_REASON_INVALID - The request was malformed (for example an unsupported GLUE type). */
+  /**
+   * REJECT_REASON_INVALID - The request was malformed, or asked for a script kind this executor did
+   * not opt into (Register.script_kinds).
+   */
   REJECT_REASON_INVALID: 6,
   /**
    * REJECT_REASON_EXPIRED - The request arrived after its answer_by, or after the executor itself was
@@ -299,6 +302,15 @@ export interface Register {
    * what executors predating this field send): no runs beyond capacity.
    */
   pipelineWindow: number;
+  /**
+   * The script (GLUE) kinds this executor opted into running, for example
+   * GLUE_TYPE_SHELL. Empty (the default, and what executors predating this
+   * field send): it runs handler (BEAN) jobs only. An admin MUST NOT send a
+   * RunRequest whose glue_type is a script kind outside this list, and an
+   * executor MUST refuse such a run with REJECT_REASON_INVALID whatever the
+   * admin sends. GLUE_TYPE_BEAN and GLUE_TYPE_UNSPECIFIED are not listed here.
+   */
+  scriptKinds: GlueType[];
 }
 
 export interface Register_LabelsEntry {
@@ -366,7 +378,7 @@ export interface RunRequest {
   attempt: number;
   /** The job being run. */
   jobId: string;
-  /** The handler to run (for GLUE jobs: empty, see glue_type). */
+  /** The handler to run (for script jobs: empty, see glue_type). */
   handler: string;
   /** The job parameter, passed to the handler as-is. */
   param: string;
@@ -380,13 +392,27 @@ export interface RunRequest {
   shardIndex: number;
   /** Number of shards; 1 when the job is not sharded. */
   shardTotal: number;
-  /** Reserved for script (GLUE) jobs: the script kind, BEAN for handler jobs. */
+  /**
+   * How the run's code is supplied: GLUE_TYPE_BEAN (or UNSPECIFIED, from
+   * admins predating scripts) runs the registered handler named by `handler`;
+   * a script kind (SHELL, PYTHON, NODEJS, POWERSHELL) runs glue_source in a
+   * child process. An executor runs a script only if it listed the kind in
+   * Register.script_kinds; otherwise it refuses with REJECT_REASON_INVALID.
+   * A script is started as `<interpreter> <script file> <param> <shard_index>
+   * <shard_total>` in a fresh working directory, with the environment
+   * variables JOBSTREAM_PARAM, JOBSTREAM_SHARD_INDEX, JOBSTREAM_SHARD_TOTAL,
+   * JOBSTREAM_JOB_ID and JOBSTREAM_LOG_ID; its stdout and stderr go to the
+   * run's log; exit code 0 is SUCCEEDED, anything else FAILED with the last
+   * lines of stderr as the message. Kill and timeout end its whole process
+   * group.
+   */
   glueType: GlueType;
-  /** Reserved for script (GLUE) jobs: the script source. */
+  /** For script jobs: the script source (UTF-8). Empty for BEAN runs. */
   glueSource: string;
   /**
-   * Reserved for script (GLUE) jobs: when the source last changed, so an
-   * executor can cache compiled scripts.
+   * For script jobs: when the source last changed. Together with job_id it
+   * identifies a script version, so an executor may cache the script file
+   * under (job_id, glue_updated_at).
    */
   glueUpdatedAt?:
     | Date
@@ -1259,6 +1285,7 @@ function createBaseRegister(): Register {
     unacknowledgedResults: [],
     protocolVersion: 0,
     pipelineWindow: 0,
+    scriptKinds: [],
   };
 }
 
@@ -1302,6 +1329,13 @@ export const Register: MessageFns<Register> = {
     }
     if (message.pipelineWindow !== 0) {
       writer.uint32(104).uint32(message.pipelineWindow);
+    }
+    if (message.scriptKinds.length !== 0) {
+      writer.uint32(114).fork();
+      for (const v of message.scriptKinds) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1426,6 +1460,24 @@ export const Register: MessageFns<Register> = {
             message.pipelineWindow = reader.uint32();
             continue;
           }
+          case 14: {
+            if (tag === 112) {
+              message.scriptKinds.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 114) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.scriptKinds.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1498,6 +1550,11 @@ export const Register: MessageFns<Register> = {
         : isSet(object.pipeline_window)
         ? globalThis.Number(object.pipeline_window)
         : 0,
+      scriptKinds: globalThis.Array.isArray(object?.scriptKinds)
+        ? object.scriptKinds.map((e: any) => glueTypeFromJSON(e))
+        : globalThis.Array.isArray(object?.script_kinds)
+        ? object.script_kinds.map((e: any) => glueTypeFromJSON(e))
+        : [],
     };
   },
 
@@ -1548,6 +1605,9 @@ export const Register: MessageFns<Register> = {
     if (message.pipelineWindow !== 0) {
       obj.pipelineWindow = Math.round(message.pipelineWindow);
     }
+    if (message.scriptKinds?.length) {
+      obj.scriptKinds = message.scriptKinds.map((e) => glueTypeToJSON(e));
+    }
     return obj;
   },
 
@@ -1577,6 +1637,7 @@ export const Register: MessageFns<Register> = {
     message.unacknowledgedResults = object.unacknowledgedResults?.map((e) => RunRef.fromPartial(e)) || [];
     message.protocolVersion = object.protocolVersion ?? 0;
     message.pipelineWindow = object.pipelineWindow ?? 0;
+    message.scriptKinds = object.scriptKinds?.map((e) => e) || [];
     return message;
   },
 };
