@@ -38,12 +38,14 @@ function plan(options: BenchOptions): Planned[] {
       });
     }
   }
-  if (options.only.has('throughput')) {
+  if (options.only.has('throughput') || options.only.has('throughput-1')) {
     planned.push({
       scenario: 'throughput',
       name: 'throughput 1 admin',
       run: context => runThroughput(context, 1),
     });
+  }
+  if (options.only.has('throughput')) {
     planned.push({
       scenario: 'throughput',
       name: 'throughput 2 admins',

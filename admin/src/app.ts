@@ -9,6 +9,7 @@ import { createDatabase, type Db } from './db/database.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrateToLatest } from './db/migrate.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
+import { HeldAcceptances } from './dispatch/held-acceptances.js';
 import { ChildJobs } from './followups/child-jobs.js';
 import { FailureMonitor } from './followups/failure-monitor.js';
 import { Router } from './dispatch/router.js';
@@ -161,8 +162,11 @@ export class AdminApp {
 
     // Set once the dispatcher exists; results only arrive after the server listens.
     const followUps: { childJobs?: ChildJobs } = {};
+    const acceptances = new HeldAcceptances({ db, logger: logger.child({ component: 'dispatcher' }) });
+    this.#releasers.push({ name: 'accepted runs held', release: () => acceptances.stop() });
     const results = new ResultRecorder({
       db,
+      acceptances,
       logger: logger.child({ component: 'results' }),
       metrics: this.metrics,
       onResultStored: (result, stored) => {
@@ -186,6 +190,7 @@ export class AdminApp {
       logger: logger.child({ component: 'dispatcher' }),
       metrics: this.metrics,
       requestDeadlineMs: config.requestDeadlineMs,
+      acceptances,
     });
     this.#releasers.push({ name: 'dispatcher background work', release: () => dispatcher.stop() });
     const children = new ChildJobs({ db, dispatcher, logger: logger.child({ component: 'child-jobs' }) });

@@ -1,4 +1,4 @@
-export const SCENARIOS = ['lateness', 'throughput', 'api', 'failover', 'scale'] as const;
+export const SCENARIOS = ['lateness', 'throughput', 'throughput-1', 'api', 'failover', 'scale'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -33,7 +33,7 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [--only lateness,throughput,api,failover,scale] [--quick] [options]
 
-  --only LIST            scenarios to run (default: all)
+  --only LIST            scenarios to run (default: all); throughput-1 is throughput with one admin only
   --quick                short windows and a smaller scale (a smoke run)
   --capacity N           executors' capacity (default: the SDK's default, as users get it)
   --rates LIST           lateness: fires per second (default 100,1000,5000)

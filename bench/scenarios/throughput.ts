@@ -70,22 +70,26 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
       Date.now() < fromMs ? 'warming up' : Date.now() < toMs ? 'measuring' : 'settling',
     );
     let metricsAtStart: (string | undefined)[] = [];
+    let rowWritesAtStart: RowWrites | undefined;
+    let rowWritesAtEnd: RowWrites | undefined;
     let metricsAtEnd: (string | undefined)[] = [];
     let before: Map<string, ProcSample> | undefined;
     let after: Map<string, ProcSample> | undefined;
     let hostBefore, hostAfter;
     try {
       await sleepUntil(fromMs, context.signal);
-      [before, hostBefore, metricsAtStart] = await Promise.all([
+      [before, hostBefore, metricsAtStart, rowWritesAtStart] = await Promise.all([
         cluster.sampleProcesses(),
         sampleHostCpu(),
         Promise.all(cluster.admins.map(admin => cluster.scrapeMetrics(admin))),
+        sampleRowWrites(cluster),
       ]);
       await sleepUntil(toMs, context.signal);
-      [after, hostAfter, metricsAtEnd] = await Promise.all([
+      [after, hostAfter, metricsAtEnd, rowWritesAtEnd] = await Promise.all([
         cluster.sampleProcesses(),
         sampleHostCpu(),
         Promise.all(cluster.admins.map(admin => cluster.scrapeMetrics(admin))),
+        sampleRowWrites(cluster),
       ]);
       await sleepUntil(toMs + options.settleMs, context.signal);
     } finally {
@@ -134,6 +138,16 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
     const statements = inWindow.reduce((sum, m) => sum + counterTotal(m, 'jobstream_db_statements_total'), 0);
     const results = inWindow.reduce((sum, m) => sum + counterTotal(m, 'jobstream_run_results_total'), 0);
     const statementsPerResult = results > 0 ? round(statements / results, 2) : undefined;
+    const rowWrites =
+      rowWritesAtStart && rowWritesAtEnd && results > 0
+        ? {
+            triggerLogPerResult: round(
+              (rowWritesAtEnd.triggerLog - rowWritesAtStart.triggerLog) / results,
+              2,
+            ),
+            jobPerResult: round((rowWritesAtEnd.job - rowWritesAtStart.job) / results, 2),
+          }
+        : undefined;
     const cpu = before && after ? cpuPercents(before, after) : undefined;
     const adminCpuPercent = cpu
       ? Object.entries(cpu)
@@ -179,6 +193,12 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
         },
         {
           scenario: name,
+          metric: 'row writes per result (log / job)',
+          value: rowWrites ? `${rowWrites.triggerLogPerResult} / ${rowWrites.jobPerResult}` : 'n/a',
+          goal: '',
+        },
+        {
+          scenario: name,
           metric: 'admin CPU ms per result',
           value: adminCpuMsPerResult === undefined ? 'n/a' : String(adminCpuMsPerResult),
           goal: '≤ 0.06',
@@ -203,6 +223,7 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
         crossCheck,
         cpuPercent: cpu,
         statementsPerResult,
+        rowWritesPerResult: rowWrites,
         adminCpuMsPerResult,
         adminMetricsInWindow: inWindow,
         executorLagMaxMs: executorLag(executors, fromMs, toMs),
@@ -215,4 +236,19 @@ export async function runThroughput(context: BenchContext, admins: 1 | 2): Promi
   } finally {
     await cluster.close();
   }
+}
+
+/** Rows inserted, updated or deleted so far, per table (PostgreSQL's statistics, which lag up to a second). */
+interface RowWrites {
+  triggerLog: number;
+  job: number;
+}
+
+async function sampleRowWrites(cluster: Cluster): Promise<RowWrites> {
+  const { rows } = await cluster.db.pool.query<{ relname: string; writes: string }>(
+    `select relname, (n_tup_ins + n_tup_upd + n_tup_del)::text as writes
+       from pg_stat_user_tables where relname in ('trigger_log', 'job')`,
+  );
+  const writes = (table: string) => Number(rows.find(row => row.relname === table)?.writes ?? 0);
+  return { triggerLog: writes('trigger_log'), job: writes('job') };
 }

@@ -198,6 +198,50 @@ export async function recordDispatches(
   );
 }
 
+/**
+ * A run result, and the executor's acceptance of the run when it was not recorded yet
+ * (see HeldAcceptances): stored together, one row update instead of two.
+ */
+export interface ResultToStore extends RunResultInput {
+  acceptance?: Omit<DispatchRecord, 'outcome' | 'claimedBy'>;
+}
+
+/** Whether an acceptance stored with a result (columns of `v`) may land on log `l`. */
+const ACCEPTANCE_STILL_APPLIES = sql`(v.accepted_session_id = l.executor_session_id and l.dispatch_outcome <> 'FAILED')`;
+
+/**
+ * Records acceptances that were held back for their results (see HeldAcceptances) and
+ * whose results did not come in time. Fenced by the session: one that lands late must
+ * not undo what happened meanwhile, so it lands only on a log still naming the session
+ * that accepted and not failed. A log the executor's next Register settled (accepted on
+ * the new session, released to be sent again, or lost) names another session or none.
+ */
+export async function recordHeldAcceptances(
+  db: Db,
+  acceptances: readonly (Omit<DispatchRecord, 'outcome' | 'claimedBy'> & {
+    logId: string;
+    attempt: number;
+  })[],
+): Promise<void> {
+  if (acceptances.length === 0) return;
+  await sql`
+    update trigger_log as l
+       set dispatch_outcome = 'ACCEPTED',
+           triggered_at = v.triggered_at,
+           claimed_by = null,
+           trigger_message = v.message
+      from unnest(${acceptances.map(a => a.logId)}::bigint[],
+                  ${acceptances.map(a => a.attempt)}::int[],
+                  ${acceptances.map(a => a.triggeredAt)}::timestamptz[],
+                  ${acceptances.map(a => a.executorSessionId)}::text[],
+                  ${acceptances.map(a => a.message)}::text[])
+           as v(id, attempt, triggered_at, session_id, message)
+     where l.id = v.id
+       and l.attempt = v.attempt
+       and l.executor_session_id = v.session_id
+       and l.dispatch_outcome in ('PENDING', 'ACCEPTED')`.execute(db);
+}
+
 /** A result this call stored, with what follow-up work needs to know. */
 export interface StoredResult {
   jobId: string;
@@ -401,7 +445,7 @@ export async function settleRunsInDoubt(
  */
 export async function applyRunResults(
   db: Db,
-  results: readonly RunResultInput[],
+  results: readonly ResultToStore[],
   receivedAt: Date,
 ): Promise<(StoredResult | undefined)[]> {
   if (results.length === 0) return [];
@@ -413,16 +457,19 @@ export async function applyRunResults(
     return true;
   });
   const values = sql.join(
-    unique.map(
-      r =>
-        sql`(${r.logId}::bigint, ${r.attempt}::int, ${r.outcome}::text, ${r.message}::text, ${r.startedAt}::timestamptz, ${r.finishedAt}::timestamptz)`,
-    ),
+    unique.map(({ acceptance: a, ...r }) => {
+      const accepted = a
+        ? sql`${a.triggeredAt}::timestamptz, ${a.executorSessionId}::text, ${a.message}::text`
+        : sql`null::timestamptz, null::text, null::text`;
+      return sql`(${r.logId}::bigint, ${r.attempt}::int, ${r.outcome}::text, ${r.message}::text, ${r.startedAt}::timestamptz, ${r.finishedAt}::timestamptz, ${accepted})`;
+    }),
   );
   // FIX_DELAY schedules its next fire N seconds after a scheduled run finished. Doing it
   // in the statement that stores the result makes it atomic with it and costs no extra
   // round trip; a duplicate result updates nothing, so it advances nothing either.
   const { rows } = await sql<{ id: string; attempt: number; job_id: string; has_child_jobs: boolean }>`
-    with v(log_id, attempt, outcome, message, started_at, finished_at) as (values ${values}),
+    with v(log_id, attempt, outcome, message, started_at, finished_at,
+           accepted_at, accepted_session_id, trigger_message) as (values ${values}),
     applied as (
       update trigger_log l
          set outcome = v.outcome,
@@ -433,6 +480,9 @@ export async function applyRunResults(
              -- A result proves the executor took the run, even if the admin that sent it
              -- died before recording the executor's answer.
              dispatch_outcome = case when l.dispatch_outcome = 'PENDING' then 'ACCEPTED' else l.dispatch_outcome end,
+             -- An acceptance stored with its result is fenced as recordHeldAcceptances is.
+             triggered_at = case when ${ACCEPTANCE_STILL_APPLIES} then v.accepted_at else l.triggered_at end,
+             trigger_message = case when ${ACCEPTANCE_STILL_APPLIES} then v.trigger_message else l.trigger_message end,
              claimed_by = null,
              unroutable_since = null
         from v

@@ -28,6 +28,7 @@ import {
   type ExecutorTarget,
   type RunOrder,
 } from './executor-port.js';
+import type { HeldAcceptances } from './held-acceptances.js';
 import type { RouteTarget, Router } from './router.js';
 
 export interface TriggerRequest {
@@ -50,6 +51,11 @@ export interface DispatcherOptions {
   logger: Logger;
   metrics: AdminMetrics;
   requestDeadlineMs: number;
+  /**
+   * Where the acceptances of scheduled fires wait to be stored with their results (see
+   * HeldAcceptances); without it each is recorded at once.
+   */
+  acceptances?: HeldAcceptances;
 }
 
 type LogBase = Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'>;
@@ -618,15 +624,22 @@ export class Dispatcher {
     }
     const outcome = verdict.kind === 'accepted' ? 'ACCEPTED' : 'FAILED';
     this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
-    await this.#record({
+    const record = {
       logId: log.id,
-      outcome,
       triggeredAt,
       executorInstance: handle.instanceName,
       executorSessionId: handle.sessionId,
       message,
       claimedBy: sender.claimedBy,
-    });
+    };
+    const { acceptances } = this.#options;
+    // A scheduled fire's acceptance waits for its result, to be stored in the same row
+    // update; nobody waits for it. A trigger's caller reads its log next: recorded now.
+    if (outcome === 'ACCEPTED' && sender.claimedBy !== null && acceptances) {
+      acceptances.hold({ ...record, attempt: log.attempt });
+    } else {
+      await this.#record({ ...record, outcome });
+    }
     return {
       ...log,
       triggeredAt,

@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.js';
-import { applyRunResults, type StoredResult } from '../db/logs.repository.js';
+import { applyRunResults, type ResultToStore, type StoredResult } from '../db/logs.repository.js';
+import type { HeldAcceptances } from '../dispatch/held-acceptances.js';
 import type { RunResultInput } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
@@ -18,6 +19,8 @@ export interface ResultRecorderOptions {
   db: Db;
   logger: Logger;
   metrics: AdminMetrics;
+  /** Acceptances held back to be stored with their results (see HeldAcceptances). */
+  acceptances?: HeldAcceptances;
   /** Called once per result that this admin stored (never for duplicates). */
   onResultStored?: (result: RunResultInput, stored: StoredResult) => void;
 }
@@ -35,14 +38,38 @@ export class ResultRecorder {
 
   constructor(options: ResultRecorderOptions) {
     this.#options = options;
-    this.#writes = new GroupCommit(
-      results => retryOnDeadlock(() => applyRunResults(options.db, results, new Date())),
-      1_000,
-      RESULT_LINGER_MS,
-    );
+    this.#writes = new GroupCommit(results => this.#store(results), 1_000, RESULT_LINGER_MS);
   }
 
   /** Returns true when stored now, false for a duplicate. Throws only if `signal` aborts first. */
+  /**
+   * Stores a batch of results, each with its run's acceptance when that is still held:
+   * taken as the batch is written, not as the result arrives, because an executor's
+   * reply and its result often come in one message and the dispatcher holds the
+   * acceptance only once it has read the reply.
+   */
+  async #store(results: RunResultInput[]): Promise<(StoredResult | undefined)[]> {
+    const { acceptances, db } = this.#options;
+    const taken = results.map(result => acceptances?.take(result.logId, result.attempt));
+    const toStore = results.map((result, index): ResultToStore => {
+      const acceptance = taken[index];
+      return acceptance ? { ...result, acceptance } : result;
+    });
+    let stored: (StoredResult | undefined)[];
+    try {
+      stored = await retryOnDeadlock(() => applyRunResults(db, toStore, new Date()));
+    } catch (error) {
+      for (const acceptance of taken) if (acceptance) acceptances?.release(acceptance);
+      throw error;
+    }
+    // A duplicate stored nothing, its acceptance neither.
+    stored.forEach((result, index) => {
+      const acceptance = taken[index];
+      if (!result && acceptance) acceptances?.release(acceptance);
+    });
+    return stored;
+  }
+
   async record(result: RunResultInput, signal: AbortSignal): Promise<boolean> {
     for (let attempt = 0; ; attempt += 1) {
       try {
