@@ -99,11 +99,6 @@ export class ScriptRunner {
     return this.kinds.map(kind => GLUE_TYPE_OF_KIND[kind]);
   }
 
-  /** Running script processes (their group leaders), for tests and diagnostics. */
-  get liveGroups(): number {
-    return this.#groups.size;
-  }
-
   /** See {@link ScriptAdmission}. */
   admit(glueType: GlueType): ScriptAdmission {
     if (glueType === GlueType.GLUE_TYPE_BEAN || glueType === GlueType.GLUE_TYPE_UNSPECIFIED) return undefined;
