@@ -158,6 +158,29 @@ def test_abort_ends_the_whole_group_with_sigkill_after_the_grace(tmp_path):
     assert not alive(pid)
 
 
+def test_stop_ends_running_scripts_with_their_groups(tmp_path):
+    scripts, _ = runner(tmp_path, script_kinds=["SHELL"], script_kill_grace_ms=5_000)
+
+    async def scenario():
+        lines = []
+        signal = CancelSignal(asyncio.get_running_loop())
+        task = asyncio.ensure_future(
+            scripts.run(request('sleep 300 &\necho "grandchild $!"\nwait'), "SHELL", signal, lines.append)
+        )
+        while not any(line.startswith("grandchild ") for line in lines):
+            await asyncio.sleep(0.02)
+        signal._abort("shutdown", "stopping")  # what the scheduler's shutdown does first
+        await scripts.stop()
+        await task
+        # Nothing starts after stop().
+        late = await run_script(scripts, request("echo late", log_id=99))
+        return int(lines[0][len("grandchild ") :]), late
+
+    pid, (late_outcome, late_text, late_lines) = asyncio.run(scenario())
+    assert not alive(pid)
+    assert (late_outcome, late_text, late_lines) == (types.RUN_OUTCOME_FAILED, "run ended before the script started", [])
+
+
 def test_a_missing_interpreter_fails_the_run(tmp_path):
     scripts, _ = runner(tmp_path, script_kinds=["SHELL"], script_interpreters={"SHELL": "/nonexistent/sh"})
     outcome, text, _ = asyncio.run(run_script(scripts, request("echo hi")))

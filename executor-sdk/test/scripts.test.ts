@@ -148,6 +148,23 @@ describe('script runs', () => {
     expect(await readdir(path.join(dataDir, 'glue', 'scripts'))).toEqual([`9-${second.getTime()}.sh`]);
   });
 
+  it('fails a non-zero exit with the last stderrTailLines lines of stderr, and says the exit code when stderr is empty', async () => {
+    const { session } = await connected({ scripts: { kinds: ['SHELL'], stderrTailLines: 2 } });
+    await session.run(
+      script('81', GlueType.GLUE_TYPE_SHELL, 'for i in 1 2 3; do echo "e$i" >&2; done\nexit 4'),
+    );
+    await session.run(script('82', GlueType.GLUE_TYPE_SHELL, 'echo out\nkill -9 $$', { jobId: '2' }));
+    expect(await session.waitForResult('81')).toMatchObject({
+      outcome: RunOutcome.RUN_OUTCOME_FAILED,
+      message: 'e2\ne3',
+    });
+    expect(await session.waitForResult('82')).toMatchObject({
+      outcome: RunOutcome.RUN_OUTCOME_FAILED,
+      message: 'script failed: ended by signal SIGKILL',
+    });
+    expect(await logLines(session, '81')).toContain('[jobstream] script exit code 4');
+  });
+
   it('fails a run whose interpreter cannot start', async () => {
     const { session } = await connected({
       scripts: { kinds: ['SHELL'], interpreters: { SHELL: '/nonexistent/jobstream-shell' } },
