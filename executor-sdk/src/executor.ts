@@ -24,6 +24,7 @@ import { PROTOCOL_VERSION, positiveDurationMs } from '@jobstream/proto';
 import { ResultSpool } from './result-spool.js';
 import { RunLogStore } from './run-log.js';
 import { RunScheduler } from './run-scheduler.js';
+import { ScriptRunner } from './script-runner.js';
 import { SDK_NAME, SDK_VERSION } from './version.js';
 
 /**
@@ -67,6 +68,7 @@ export class Executor {
   readonly #handlers: HandlerRegistry;
   readonly #runLogs: RunLogStore;
   readonly #scheduler: RunScheduler;
+  readonly #scripts: ScriptRunner;
   readonly #lag = new EventLoopLagMonitor(100, lagMs => this.#onLag(lagMs));
   #state: ExecutorState = 'idle';
   #spool: ResultSpool | undefined;
@@ -85,11 +87,13 @@ export class Executor {
       logger: this.#logger,
     });
     this.#runLogs = new RunLogStore(path.join(this.#options.dataDir, 'logs'), this.#logger);
+    this.#scripts = new ScriptRunner(this.#options.scripts, this.#logger);
     this.#scheduler = new RunScheduler({
       capacity: this.#options.capacity,
       pipelineWindow: this.#options.pipelineWindow,
       handlers: this.#handlers,
       runLogs: this.#runLogs,
+      scripts: this.#scripts,
       logger: this.#logger,
       onResult: result => this.#onRunResult(result),
     });
@@ -147,7 +151,9 @@ export class Executor {
   }
 
   async #start(): Promise<void> {
-    if (this.#handlers.names().length === 0) this.#logger.warn({}, 'executor started without handlers');
+    if (this.#handlers.names().length === 0 && this.#scripts.kinds.length === 0) {
+      this.#logger.warn({}, 'executor started without handlers or script kinds');
+    }
     this.#opened = this.#openStorage();
     try {
       await this.#opened;
@@ -193,6 +199,7 @@ export class Executor {
 
   async #openStorage(): Promise<void> {
     await this.#runLogs.init();
+    await this.#scripts.init();
     this.#spool = await ResultSpool.open(this.#options.dataDir, this.#logger);
   }
 
@@ -207,6 +214,8 @@ export class Executor {
     await this.#opened?.catch(() => {});
 
     await this.#scheduler.shutdown(this.#options.shutdownGracePeriodMs);
+    // The aborted scripts' process groups are ended (TERM, then KILL after their grace).
+    await this.#scripts.stop();
     await this.#handlers.destroyAll(this.#logger);
     this.#runLogs.close();
     await this.#flushResults();
@@ -259,7 +268,7 @@ export class Executor {
       unacknowledgedResults: this.#spool?.refs() ?? [],
       protocolVersion: PROTOCOL_VERSION,
       pipelineWindow: o.pipelineWindow,
-      scriptKinds: [],
+      scriptKinds: this.#scripts.glueTypes,
     };
   }
 

@@ -1,8 +1,11 @@
 export { Executor } from './executor.js';
 export type { ExecutorState } from './executor.js';
-export type { ExecutorOptions, ExecutorTlsOptions } from './options.js';
+export type { ExecutorOptions, ExecutorScriptOptions, ExecutorTlsOptions, ScriptKind } from './options.js';
 export {
   DEFAULT_CAPACITY,
+  DEFAULT_SCRIPT_KILL_GRACE_MS,
+  DEFAULT_SCRIPT_STDERR_TAIL_LINES,
+  SCRIPT_KINDS,
   DEFAULT_LOG_RETENTION_DAYS,
   DEFAULT_RESULT_FLUSH_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_PERIOD_MS,

@@ -82,6 +82,50 @@ export interface ExecutorOptions {
   channelCredentials?: ChannelCredentials;
   /** Extra grpc-js channel options, merged over the keepalive defaults. */
   channelOptions?: ChannelOptions;
+  /**
+   * Script (GLUE) jobs: the script kinds this executor runs, each in a child process. Off by
+   * default: without this option (or with no kinds) the executor runs handlers only and
+   * refuses every script run. A script runs arbitrary code as this process's user, with its
+   * environment: see {@link ExecutorScriptOptions}.
+   */
+  scripts?: ExecutorScriptOptions;
+}
+
+/** The script kinds an executor can opt into (GlueType without BEAN; PHP is not supported). */
+export const SCRIPT_KINDS = ['SHELL', 'PYTHON', 'NODEJS', 'POWERSHELL'] as const;
+export type ScriptKind = (typeof SCRIPT_KINDS)[number];
+
+/**
+ * How script (GLUE) runs are executed. A script runs as `<interpreter> <script file> <param>
+ * <shard index> <shard total>` in a fresh working directory, in a process group of its own;
+ * its stdout and stderr lines go to the run's log, exit code 0 is success.
+ */
+export interface ExecutorScriptOptions {
+  /** The kinds this executor runs, advertised at Register. Anything else is refused (INVALID). */
+  kinds: readonly ScriptKind[];
+  /**
+   * The interpreter per kind (a path, or a command looked up on PATH). Defaults: SHELL
+   * `/bin/sh`, PYTHON `python3`, NODEJS this Node.js (`process.execPath`), POWERSHELL `pwsh`.
+   */
+  interpreters?: Partial<Record<ScriptKind, string>>;
+  /**
+   * Where script files are cached (`scripts/`) and runs get their working directories
+   * (`runs/`). Default: `<dataDir>/glue`.
+   */
+  workDir?: string;
+  /** After a kill, timeout or stop: how long the script's group has between SIGTERM and SIGKILL. Default 5 000 ms. */
+  killGraceMs?: number;
+  /** A failed script's message is the last this many lines of its stderr. Default 20. */
+  stderrTailLines?: number;
+}
+
+export interface ResolvedScriptOptions {
+  /** Empty: scripts are off. */
+  kinds: ReadonlySet<ScriptKind>;
+  interpreters: Readonly<Record<ScriptKind, string>>;
+  workDir: string;
+  killGraceMs: number;
+  stderrTailLines: number;
 }
 
 /** PEM contents (text or bytes, not file paths), as node:tls takes them. */
@@ -116,6 +160,7 @@ export interface ResolvedOptions {
   outboundQueueCapacity: number;
   channelCredentials: ChannelCredentials | undefined;
   channelOptions: ChannelOptions;
+  scripts: ResolvedScriptOptions;
 }
 
 export const DEFAULT_CAPACITY = 16;
@@ -131,6 +176,8 @@ export const DEFAULT_SHUTDOWN_GRACE_PERIOD_MS = 10_000;
 export const DEFAULT_RESULT_FLUSH_TIMEOUT_MS = 2_000;
 export const DEFAULT_LOG_RETENTION_DAYS = 30;
 export const DEFAULT_HANDLER_IDLE_DESTROY_MS = 90_000;
+export const DEFAULT_SCRIPT_KILL_GRACE_MS = 5_000;
+export const DEFAULT_SCRIPT_STDERR_TAIL_LINES = 20;
 
 /** Detects a dead admin (or a silently dropped connection) within ~15 s. */
 export const KEEPALIVE_CHANNEL_OPTIONS: ChannelOptions = {
@@ -160,7 +207,15 @@ const KNOWN_KEYS = new Set<string>([
   'tls',
   'channelCredentials',
   'channelOptions',
+  'scripts',
 ] satisfies (keyof ExecutorOptions)[]);
+const KNOWN_SCRIPT_KEYS = new Set<string>([
+  'kinds',
+  'interpreters',
+  'workDir',
+  'killGraceMs',
+  'stderrTailLines',
+] satisfies (keyof ExecutorScriptOptions)[]);
 
 /** The default instance name: the host name with characters the admin rejects replaced. */
 export function defaultInstanceName(hostname = os.hostname()): string {
@@ -329,16 +384,20 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     }
   }
 
+  const scripts = scriptOptions(raw.scripts, problems);
+
   if (problems.length > 0) {
     throw new TypeError(`invalid executor options:\n  - ${problems.join('\n  - ')}`);
   }
   const app = appName as string;
+  const resolvedDataDir =
+    dataDir ?? path.resolve('.jobstream-executor', app, instanceName.replace(/:/g, '_'));
   return {
     adminAddresses: addresses,
     appName: app,
     accessToken: accessToken as string | undefined,
     instanceName,
-    dataDir: dataDir ?? path.resolve('.jobstream-executor', app, instanceName.replace(/:/g, '_')),
+    dataDir: resolvedDataDir,
     capacity,
     pipelineWindow,
     labels,
@@ -352,7 +411,97 @@ export function resolveOptions(input: ExecutorOptions): ResolvedOptions {
     outboundQueueCapacity,
     channelCredentials,
     channelOptions: { ...KEEPALIVE_CHANNEL_OPTIONS, ...channelOptions },
+    scripts: {
+      kinds: scripts.kinds,
+      interpreters: scripts.interpreters,
+      workDir: scripts.workDir ?? path.join(resolvedDataDir, 'glue'),
+      killGraceMs: scripts.killGraceMs,
+      stderrTailLines: scripts.stderrTailLines,
+    },
   };
+}
+
+function defaultInterpreters(): Record<ScriptKind, string> {
+  return { SHELL: '/bin/sh', PYTHON: 'python3', NODEJS: process.execPath, POWERSHELL: 'pwsh' };
+}
+
+/** The `scripts` option, with `workDir` left undefined when it defaults to one under dataDir. */
+function scriptOptions(
+  value: unknown,
+  problems: string[],
+): Omit<ResolvedScriptOptions, 'workDir'> & { workDir: string | undefined } {
+  const interpreters = defaultInterpreters();
+  const resolved = {
+    kinds: new Set<ScriptKind>(),
+    interpreters,
+    workDir: undefined as string | undefined,
+    killGraceMs: DEFAULT_SCRIPT_KILL_GRACE_MS,
+    stderrTailLines: DEFAULT_SCRIPT_STDERR_TAIL_LINES,
+  };
+  if (value === undefined) return resolved;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push("scripts must be an object such as { kinds: ['SHELL'] }");
+    return resolved;
+  }
+  const raw = value as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_SCRIPT_KEYS.has(key)) problems.push(`unknown option "scripts.${key}"`);
+  }
+  const known = `one of ${SCRIPT_KINDS.join(', ')}`;
+  if (!Array.isArray(raw.kinds)) {
+    problems.push(`scripts.kinds must be a list of script kinds (${known})`);
+  } else {
+    for (const kind of raw.kinds as unknown[]) {
+      if (isScriptKind(kind)) resolved.kinds.add(kind);
+      else problems.push(`scripts.kinds: ${JSON.stringify(kind)} is not a script kind (${known})`);
+    }
+  }
+  if (resolved.kinds.size > 0 && process.platform === 'win32') {
+    problems.push('scripts need a POSIX system: a script runs in a process group of its own');
+  }
+  if (raw.interpreters !== undefined) {
+    if (
+      typeof raw.interpreters !== 'object' ||
+      raw.interpreters === null ||
+      Array.isArray(raw.interpreters)
+    ) {
+      problems.push('scripts.interpreters must be an object from script kind to interpreter path');
+    } else {
+      for (const [kind, interpreter] of Object.entries(raw.interpreters)) {
+        if (!isScriptKind(kind))
+          problems.push(`scripts.interpreters: "${kind}" is not a script kind (${known})`);
+        else if (typeof interpreter !== 'string' || interpreter.trim() === '' || interpreter.includes('\0'))
+          problems.push(`scripts.interpreters.${kind} must be a non-empty path or command name`);
+        else interpreters[kind] = interpreter;
+      }
+    }
+  }
+  if (raw.workDir !== undefined) {
+    if (typeof raw.workDir !== 'string' || raw.workDir === '')
+      problems.push('scripts.workDir must be a non-empty string');
+    else resolved.workDir = path.resolve(raw.workDir);
+  }
+  resolved.killGraceMs = integer(
+    raw.killGraceMs,
+    'scripts.killGraceMs',
+    0,
+    2 ** 31 - 1,
+    DEFAULT_SCRIPT_KILL_GRACE_MS,
+    problems,
+  );
+  resolved.stderrTailLines = integer(
+    raw.stderrTailLines,
+    'scripts.stderrTailLines',
+    1,
+    1_000,
+    DEFAULT_SCRIPT_STDERR_TAIL_LINES,
+    problems,
+  );
+  return resolved;
+}
+
+function isScriptKind(value: unknown): value is ScriptKind {
+  return typeof value === 'string' && (SCRIPT_KINDS as readonly string[]).includes(value);
 }
 
 function tlsCredentials(value: unknown, problems: string[]): ChannelCredentials | undefined {

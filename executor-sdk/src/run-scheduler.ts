@@ -1,11 +1,13 @@
 import { format } from 'node:util';
 import type { RunRef, RunRequest, RunResult } from '@jobstream/proto/executor';
 import { RejectReason } from '@jobstream/proto/executor';
-import { BlockStrategy, GlueType, RunOutcome } from '@jobstream/proto/types';
+import { BlockStrategy, RunOutcome } from '@jobstream/proto/types';
 import type { CancelReason, HandlerContext, HandlerResult } from './handler.js';
 import { RunAbortedError } from './handler.js';
 import type { HandlerRegistry } from './handler-registry.js';
 import type { Logger } from './logger.js';
+import type { ScriptKind } from './options.js';
+import type { ScriptRunner } from './script-runner.js';
 import { positiveDurationMs, runKey } from '@jobstream/proto';
 import type { RunLogStore, RunLogWriter } from './run-log.js';
 import { sleep } from '@jobstream/proto/concurrency';
@@ -41,6 +43,8 @@ export interface RunSchedulerOptions {
   pipelineWindow: number;
   handlers: HandlerRegistry;
   runLogs: RunLogStore;
+  /** Runs script (GLUE) jobs; it also decides which glue types this executor accepts. */
+  scripts: ScriptRunner;
   logger: Logger;
   /**
    * Receives each admitted run's result exactly once, synchronously at the moment the
@@ -62,6 +66,8 @@ interface Run {
   readonly key: string;
   readonly request: RunRequest;
   readonly timeoutMs: number;
+  /** The script kind of a script run; undefined for a handler run. */
+  readonly script: ScriptKind | undefined;
   readonly controller: AbortController;
   state: 'queued' | 'running' | 'done';
   released: boolean;
@@ -106,6 +112,7 @@ export class RunScheduler {
   #running = 0;
   readonly #handlers: HandlerRegistry;
   readonly #runLogs: RunLogStore;
+  readonly #scripts: ScriptRunner;
   readonly #logger: Logger;
   readonly #onResult: (result: RunResult) => void;
   readonly #lanes = new Map<string, Lane>();
@@ -119,6 +126,7 @@ export class RunScheduler {
     this.#pipelineWindow = options.pipelineWindow;
     this.#handlers = options.handlers;
     this.#runLogs = options.runLogs;
+    this.#scripts = options.scripts;
     this.#logger = options.logger;
     this.#onResult = options.onResult;
   }
@@ -180,13 +188,12 @@ export class RunScheduler {
     if (request.logId === '' || request.jobId === '') {
       return reject(RejectReason.REJECT_REASON_INVALID, 'run request without log id or job id');
     }
-    if (request.glueType !== GlueType.GLUE_TYPE_BEAN && request.glueType !== GlueType.GLUE_TYPE_UNSPECIFIED) {
-      return reject(
-        RejectReason.REJECT_REASON_INVALID,
-        `glue type ${request.glueType} is not supported by this executor (only BEAN handlers)`,
-      );
+    // Whatever the admin sends: a script kind this executor did not opt into never starts.
+    const script = this.#scripts.admit(request.glueType);
+    if (script !== undefined && 'refusal' in script) {
+      return reject(RejectReason.REJECT_REASON_INVALID, script.refusal);
     }
-    if (!this.#handlers.has(request.handler)) {
+    if (script === undefined && !this.#handlers.has(request.handler)) {
       const known = this.#handlers.names();
       return reject(
         RejectReason.REJECT_REASON_UNKNOWN_HANDLER,
@@ -241,6 +248,7 @@ export class RunScheduler {
       key: runKey(request.logId, request.attempt),
       request,
       timeoutMs: positiveDurationMs(request.timeout),
+      script: script?.kind,
       controller: new AbortController(),
       state: 'queued',
       released: false,
@@ -334,7 +342,7 @@ export class RunScheduler {
     run.startedAt = new Date();
     run.log = this.#runLogs.open(req.logId);
     run.log.note(
-      `[jobstream] run started: handler=${req.handler} job=${req.jobId} log=${req.logId} attempt=${req.attempt}` +
+      `[jobstream] run started: ${run.script === undefined ? `handler=${req.handler}` : `script=${run.script}`} job=${req.jobId} log=${req.logId} attempt=${req.attempt}` +
         ` shard=${req.shardIndex}/${req.shardTotal}` +
         (run.timeoutMs > 0 ? ` timeout=${run.timeoutMs}ms` : ''),
     );
@@ -354,6 +362,15 @@ export class RunScheduler {
 
   async #invoke(run: Run): Promise<Settled> {
     const req = run.request;
+    if (run.script !== undefined) {
+      const log = run.log;
+      return this.#scripts.run({
+        request: req,
+        kind: run.script,
+        signal: run.controller.signal,
+        log: line => log?.line(line),
+      });
+    }
     this.#handlers.acquire(req.handler);
     try {
       return await this.#invokeInitialized(run);

@@ -35,6 +35,7 @@ describe('connecting', () => {
       unacknowledgedResults: [],
       protocolVersion: 2,
       pipelineWindow: 1_000,
+      scriptKinds: [], // scripts are off by default
     });
     expect(executor.sessionId).toBe(session.sessionId);
     expect(() => executor.register('late', () => undefined)).toThrow(/before start/);

@@ -16,11 +16,22 @@ export interface ConformanceExecutorConfig {
   dataDir: string;
   capacity?: number;
   shutdownGracePeriodMs?: number;
+  /** Script kinds to opt into (none: the executor runs handlers only and refuses every script). */
+  scriptKinds?: readonly ConformanceScriptKind[];
+  /** The interpreter of PYTHON scripts. */
+  pythonInterpreter?: string;
+  /** Between SIGTERM and SIGKILL of a script's process group. */
+  scriptKillGraceMs?: number;
 }
+
+/** Script kinds the conformance suite has scripts for. */
+export type ConformanceScriptKind = 'SHELL' | 'PYTHON' | 'NODEJS';
 
 /** An SDK under test: how to start its conformance executor (a fixed set of handlers). */
 export interface SdkUnderTest {
   readonly name: string;
+  /** The script (GLUE) kinds the SDK can run; the suite checks each of them. */
+  readonly scriptKinds: readonly ConformanceScriptKind[];
   /** Why the SDK cannot be tested on this machine, or undefined when it can. */
   missing(): string | undefined;
   /** Starts one executor process of this SDK (not waiting for it to be ready). */
@@ -38,11 +49,19 @@ function environment(config: ConformanceExecutorConfig): Record<string, string> 
     ...(config.shutdownGracePeriodMs === undefined
       ? {}
       : { CONFORMANCE_SHUTDOWN_GRACE_MS: String(config.shutdownGracePeriodMs) }),
+    ...(config.scriptKinds === undefined ? {} : { CONFORMANCE_SCRIPT_KINDS: config.scriptKinds.join(',') }),
+    ...(config.pythonInterpreter === undefined
+      ? {}
+      : { CONFORMANCE_PYTHON_INTERPRETER: config.pythonInterpreter }),
+    ...(config.scriptKillGraceMs === undefined
+      ? {}
+      : { CONFORMANCE_SCRIPT_KILL_GRACE_MS: String(config.scriptKillGraceMs) }),
   };
 }
 
 export const nodeSdk: SdkUnderTest = {
   name: 'node',
+  scriptKinds: ['SHELL', 'PYTHON', 'NODEJS'],
   missing: () => undefined,
   spawn: config => new ChildTs('test/conformance/executors/node-executor.ts', [], environment(config)),
 };
@@ -77,6 +96,7 @@ export function pythonSdkPath(): string {
  */
 export const pythonSdk: SdkUnderTest = {
   name: 'python',
+  scriptKinds: ['SHELL', 'PYTHON'],
   missing() {
     if (pythonMissing !== null) return pythonMissing;
     pythonMissing = undefined;

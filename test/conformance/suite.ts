@@ -9,6 +9,7 @@ import { EVENT_CEILING_MS, PROCESS_START_CEILING_MS } from '../support/ceiling.j
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createGroup, createJob, tempDir } from '../support/fixtures.js';
 import { freePort, startAdminProcess, type ChildTs } from '../support/processes.js';
+import { scriptSuite } from './script-suite.js';
 import type { ConformanceExecutorConfig, SdkUnderTest } from './sdks.js';
 
 /**
@@ -31,6 +32,10 @@ export function defineConformanceSuite(sdk: SdkUnderTest): void {
   describe.skipIf(missing !== undefined)(
     `${sdk.name} SDK conformance${missing === undefined ? '' : ` (SKIPPED: ${missing})`}`,
     () => suite(sdk),
+  );
+  describe.skipIf(missing !== undefined)(
+    `${sdk.name} SDK conformance: scripts${missing === undefined ? '' : ` (SKIPPED: ${missing})`}`,
+    () => scriptSuite(sdk),
   );
 }
 

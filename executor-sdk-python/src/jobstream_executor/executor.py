@@ -21,6 +21,7 @@ from .handlers import HandlerRegistry, Hook
 from .options import ResolvedOptions, resolve_options
 from .run_log import RunLogStore
 from .scheduler import RunScheduler
+from .scripts import ScriptRunner
 from .spool import ResultSpool, SpooledResult
 from .version import PROTOCOL_VERSION, SDK_NAME, SDK_VERSION
 
@@ -116,6 +117,7 @@ class Executor:
         self._logger = self._options.logger
         self._handlers = HandlerRegistry(self._options.handler_idle_destroy_ms, self._logger)
         self._run_logs = RunLogStore(os.path.join(self._options.data_dir, "logs"), self._logger)
+        self._scripts = ScriptRunner(self._options.scripts, self._logger)
         self._state = "idle"
         self._scheduler: Optional[RunScheduler] = None
         self._spool: Optional[ResultSpool] = None
@@ -201,10 +203,11 @@ class Executor:
     # --- lifecycle -------------------------------------------------------------------
 
     async def _start(self) -> None:
-        if not self._handlers.names():
-            self._logger.warning("executor started without handlers")
+        if not self._handlers.names() and not self._scripts.kinds:
+            self._logger.warning("executor started without handlers or script kinds")
         try:
             await asyncio.to_thread(self._run_logs.init)
+            await asyncio.to_thread(self._scripts.init)
             self._spool = await ResultSpool.open(self._options.data_dir, self._logger)
         except BaseException:
             await self.stop()
@@ -217,6 +220,7 @@ class Executor:
             pipeline_window=options.pipeline_window,
             handlers=self._handlers,
             run_logs=self._run_logs,
+            scripts=self._scripts,
             logger=self._logger,
             on_result=self._on_run_result,
         )
@@ -248,6 +252,8 @@ class Executor:
                 "executor stopping (%d running, %d queued)", scheduler.running_count, scheduler.queued_count
             )
             await scheduler.shutdown(self._options.shutdown_grace_period_ms / 1000)
+        # The aborted scripts' process groups are ended (TERM, then KILL after their grace).
+        await self._scripts.stop()
         await self._handlers.destroy_all()
         await self._flush_results()
         if self._connection is not None:
@@ -309,6 +315,7 @@ class Executor:
             unacknowledged_results=[pb.RunRef(log_id=l, attempt=a) for l, a in (spool.refs() if spool else [])],
             protocol_version=PROTOCOL_VERSION,
             pipeline_window=options.pipeline_window,
+            script_kinds=self._scripts.glue_types,
         )
 
     def _on_welcome(self, session: StreamSession, welcome: Any) -> None:

@@ -29,6 +29,11 @@ DEFAULT_SHUTDOWN_GRACE_PERIOD_MS = 10_000
 DEFAULT_RESULT_FLUSH_TIMEOUT_MS = 2_000
 DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_HANDLER_IDLE_DESTROY_MS = 90_000
+DEFAULT_SCRIPT_KILL_GRACE_MS = 5_000
+DEFAULT_SCRIPT_STDERR_TAIL_LINES = 20
+#: The script (GLUE) kinds this SDK can run; the Node SDK also runs NODEJS and POWERSHELL.
+SCRIPT_KINDS = ("SHELL", "PYTHON")
+DEFAULT_SCRIPT_INTERPRETERS = {"SHELL": "/bin/sh", "PYTHON": "python3"}
 
 #: Detects a dead admin (or a silently dropped connection) within about 15 s. The admin
 #: refuses pings more often than every 5 s (it ends the connection with ENHANCE_YOUR_CALM).
@@ -56,6 +61,16 @@ class TlsOptions:
 
 
 @dataclass(frozen=True)
+class ResolvedScriptOptions:
+    #: Empty: scripts are off.
+    kinds: Tuple[str, ...]
+    interpreters: Mapping[str, str]
+    work_dir: str
+    kill_grace_ms: int
+    stderr_tail_lines: int
+
+
+@dataclass(frozen=True)
 class ResolvedOptions:
     admin_addresses: Tuple[str, ...]
     app_name: str
@@ -74,6 +89,7 @@ class ResolvedOptions:
     outbound_queue_capacity: int
     tls: Optional[TlsOptions]
     channel_options: Tuple[Tuple[str, Any], ...]
+    scripts: ResolvedScriptOptions
     logger: logging.Logger = field(compare=False)
 
 
@@ -103,6 +119,11 @@ def resolve_options(
     tls: Optional[TlsOptions] = None,
     channel_options: Optional[Mapping[str, Any]] = None,
     logger: Optional[logging.Logger] = None,
+    script_kinds: Optional[Sequence[str]] = None,
+    script_interpreters: Optional[Mapping[str, str]] = None,
+    script_work_dir: Optional[str] = None,
+    script_kill_grace_ms: Optional[int] = None,
+    script_stderr_tail_lines: Optional[int] = None,
 ) -> ResolvedOptions:
     """Checks every option and raises one InvalidOptionsError listing all problems."""
     problems: List[str] = []
@@ -189,6 +210,41 @@ def resolve_options(
     if logger is not None and not isinstance(logger, logging.Logger):
         problems.append("logger must be a logging.Logger")
 
+    kinds: List[str] = []
+    if script_kinds is not None:
+        if isinstance(script_kinds, (str, bytes)) or not isinstance(script_kinds, (list, tuple, set, frozenset)):
+            problems.append('script_kinds must be a list of script kinds, e.g. ["SHELL", "PYTHON"]')
+        else:
+            for kind in script_kinds:
+                if kind not in SCRIPT_KINDS:
+                    problems.append(f"script_kinds: {kind!r} is not a script kind this SDK runs (SHELL or PYTHON)")
+                elif kind not in kinds:
+                    kinds.append(kind)
+    if kinds and os.name != "posix":
+        problems.append("script_kinds need a POSIX system: a script runs in a process group of its own")
+    interpreters = dict(DEFAULT_SCRIPT_INTERPRETERS)
+    if script_interpreters is not None:
+        if not isinstance(script_interpreters, Mapping):
+            problems.append("script_interpreters must be a mapping from script kind to interpreter path")
+        else:
+            for kind, interpreter in script_interpreters.items():
+                if kind not in SCRIPT_KINDS:
+                    problems.append(f"script_interpreters: {kind!r} is not a script kind this SDK runs (SHELL or PYTHON)")
+                elif not isinstance(interpreter, str) or not interpreter.strip() or "\0" in interpreter:
+                    problems.append(f"script_interpreters[{kind!r}] must be a non-empty path or command name")
+                else:
+                    interpreters[kind] = interpreter
+    if script_work_dir is not None and (
+        not isinstance(script_work_dir, (str, os.PathLike)) or str(script_work_dir) == ""
+    ):
+        problems.append("script_work_dir must be a non-empty path")
+    kill_grace = _integer(
+        script_kill_grace_ms, "script_kill_grace_ms", 0, 2**31 - 1, DEFAULT_SCRIPT_KILL_GRACE_MS, problems
+    )
+    tail_lines = _integer(
+        script_stderr_tail_lines, "script_stderr_tail_lines", 1, 1_000, DEFAULT_SCRIPT_STDERR_TAIL_LINES, problems
+    )
+
     if problems:
         raise InvalidOptionsError(problems)
 
@@ -217,6 +273,15 @@ def resolve_options(
         outbound_queue_capacity=queue,
         tls=tls,
         channel_options=tuple(merged.items()),
+        scripts=ResolvedScriptOptions(
+            kinds=tuple(kinds),
+            interpreters=interpreters,
+            work_dir=os.path.abspath(os.fspath(script_work_dir))
+            if script_work_dir is not None
+            else os.path.join(resolved_dir, "glue"),
+            kill_grace_ms=kill_grace,
+            stderr_tail_lines=tail_lines,
+        ),
         logger=logger or logging.getLogger("jobstream_executor"),
     )
 

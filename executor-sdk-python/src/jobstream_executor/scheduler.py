@@ -30,6 +30,7 @@ from jobstream.v1 import types_pb2 as types
 from .context import CancelSignal, RunContext
 from .handlers import HandlerRegistry
 from .run_log import RunLogStore, RunLogWriter
+from .scripts import ScriptRunner
 from .spool import SpooledResult
 
 #: A handler still running this long after its abort is reported as ignoring it.
@@ -66,6 +67,8 @@ class _Run:
     key: Tuple[int, int]
     timeout_s: float
     signal: CancelSignal
+    #: The script kind of a script run; None for a handler run.
+    script: Optional[str] = None
     state: str = "queued"  # queued | running | done
     released: bool = False
     started_at: Optional[datetime] = None
@@ -97,6 +100,7 @@ class RunScheduler:
         pipeline_window: int,
         handlers: HandlerRegistry,
         run_logs: RunLogStore,
+        scripts: ScriptRunner,
         logger: logging.Logger,
         on_result: Callable[[SpooledResult], None],
     ):
@@ -104,6 +108,7 @@ class RunScheduler:
         self._pipeline_window = pipeline_window
         self._handlers = handlers
         self._run_logs = run_logs
+        self._scripts = scripts
         self._logger = logger
         self._on_result = on_result
         self._lanes: Dict[int, _Lane] = {}
@@ -145,12 +150,11 @@ class RunScheduler:
 
         if request.log_id <= 0 or request.job_id <= 0:
             return reject(pb.REJECT_REASON_INVALID, "run request without log id or job id")
-        if request.glue_type not in (types.GLUE_TYPE_UNSPECIFIED, types.GLUE_TYPE_BEAN):
-            return reject(
-                pb.REJECT_REASON_INVALID,
-                f"glue type {request.glue_type} is not supported by this executor (only BEAN handlers)",
-            )
-        if not self._handlers.has(request.handler):
+        # Whatever the admin sends: a script kind this executor did not opt into never starts.
+        script = self._scripts.admit(request.glue_type)
+        if script is not None and script.refusal is not None:
+            return reject(pb.REJECT_REASON_INVALID, script.refusal)
+        if script is None and not self._handlers.has(request.handler):
             known = ", ".join(self._handlers.names()) or "none"
             return reject(
                 pb.REJECT_REASON_UNKNOWN_HANDLER,
@@ -200,6 +204,7 @@ class RunScheduler:
             key=(request.log_id, request.attempt),
             timeout_s=_duration_seconds(request.timeout) if request.HasField("timeout") else 0.0,
             signal=CancelSignal(asyncio.get_running_loop()),
+            script=script.kind if script is not None else None,
         )
         lane.queue.append(run)
         self._runs[run.key] = run
@@ -269,7 +274,9 @@ class RunScheduler:
         run.started_at = _now()
         run.log = self._run_logs.open(request.log_id)
         run.log.line(
-            f"[jobstream] run started: handler={request.handler} job={request.job_id} log={request.log_id}"
+            "[jobstream] run started: "
+            + (f"handler={request.handler}" if run.script is None else f"script={run.script}")
+            + f" job={request.job_id} log={request.log_id}"
             f" attempt={request.attempt} shard={request.shard_index}/{request.shard_total}"
             + (f" timeout={round(run.timeout_s * 1000)}ms" if run.timeout_s > 0 else "")
         )
@@ -291,6 +298,11 @@ class RunScheduler:
         task.add_done_callback(settled)
 
     async def _invoke(self, run: _Run) -> Tuple[int, str]:
+        if run.script is not None:
+            writer = run.log
+            return await self._scripts.run(
+                run.request, run.script, run.signal, writer.line if writer is not None else (lambda _text: None)
+            )
         name = run.request.handler
         self._handlers.acquire(name)
         try:

@@ -1,7 +1,7 @@
 // The conformance executor for the Node SDK (test/conformance/README.md).
 // Configured by CONFORMANCE_* environment variables; prints one JSON line per event on stdout.
 import { setTimeout as delay } from 'node:timers/promises';
-import { Executor, type HandlerContext } from '../../../executor-sdk/src/index.js';
+import { Executor, type HandlerContext, type ScriptKind } from '../../../executor-sdk/src/index.js';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -24,6 +24,9 @@ const started = (ctx: HandlerContext) =>
 const optional = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 const capacity = optional('CONFORMANCE_CAPACITY');
 const shutdownGracePeriodMs = optional('CONFORMANCE_SHUTDOWN_GRACE_MS');
+const scriptKinds = (process.env.CONFORMANCE_SCRIPT_KINDS ?? '').split(',').filter(kind => kind !== '');
+const killGraceMs = optional('CONFORMANCE_SCRIPT_KILL_GRACE_MS');
+const pythonInterpreter = process.env.CONFORMANCE_PYTHON_INTERPRETER;
 
 const executor = new Executor({
   adminAddresses: required('CONFORMANCE_ADMIN_ADDRESSES'),
@@ -33,6 +36,15 @@ const executor = new Executor({
   dataDir: required('CONFORMANCE_DATA_DIR'),
   ...(capacity === undefined ? {} : { capacity }),
   ...(shutdownGracePeriodMs === undefined ? {} : { shutdownGracePeriodMs }),
+  ...(scriptKinds.length === 0
+    ? {}
+    : {
+        scripts: {
+          kinds: scriptKinds as ScriptKind[],
+          ...(pythonInterpreter ? { interpreters: { PYTHON: pythonInterpreter } } : {}),
+          ...(killGraceMs === undefined ? {} : { killGraceMs }),
+        },
+      }),
 });
 
 executor.register('echo', ctx => {

@@ -46,6 +46,13 @@ options = dict(
 for option, variable in (("capacity", "CONFORMANCE_CAPACITY"), ("shutdown_grace_period_ms", "CONFORMANCE_SHUTDOWN_GRACE_MS")):
     if optional_int(variable) is not None:
         options[option] = optional_int(variable)
+script_kinds = [kind for kind in os.environ.get("CONFORMANCE_SCRIPT_KINDS", "").split(",") if kind]
+if script_kinds:
+    options["script_kinds"] = script_kinds
+    if os.environ.get("CONFORMANCE_PYTHON_INTERPRETER"):
+        options["script_interpreters"] = {"PYTHON": os.environ["CONFORMANCE_PYTHON_INTERPRETER"]}
+    if optional_int("CONFORMANCE_SCRIPT_KILL_GRACE_MS") is not None:
+        options["script_kill_grace_ms"] = optional_int("CONFORMANCE_SCRIPT_KILL_GRACE_MS")
 executor = Executor(**options)
 
 
