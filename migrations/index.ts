@@ -7,6 +7,7 @@ import * as runsInDoubt from './2026-12-06T0005-runs-in-doubt.js';
 import * as takenFires from './2026-12-06T0006-taken-fires.js';
 import * as executorProcess from './2026-12-06T0007-executor-process.js';
 import * as eventLoopLag from './2026-12-07T0008-event-loop-lag.js';
+import * as glueScripts from './2026-12-07T0009-glue-scripts.js';
 
 /**
  * Every migration, in order. An explicit list instead of a folder scan: the set that
@@ -21,4 +22,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-12-06T0006-taken-fires': takenFires,
   '2026-12-06T0007-executor-process': executorProcess,
   '2026-12-07T0008-event-loop-lag': eventLoopLag,
+  '2026-12-07T0009-glue-scripts': glueScripts,
 };

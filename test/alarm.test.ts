@@ -33,6 +33,7 @@ function makeEvent(
     title: 'Order service',
     addressType: 'AUTO',
     addresses: [],
+    scriptKinds: [],
     createdAt: at,
     updatedAt: at,
   };

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { UserRole } from '@jobstream/proto/admin';
+import { GlueType } from '@jobstream/proto/types';
 import type { Executor } from '../executor-sdk/src/index.js';
 import { startTestAdmin, waitFor, type TestAdmin } from './support/admin.js';
 import { chromiumAvailable, ensureConsoleBuilt, launchChromium, screenshot } from './support/browser.js';
@@ -26,6 +27,7 @@ describe.skipIf(!chromiumAvailable())('the web console', () => {
   let otherGroup: { groupId: string; token: string };
   let grantedJobId: string;
   let otherJobId: string;
+  let scriptGroupId: string;
 
   beforeAll(async () => {
     ensureConsoleBuilt();
@@ -49,6 +51,17 @@ describe.skipIf(!chromiumAvailable())('the web console', () => {
       password: PASSWORD,
       role: UserRole.USER_ROLE_VIEWER,
       groupIds: [grantedGroup.groupId],
+    });
+    const scripts = await client.createExecutorGroup({
+      spec: { appName: 'e2e-scripts', title: 'Script runners', scriptKinds: [GlueType.GLUE_TYPE_SHELL] },
+    });
+    scriptGroupId = scripts.group!.id;
+    await client.createUser({
+      username: 'sam',
+      password: PASSWORD,
+      role: UserRole.USER_ROLE_OPERATOR,
+      groupIds: [scriptGroupId],
+      canEditScripts: true,
     });
     await client.createUser({
       username: 'olga',
@@ -322,6 +335,81 @@ describe.skipIf(!chromiumAvailable())('the web console', () => {
     expect(crossSite.status()).toBe(403);
     expect(await crossSite.text()).toContain('cross-origin request from https://evil.example refused');
     expect((await admin.client.listLogs({ jobId: grantedJobId })).logs).toEqual([]);
+  });
+
+  it('edits a script job with a highlighting editor: a second version, their diff, and restoring the first', async () => {
+    const page = await loggedIn('sam');
+    const cspViolations: string[] = [];
+    page.on('console', message => {
+      if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+    });
+    await page.goto(`${consoleUrl}jobs`);
+    await page.getByRole('button', { name: 'New job' }).click();
+    const form = page.getByRole('dialog', { name: 'New job' });
+    await form.getByRole('combobox', { name: 'Executor group' }).click();
+    await page.getByRole('option', { name: /e2e-scripts/ }).click();
+    await form.getByRole('combobox', { name: 'Runs' }).click();
+    await page.getByRole('option', { name: 'Shell script' }).click();
+    // A script job names no handler.
+    expect(await form.getByRole('textbox', { name: 'Handler' }).count()).toBe(0);
+    await form.getByRole('textbox', { name: 'Description' }).fill('Nightly cleanup script');
+    const source = form.getByRole('textbox', { name: 'Script source' });
+    await source.click();
+    await page.keyboard.type('echo "first" $1');
+    await form.getByRole('textbox', { name: 'Version remark' }).fill('the first one');
+    // Highlighted for its kind: the shell mode marks the builtin and the string.
+    await expect.poll(() => source.locator('span').count()).toBeGreaterThan(1);
+    await form.getByRole('button', { name: 'Create job' }).click();
+    await form.waitFor({ state: 'hidden' });
+    const row = page.getByRole('row').filter({ hasText: 'Nightly cleanup script' });
+    await row.waitFor();
+    const jobId = (await row.getAttribute('data-testid'))!.replace('job-', '');
+    const { job: created } = await admin.client.getJob({ id: jobId });
+    expect(created!.spec).toMatchObject({
+      glueType: GlueType.GLUE_TYPE_SHELL,
+      glueSource: 'echo "first" $1',
+    });
+
+    // A second version.
+    await row.getByRole('button', { name: /^Actions for job/ }).click();
+    await page.getByRole('menuitem', { name: 'Edit…' }).click();
+    const edit = page.getByRole('dialog', { name: `Edit job ${jobId}` });
+    const editor = edit.getByRole('textbox', { name: 'Script source' });
+    await editor.getByText('first').waitFor();
+    await editor.click();
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type('echo "second" $1');
+    await edit.getByRole('textbox', { name: 'Version remark' }).fill('the second one');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await edit.waitFor({ state: 'hidden' });
+
+    // The version list, and the diff between the two (by default: what the newest changed).
+    await row.getByRole('button', { name: /^Actions for job/ }).click();
+    await page.getByRole('menuitem', { name: 'Edit…' }).click();
+    const versions = edit.getByTestId('script-versions');
+    await versions.getByText('the second one').waitFor();
+    await versions.getByText('the first one').waitFor();
+    expect(await versions.getByRole('cell', { name: 'sam' }).count()).toBe(2);
+    await versions.getByRole('button', { name: 'Show diff' }).click();
+    const diff = versions.getByTestId('script-diff');
+    await diff.getByText('"first"').waitFor();
+    await diff.getByText('"second"').waitFor();
+    // The merge view marks the changed lines on both sides.
+    expect(await diff.locator('.cm-changedLine').count()).toBeGreaterThanOrEqual(2);
+    await screenshot(page, 'script-versions');
+
+    // Restore the first: it becomes the current script again, as a third version.
+    const { versions: stored } = await admin.client.listJobScriptVersions({ jobId, includeSource: false });
+    const first = stored.at(-1)!;
+    await versions.getByRole('button', { name: `Restore version ${first.id}` }).click();
+    await versions.getByText(`restored from #${first.id}`).waitFor();
+    await editor.getByText('first').waitFor();
+    const { job: restored } = await admin.client.getJob({ id: jobId });
+    expect(restored!.spec!.glueSource).toBe('echo "first" $1');
+    const after = await admin.client.listJobScriptVersions({ jobId, includeSource: false });
+    expect(after.versions).toHaveLength(3);
+    expect(after.versions[0]).toMatchObject({ restoredFromId: first.id, author: 'sam' });
+    expect(cspViolations).toEqual([]);
   });
 
   it('sends a user whose session ended back to the login page, saying so', async () => {

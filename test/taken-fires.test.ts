@@ -87,7 +87,7 @@ describe('fires taken for sending', () => {
   it('keep their log when StopJob lands between the take and the send: no run without its record', async () => {
     const group = await insertGroup(
       db,
-      { appName: 'taken', title: 'taken', addressType: 'AUTO', addresses: [] },
+      { appName: 'taken', title: 'taken', addressType: 'AUTO', addresses: [], scriptKinds: [] },
       'x',
     );
     const job = await insertJob(db, {

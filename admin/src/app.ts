@@ -285,10 +285,22 @@ export class AdminApp {
       dashboard: new DashboardService({ db, timeZone: config.defaultTimeZone, now }),
       executors: new ExecutorsService({ db, now }),
       groups: new GroupsService({ db, tokens, now }),
-      jobs: new JobsService({ db, scheduler, dispatcher, cronCompiler, now }),
+      jobs: new JobsService({
+        db,
+        scheduler,
+        dispatcher,
+        cronCompiler,
+        logger: logger.child({ component: 'jobs' }),
+        scripts: {
+          maxBytes: config.scriptMaxBytes,
+          defaultTimeoutSeconds: config.scriptDefaultTimeoutSeconds,
+        },
+        now,
+      }),
       logs: new LogsService({ db, directory }),
       cronCompiler,
       defaultTimeZone: config.defaultTimeZone,
+      scriptLimits: { maxBytes: config.scriptMaxBytes },
       requestDeadlineMs: config.requestDeadlineMs,
     });
     server.add(tolerantDecoding(AdminServiceDefinition), operatorApi);

@@ -75,6 +75,13 @@ export interface AdminConfig {
   readonly alarmWebhookUrl: string | undefined;
   /** TLS for the gRPC port and for calls to peer admins; undefined serves plaintext. */
   readonly tls: TlsConfig | undefined;
+  /** The largest script source (UTF-8 bytes) a script job may be saved with. */
+  readonly scriptMaxBytes: number;
+  /**
+   * The timeout a script job saved with timeout_seconds 0 gets (applied when it is saved,
+   * so the job shows the limit its runs have); 0 leaves such jobs without a timeout.
+   */
+  readonly scriptDefaultTimeoutSeconds: number;
 }
 
 /** PEM contents, read once at startup (a restart picks up renewed files). */
@@ -231,6 +238,9 @@ export function loadConfig(
     smtp,
     alarmWebhookUrl,
     tls,
+    // At most 1 MiB: a run request carries the source, and must stay well under the message limit.
+    scriptMaxBytes: integer('JOBSTREAM_SCRIPT_MAX_BYTES', 64 * 1024, 1, 1024 * 1024),
+    scriptDefaultTimeoutSeconds: integer('JOBSTREAM_SCRIPT_DEFAULT_TIMEOUT_SECONDS', 3_600, 0, 7 * 24 * 3600),
   };
   const config: AdminConfig = Object.assign(compiled, options.overrides);
   if (problems.length > 0) throw new ConfigError(problems);

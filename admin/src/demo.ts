@@ -64,7 +64,13 @@ export async function prepareDemo(app: AdminApp): Promise<{ executorToken: strin
   if (!group) {
     group = await insertGroup(
       app.db,
-      { appName: DEMO_APP_NAME, title: 'Demo executors', addressType: 'AUTO', addresses: [] },
+      {
+        appName: DEMO_APP_NAME,
+        title: 'Demo executors',
+        addressType: 'AUTO',
+        addresses: [],
+        scriptKinds: [],
+      },
       hashToken(executorToken),
     );
   } else if (!hadToken) {

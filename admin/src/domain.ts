@@ -20,6 +20,17 @@ export type RouteStrategy =
   | 'SHARDING_BROADCAST';
 export type BlockStrategy = 'SERIAL_EXECUTION' | 'DISCARD_LATER' | 'COVER_EARLY';
 export type GlueType = 'BEAN' | 'SHELL' | 'PYTHON' | 'NODEJS' | 'PHP' | 'POWERSHELL';
+/** The glue types that are scripts (every kind but a registered handler). */
+export type ScriptKind = Exclude<GlueType, 'BEAN'>;
+/**
+ * The script kinds a job may be saved with, a group may allow and an executor may run.
+ * PHP stays in the protocol's enumeration, but no executor SDK runs it.
+ */
+export const SCRIPT_KINDS: readonly ScriptKind[] = ['SHELL', 'PYTHON', 'NODEJS', 'POWERSHELL'];
+
+export function isScriptKind(type: GlueType): type is ScriptKind {
+  return type !== 'BEAN';
+}
 export type TriggerStatus = 'STOPPED' | 'RUNNING';
 export type TriggerType = 'SCHEDULE' | 'MANUAL' | 'RETRY' | 'PARENT' | 'MISFIRE';
 export type DispatchOutcome = 'PENDING' | 'ACCEPTED' | 'FAILED' | 'SKIPPED';
@@ -33,6 +44,8 @@ export interface ExecutorGroupSpec {
   title: string;
   addressType: AddressType;
   addresses: string[];
+  /** The script kinds its jobs may use; empty (the default) disables scripts for the group. */
+  scriptKinds: ScriptKind[];
 }
 
 export interface ExecutorGroup extends ExecutorGroupSpec {
@@ -128,6 +141,8 @@ export interface ExecutorPresence {
   unresponsiveLogIds: string[];
   /** The executor's event-loop lag (its scheduling delay), as of the last beat. */
   eventLoopLagMs: number;
+  /** The script kinds it opted into running at Register; empty: handler (BEAN) jobs only. */
+  scriptKinds: ScriptKind[];
 }
 
 export interface RunResultInput {
@@ -146,8 +161,24 @@ export interface User {
   role: UserRole;
   /** Executor groups an operator or viewer may act on (admins act on all). */
   groupIds: string[];
+  /** May create and change job scripts in the groups it may operate; granted by an admin. */
+  canEditScripts: boolean;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** One saved state of a script job's script. */
+export interface JobScriptVersion {
+  id: string;
+  jobId: string;
+  glueType: ScriptKind;
+  source: string;
+  remark: string;
+  /** Who saved it: a username, or the static token's name. */
+  author: string;
+  createdAt: Date;
+  /** Set on a version made by restoring another one. */
+  restoredFromId: string | null;
 }
 
 /** A session or API token's description; the token itself is never stored. */

@@ -25,6 +25,8 @@ export interface Session {
   may: (groupId: string, access: 'read' | 'write') => boolean;
   /** May change at least one group: shows "new job". */
   mayWriteAny: boolean;
+  /** Holds the script permission (granted separately; a static token holds it). */
+  mayEditScripts: boolean;
   logout: () => Promise<void>;
 }
 
@@ -45,6 +47,7 @@ function sessionOf(me: Me, logout: () => Promise<void>): Session {
     isAdmin,
     may: (groupId, access) => isAdmin || (groups.has(groupId) && (access === 'read' || operator)),
     mayWriteAny: isAdmin || (operator && groups.size > 0),
+    mayEditScripts: me.user === undefined || me.user.canEditScripts,
     logout,
   };
 }

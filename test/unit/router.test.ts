@@ -23,6 +23,7 @@ function executor(instanceName: string, answer: Answer = accept): FakeExecutor {
     instanceName,
     sessionId: `session-${instanceName}`,
     process: `host/${instanceName}`,
+    scriptKinds: [],
     asked,
     ask(ask, deadlineMs) {
       asked.push({ ask, deadlineMs });

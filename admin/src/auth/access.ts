@@ -12,6 +12,11 @@ export interface Principal {
   readonly role: UserRole;
   /** Groups an operator or viewer may act on; ignored for admins. */
   readonly groupIds: ReadonlySet<string>;
+  /**
+   * May create and change job scripts (in the groups its role lets it operate). A user
+   * holds it only when an admin granted it, whatever its role; a static token holds it.
+   */
+  readonly canEditScripts: boolean;
 }
 
 export type Access = 'read' | 'write';
@@ -56,4 +61,16 @@ export function requireGroupAccess(
 /** The groups a caller may list: undefined means every group (admins). */
 export function visibleGroupIds(principal: Principal): readonly string[] | undefined {
   return principal.role === 'ADMIN' ? undefined : [...principal.groupIds];
+}
+
+/**
+ * Refuses a caller without the script permission. It comes on top of write access to the
+ * job's group, which the caller must hold as well. `action` says what was asked, e.g.
+ * "change the script of job 12".
+ */
+export function requireScriptPermission(principal: Principal, action: string): void {
+  if (principal.canEditScripts) return;
+  denied(
+    `${describe(principal)} may not ${action}: it needs the script permission (can_edit_scripts), which an admin grants separately`,
+  );
 }

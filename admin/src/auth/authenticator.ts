@@ -29,6 +29,8 @@ export class TokenAuthenticator {
         tokenId: undefined,
         role: 'ADMIN',
         groupIds: new Set(),
+        // The admin's own configuration: it holds every permission.
+        canEditScripts: true,
       };
     }
     const found = await findUserByTokenHash(this.#options.db, hashToken(token), new Date());
@@ -41,6 +43,7 @@ export class TokenAuthenticator {
       tokenId: found.token.id,
       role: found.user.role,
       groupIds: new Set(found.user.groupIds),
+      canEditScripts: found.user.canEditScripts,
     };
   }
 }

@@ -12,6 +12,7 @@ function toGroup(
     title: row.title,
     addressType: row.address_type,
     addresses: row.addresses,
+    scriptKinds: row.script_kinds,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -23,6 +24,7 @@ const publicColumns = [
   'title',
   'address_type',
   'addresses',
+  'script_kinds',
   'created_at',
   'updated_at',
 ] as const;
@@ -39,6 +41,7 @@ export async function insertGroup(
       title: spec.title,
       address_type: spec.addressType,
       addresses: spec.addresses,
+      script_kinds: spec.scriptKinds,
       access_token_hash: accessTokenHash,
     })
     .returning(publicColumns)
@@ -58,6 +61,7 @@ export async function updateGroup(
       title: spec.title,
       address_type: spec.addressType,
       addresses: spec.addresses,
+      script_kinds: spec.scriptKinds,
       updated_at: new Date(),
     })
     .where('id', '=', id)

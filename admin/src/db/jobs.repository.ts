@@ -1,7 +1,8 @@
 import type { Db } from './database.js';
 import type { JobRow } from './schema.js';
 import { escapeLike } from './groups.repository.js';
-import type { Job, JobSpec, TriggerStatus } from '../domain.js';
+import type { Job, JobScriptVersion, JobSpec, ScriptKind, TriggerStatus } from '../domain.js';
+import { insertScriptVersion, type NewScriptVersion } from './job-scripts.repository.js';
 
 export function toJob(row: JobRow): Job {
   return {
@@ -63,7 +64,33 @@ export async function insertJob(db: Db, spec: JobSpec): Promise<Job> {
   return toJob(row);
 }
 
-/** Replaces a job's spec. A changed script source also moves glue_updated_at. */
+/**
+ * Inserts a script job with its script as the first version, in one transaction; the
+ * job's glue_updated_at is that version's time.
+ */
+export async function insertScriptJob(
+  db: Db,
+  spec: JobSpec & { glueType: ScriptKind },
+  version: NewScriptVersion,
+): Promise<{ job: Job; version: JobScriptVersion }> {
+  return db.transaction().execute(async trx => {
+    const now = new Date();
+    const row = await trx
+      .insertInto('job')
+      .values({ ...specColumns(spec), glue_updated_at: now })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const stored = await insertScriptVersion(
+      trx,
+      row.id,
+      { glueType: spec.glueType, source: spec.glueSource, createdAt: now },
+      version,
+    );
+    return { job: toJob(row), version: stored };
+  });
+}
+
+/** Replaces a job's spec. A changed script source or kind (`glueChanged`) also moves glue_updated_at. */
 export async function updateJobSpec(
   db: Db,
   id: string,
@@ -78,6 +105,36 @@ export async function updateJobSpec(
     .returningAll()
     .executeTakeFirst();
   return row && toJob(row);
+}
+
+/**
+ * Replaces a job's spec whose script changed, storing the script as a new version in the
+ * same transaction (versions beyond the kept number are dropped); glue_updated_at becomes
+ * that version's time. Undefined when the job does not exist.
+ */
+export async function updateScriptJobSpec(
+  db: Db,
+  id: string,
+  spec: JobSpec & { glueType: ScriptKind },
+  version: NewScriptVersion,
+): Promise<{ job: Job; version: JobScriptVersion } | undefined> {
+  return db.transaction().execute(async trx => {
+    const now = new Date();
+    const row = await trx
+      .updateTable('job')
+      .set({ ...specColumns(spec), updated_at: now, glue_updated_at: now })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const stored = await insertScriptVersion(
+      trx,
+      id,
+      { glueType: spec.glueType, source: spec.glueSource, createdAt: now },
+      version,
+    );
+    return { job: toJob(row), version: stored };
+  });
 }
 
 export async function setJobTriggerStatus(

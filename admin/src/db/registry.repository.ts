@@ -21,6 +21,7 @@ function toPresence(row: ExecutorRegistryRow): ExecutorPresence {
     queuedCount: row.queued_count,
     unresponsiveLogIds: row.unresponsive_log_ids,
     eventLoopLagMs: row.event_loop_lag_ms,
+    scriptKinds: row.script_kinds,
   };
 }
 
@@ -43,6 +44,7 @@ function registryValues(presence: ExecutorPresence, expiresAt: Date) {
     running_count: presence.runningCount,
     queued_count: presence.queuedCount,
     event_loop_lag_ms: presence.eventLoopLagMs,
+    script_kinds: presence.scriptKinds,
   };
 }
 
@@ -72,6 +74,7 @@ export async function upsertPresence(db: Db, presence: ExecutorPresence, expires
         running_count: eb.ref('excluded.running_count'),
         queued_count: eb.ref('excluded.queued_count'),
         event_loop_lag_ms: eb.ref('excluded.event_loop_lag_ms'),
+        script_kinds: eb.ref('excluded.script_kinds'),
       })),
     )
     .execute();

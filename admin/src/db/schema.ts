@@ -9,6 +9,7 @@ import type {
   RouteStrategy,
   RunOutcome,
   ScheduleType,
+  ScriptKind,
   TriggerStatus,
   TriggerType,
   UserRole,
@@ -31,6 +32,7 @@ export interface ExecutorGroupTable {
   access_token_hash: string;
   previous_token_hash: string | null;
   previous_token_expires_at: Date | null;
+  script_kinds: ColumnType<ScriptKind[], ScriptKind[] | undefined, ScriptKind[]>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -125,6 +127,7 @@ export interface ExecutorRegistryTable {
   queued_count: number;
   unresponsive_log_ids: ColumnType<string[], (string | number)[] | undefined, (string | number)[]>;
   event_loop_lag_ms: ColumnType<number, number | undefined, number>;
+  script_kinds: ColumnType<ScriptKind[], ScriptKind[] | undefined, ScriptKind[]>;
 }
 
 export interface LogReportTable {
@@ -135,13 +138,16 @@ export interface LogReportTable {
   updated_at: UpdatedAt;
 }
 
-export interface GlueVersionTable {
+export interface JobScriptVersionTable {
   id: Generated<string>;
   job_id: BigId;
-  glue_type: GlueType;
-  glue_source: string;
-  glue_remark: string;
-  created_at: CreatedAt;
+  glue_type: ScriptKind;
+  source: string;
+  remark: string;
+  author: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  /** Not a foreign key: it keeps naming the restored version after pruning. */
+  restored_from_id: BigId | null;
 }
 
 export interface AppUserTable {
@@ -150,6 +156,7 @@ export interface AppUserTable {
   password_hash: string;
   role: UserRole;
   group_ids: ColumnType<string[], (string | number)[], (string | number)[]>;
+  can_edit_scripts: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -189,7 +196,7 @@ export interface Database {
   trigger_log: TriggerLogTable;
   executor_registry: ExecutorRegistryTable;
   log_report: LogReportTable;
-  glue_version: GlueVersionTable;
+  job_script_version: JobScriptVersionTable;
   app_user: AppUserTable;
   user_token: UserTokenTable;
   cluster_secret: ClusterSecretTable;
@@ -203,3 +210,4 @@ export type JobUpdate = Updateable<JobTable>;
 export type TriggerLogRow = Selectable<TriggerLogTable>;
 export type NewTriggerLogRow = Insertable<TriggerLogTable>;
 export type ExecutorRegistryRow = Selectable<ExecutorRegistryTable>;
+export type JobScriptVersionRow = Selectable<JobScriptVersionTable>;

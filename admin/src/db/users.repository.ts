@@ -3,7 +3,15 @@ import type { User, UserRole, UserToken, UserTokenKind } from '../domain.js';
 
 /** Users, their session and API tokens, and the cluster's peer secret. */
 
-const userColumns = ['id', 'username', 'role', 'group_ids', 'created_at', 'updated_at'] as const;
+const userColumns = [
+  'id',
+  'username',
+  'role',
+  'group_ids',
+  'can_edit_scripts',
+  'created_at',
+  'updated_at',
+] as const;
 const tokenColumns = ['id', 'user_id', 'kind', 'name', 'created_at', 'expires_at'] as const;
 
 interface UserRow {
@@ -11,6 +19,7 @@ interface UserRow {
   username: string;
   role: UserRole;
   group_ids: string[];
+  can_edit_scripts: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -22,6 +31,7 @@ function toUser(row: UserRow): User {
     role: row.role,
     // pg returns bigint[] elements as strings; sorted so responses are stable.
     groupIds: [...row.group_ids].map(String).sort((a, b) => Number(a) - Number(b)),
+    canEditScripts: row.can_edit_scripts,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -50,6 +60,8 @@ export interface NewUser {
   passwordHash: string;
   role: UserRole;
   groupIds: readonly string[];
+  /** Unset: not granted. */
+  canEditScripts?: boolean;
 }
 
 /** Inserts a user; a taken username surfaces as PostgreSQL's unique_violation (23505). */
@@ -61,6 +73,7 @@ export async function insertUser(db: Db, user: NewUser): Promise<User> {
       password_hash: user.passwordHash,
       role: user.role,
       group_ids: [...user.groupIds],
+      can_edit_scripts: user.canEditScripts ?? false,
     })
     .returning(userColumns)
     .executeTakeFirstOrThrow();
@@ -97,6 +110,7 @@ export async function countUsers(db: Db, role?: UserRole): Promise<number> {
 export interface UserChanges {
   role?: UserRole;
   groupIds?: readonly string[];
+  canEditScripts?: boolean;
   passwordHash?: string;
 }
 
@@ -112,6 +126,7 @@ export async function updateUser(db: Db, id: string, changes: UserChanges): Prom
         updated_at: new Date(),
         ...(changes.role === undefined ? {} : { role: changes.role }),
         ...(changes.groupIds === undefined ? {} : { group_ids: [...changes.groupIds] }),
+        ...(changes.canEditScripts === undefined ? {} : { can_edit_scripts: changes.canEditScripts }),
         ...(changes.passwordHash === undefined ? {} : { password_hash: changes.passwordHash }),
       })
       .where('id', '=', id)
@@ -167,6 +182,7 @@ export async function findUserByTokenHash(
       'u.username',
       'u.role',
       'u.group_ids',
+      'u.can_edit_scripts',
       'u.created_at',
       'u.updated_at',
       't.id as token_id',

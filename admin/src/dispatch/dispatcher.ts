@@ -440,6 +440,11 @@ export class Dispatcher {
         failure: `none of the requested executors (${explicit.join(', ')}) is connected to group ${group.appName}`,
       };
     }
+    if (job.glueType !== 'BEAN') {
+      const scripts = scriptCandidates(job, group, candidates);
+      if ('failure' in scripts) return scripts;
+      candidates = scripts.candidates;
+    }
     const decision = await this.#options.router.route(job.id, job.routeStrategy, candidates, {
       probeDeadlineMs: this.#options.requestDeadlineMs,
     });
@@ -533,6 +538,7 @@ export class Dispatcher {
             instanceName: log.executorInstance,
             sessionId: log.executorSessionId,
             process: '',
+            scriptKinds: [],
             ask: () => Promise.reject(new Error('a run in doubt is asked again on a live stream only')),
           };
           const cause = new ExecutorRequestError(
@@ -901,6 +907,28 @@ function describeReply(handle: ExecutorTarget, reply: ExecutorAnswer, note: stri
     : `rejected by ${handle.instanceName} (${rejectReasonLabel(reply.rejectReason)})${
         reply.message ? `: ${reply.message}` : ''
       }${note}`;
+}
+
+/**
+ * The executors a script run may go to: only those that opted into its kind at Register
+ * (the protocol forbids sending them any other), and none when the group no longer allows
+ * the kind (its script_kinds changed after the job was saved).
+ */
+function scriptCandidates(
+  job: Job,
+  group: ExecutorGroup,
+  candidates: readonly ExecutorTarget[],
+): { candidates: ExecutorTarget[] } | { failure: string } {
+  const kind = job.glueType;
+  if (kind === 'BEAN') return { candidates: [...candidates] };
+  if (!group.scriptKinds.includes(kind)) {
+    return { failure: `executor group ${group.appName} does not allow ${kind} scripts (any more)` };
+  }
+  const opted = candidates.filter(candidate => candidate.scriptKinds.includes(kind));
+  if (opted.length > 0 || candidates.length === 0) return { candidates: opted };
+  return {
+    failure: `no executor of group ${group.appName} runs ${kind} scripts (none opted in; ${candidates.length} online)`,
+  };
 }
 
 /** The one executor a decision sends to: none for a failure or a broadcast. */

@@ -1,4 +1,4 @@
-import type { BlockStrategy, GlueType } from '../domain.js';
+import type { BlockStrategy, GlueType, ScriptKind } from '../domain.js';
 
 /*
  * What the dispatcher and the router need from executors, in the domain's terms. The
@@ -107,6 +107,8 @@ export interface ExecutorTarget {
   readonly sessionId: string;
   /** The executor process behind the stream, `hostname/pid` as it registered. */
   readonly process: string;
+  /** The script kinds it opted into at Register: a script run goes only to an executor listing its kind. */
+  readonly scriptKinds: readonly ScriptKind[];
   /** Resolves with the executor's answer; rejects with ExecutorRequestError when there is none. */
   ask(ask: ExecutorAsk, deadlineMs: number): Promise<ExecutorAnswer>;
 }

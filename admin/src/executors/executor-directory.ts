@@ -135,6 +135,7 @@ export class ExecutorDirectory implements ExecutorLookup {
       instanceName: row.instanceName,
       sessionId: row.sessionId,
       process: `${row.hostname}/${row.pid}`,
+      scriptKinds: row.scriptKinds,
       ask: async (ask, deadlineMs) => {
         const body = askToProto(ask);
         // Run requests go in batches (ForwardRunRequests): a call per run capped what a

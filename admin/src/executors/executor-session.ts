@@ -9,11 +9,19 @@ import type {
   RunRef,
   RunRequest,
 } from '@jobstream/proto/executor';
+import { RejectReason } from '@jobstream/proto/executor';
+import { GlueType } from '@jobstream/proto/types';
 import { BATCHED_PROTOCOL_VERSION, MAX_BATCH_ITEMS, runKey } from '@jobstream/proto';
 import { BoundedQueue } from '@jobstream/proto/concurrency';
 import { ExecutorRequestError, type ExecutorAnswer, type ExecutorAsk } from '../dispatch/executor-port.js';
 import { packAdminMessages } from '../wire/batching.js';
-import { askToProto, replyToAnswer } from '../wire/executor-messages.js';
+import {
+  askToProto,
+  isUnacceptedScript,
+  registeredScriptKinds,
+  replyToAnswer,
+} from '../wire/executor-messages.js';
+import type { ScriptKind } from '../domain.js';
 import { Semaphore } from '../util/semaphore.js';
 import { sanitizeReply } from './reply-limits.js';
 
@@ -96,6 +104,8 @@ export class ExecutorSession {
   readonly instanceName: string;
   readonly register: Register;
   readonly connectedAt: Date;
+  /** The script kinds the executor opted into at Register (see registeredScriptKinds). */
+  readonly scriptKinds: readonly ScriptKind[];
   load: ExecutorLoad;
 
   readonly #outbound = new BoundedQueue<OutboundMessage>(OUTBOUND_QUEUE_CAPACITY);
@@ -130,6 +140,7 @@ export class ExecutorSession {
     this.appName = register.appName;
     this.instanceName = register.instanceName;
     this.connectedAt = connectedAt;
+    this.scriptKinds = registeredScriptKinds(register.scriptKinds);
     this.#runSlots = new Semaphore(register.capacity + register.pipelineWindow);
     this.load = {
       runningCount: 0,
@@ -196,6 +207,19 @@ export class ExecutorSession {
     const progress = { written: false };
     const startDeadline = () => setTimeout(() => abort.abort(new Error('deadline')), deadlineMs);
     const isRun = body.$case === 'runRequest';
+    // The protocol forbids sending a script of a kind the executor did not opt into. The
+    // dispatcher routes script runs only to executors that did; this catches the paths it
+    // does not route (a run sent again on a new stream, a peer's forwarded request).
+    if (isRun && body.value.glueType > GlueType.GLUE_TYPE_BEAN) {
+      if (isUnacceptedScript(body.value.glueType, this.scriptKinds)) {
+        return {
+          requestId: '0',
+          accepted: false,
+          rejectReason: RejectReason.REJECT_REASON_INVALID,
+          message: `not sent by the admin: executor ${this.instanceName} did not opt into running scripts of this kind (its script_kinds: ${this.scriptKinds.join(', ') || 'none'})`,
+        };
+      }
+    }
     let timer = isRun && slotWait === 'until-free' ? undefined : startDeadline();
     // Tracked in a set rather than as listeners on the session's signal: removing one of
     // thousands of event listeners is linear, a set delete is not.

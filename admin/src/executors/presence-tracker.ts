@@ -72,6 +72,7 @@ export class PresenceTracker {
       handlers: register.handlers,
       capacity: register.capacity,
       labels: register.labels,
+      scriptKinds: [...session.scriptKinds],
       connectedAt: session.connectedAt,
       ...load,
     };

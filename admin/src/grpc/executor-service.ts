@@ -218,7 +218,12 @@ export function createExecutorService(options: ExecutorServiceOptions): Executor
       );
       options.onSessionChange?.();
       log.info(
-        { handlers: register.handlers, capacity: register.capacity, running: register.running.length },
+        {
+          handlers: register.handlers,
+          capacity: register.capacity,
+          running: register.running.length,
+          scriptKinds: session.scriptKinds,
+        },
         'executor registered',
       );
 
@@ -470,6 +475,8 @@ function validateRegister(register: Register): void {
     if (handler.length === 0 || handler.length > 255)
       invalid('register.handlers: each name must be 1 to 255 characters');
   }
+  // A handful of kinds exist; values this admin does not know are ignored (see registeredScriptKinds).
+  if (register.scriptKinds.length > 32) invalid('register.script_kinds holds more than 32 kinds');
   if (register.hostname.length > 255) invalid('register.hostname is longer than 255 characters');
   if (register.pid > MAX_INT32) invalid(`register.pid must be at most ${MAX_INT32}`);
   const labels = Object.entries(register.labels);

@@ -1,6 +1,7 @@
 import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, isTimeZone, ScheduleError } from '../schedule/schedule.js';
 import type * as domain from '../domain.js';
+import { SCRIPT_KINDS } from '../domain.js';
 import type * as adminPb from '@jobstream/proto/admin';
 import {
   blockStrategies,
@@ -14,6 +15,12 @@ import { invalid, requireEnum, requireId, requireInteger, requireText } from './
 const EMAIL = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
 const MAX_CHILD_JOBS = 100;
 
+/** What the admin's configuration allows of scripts. */
+export interface ScriptLimits {
+  /** The largest source, in UTF-8 bytes. */
+  maxBytes: number;
+}
+
 /**
  * Reads a wire JobSpec into a domain spec, refusing any invalid field. Only the checks
  * that need no database: whether its group and child jobs exist is the JobsService's.
@@ -22,13 +29,20 @@ export function parseJobSpec(
   field: string,
   spec: adminPb.JobSpec | undefined,
   cronCompiler: QuartzCronCompiler,
+  scriptLimits: ScriptLimits,
 ): domain.JobSpec {
   if (!spec) invalid(field, 'is required');
   const f = (name: string) => `${field}.${name}`;
   const scheduleType = requireEnum(f('schedule_type'), scheduleTypes, spec.scheduleType, 'NONE');
   const routeStrategy = requireEnum(f('route_strategy'), routeStrategies, spec.routeStrategy, 'FIRST');
   const glueType = requireEnum(f('glue_type'), glueTypes, spec.glueType, 'BEAN');
-  if (glueType !== 'BEAN') invalid(f('glue_type'), 'only GLUE_TYPE_BEAN jobs are supported so far');
+  if (glueType !== 'BEAN' && !SCRIPT_KINDS.includes(glueType)) {
+    invalid(
+      f('glue_type'),
+      `GLUE_TYPE_${glueType} is not supported (no executor SDK runs it); use GLUE_TYPE_BEAN or one of ${SCRIPT_KINDS.map(kind => `GLUE_TYPE_${kind}`).join(', ')}`,
+    );
+  }
+  const isScript = glueType !== 'BEAN';
 
   const parsed: domain.JobSpec = {
     groupId: requireId(f('group_id'), spec.groupId),
@@ -51,14 +65,16 @@ export function parseJobSpec(
       'DO_NOTHING',
     ),
     routeStrategy,
-    handler: requireText(f('handler'), spec.handler.trim(), { min: glueType === 'BEAN' ? 1 : 0, max: 255 }),
+    handler: parseHandler(f('handler'), spec.handler.trim(), glueType),
     param: requireText(f('param'), spec.param, { max: 4096 }),
     blockStrategy: requireEnum(f('block_strategy'), blockStrategies, spec.blockStrategy, 'SERIAL_EXECUTION'),
     timeoutSeconds: requireInteger(f('timeout_seconds'), spec.timeoutSeconds, 0, 7 * 24 * 3600),
     failRetryCount: requireInteger(f('fail_retry_count'), spec.failRetryCount, 0, 100),
     failRetryDelayMs: parseRetryDelay(f('fail_retry_delay'), spec.failRetryDelay),
     glueType,
-    glueSource: requireText(f('glue_source'), spec.glueSource, { max: 1024 * 1024 }),
+    glueSource: isScript
+      ? parseScriptSource(f('glue_source'), spec.glueSource, glueType, scriptLimits)
+      : parseBeanSource(f('glue_source'), spec.glueSource),
     glueRemark: requireText(f('glue_remark'), spec.glueRemark, { max: 128 }),
     childJobIds: parseChildJobIds(f('child_job_ids'), spec.childJobIds),
   };
@@ -66,6 +82,36 @@ export function parseJobSpec(
 }
 
 const MAX_RETRY_DELAY_MS = 24 * 3600 * 1000;
+
+/** A handler job (BEAN) names its handler; a script job runs its source and names none. */
+function parseHandler(field: string, handler: string, glueType: domain.GlueType): string {
+  if (glueType === 'BEAN') return requireText(field, handler, { min: 1, max: 255 });
+  if (handler !== '')
+    invalid(field, `must be empty for a script job (GLUE_TYPE_${glueType}): it runs glue_source`);
+  return handler;
+}
+
+function parseBeanSource(field: string, source: string): string {
+  if (source !== '') invalid(field, 'must be empty for a handler job (GLUE_TYPE_BEAN)');
+  return source;
+}
+
+function parseScriptSource(
+  field: string,
+  source: string,
+  glueType: domain.GlueType,
+  limits: ScriptLimits,
+): string {
+  if (source.trim() === '') invalid(field, `is required for a script job (GLUE_TYPE_${glueType})`);
+  const bytes = Buffer.byteLength(source, 'utf8');
+  if (bytes > limits.maxBytes) {
+    invalid(
+      field,
+      `is ${bytes} bytes, more than this admin's limit of ${limits.maxBytes} bytes (JOBSTREAM_SCRIPT_MAX_BYTES)`,
+    );
+  }
+  return source;
+}
 
 function parseRetryDelay(field: string, value: adminPb.JobSpec['failRetryDelay']): number {
   if (value === undefined) return 0;

@@ -29,7 +29,7 @@ export function groupToProto(group: domain.ExecutorGroup): adminPb.ExecutorGroup
     addresses: group.addresses,
     createdAt: group.createdAt,
     updatedAt: group.updatedAt,
-    scriptKinds: [],
+    scriptKinds: group.scriptKinds.map(kind => glueTypes.toProto(kind)),
   };
 }
 
@@ -115,7 +115,7 @@ export function executorToProto(presence: domain.ExecutorPresence): adminPb.Exec
     adminInstanceId: presence.adminInstanceId,
     unresponsiveLogIds: presence.unresponsiveLogIds,
     eventLoopLagMs: presence.eventLoopLagMs,
-    scriptKinds: [],
+    scriptKinds: presence.scriptKinds.map(kind => glueTypes.toProto(kind)),
   };
 }
 
@@ -127,7 +127,7 @@ export function userToProto(user: domain.User): adminPb.User {
     groupIds: user.role === 'ADMIN' ? [] : user.groupIds,
     createdAt: user.createdAt,
     updatedAt: user.updatedAt,
-    canEditScripts: false,
+    canEditScripts: user.canEditScripts,
   };
 }
 
@@ -138,5 +138,18 @@ export function apiTokenToProto(token: domain.UserToken): adminPb.ApiToken {
     userId: token.userId,
     createdAt: token.createdAt,
     expiresAt: token.expiresAt ?? undefined,
+  };
+}
+
+export function scriptVersionToProto(version: domain.JobScriptVersion): adminPb.JobScriptVersion {
+  return {
+    id: version.id,
+    jobId: version.jobId,
+    glueType: glueTypes.toProto(version.glueType),
+    source: version.source,
+    remark: version.remark,
+    author: version.author,
+    createdAt: version.createdAt,
+    restoredFromId: version.restoredFromId ?? '0',
   };
 }

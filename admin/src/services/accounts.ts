@@ -46,12 +46,14 @@ export interface NewAccount {
   password: string;
   role: UserRole;
   groupIds: readonly string[];
+  canEditScripts: boolean;
 }
 
 /** What UpdateUser changes; unset fields stay. Same preconditions as NewAccount. */
 export interface AccountChanges {
   role?: UserRole;
   groupIds?: readonly string[];
+  canEditScripts?: boolean;
   password?: string;
 }
 
@@ -167,19 +169,20 @@ export class AccountsService {
   }
 
   async createUser(account: NewAccount, by: string): Promise<User> {
-    const { username, role, groupIds } = account;
+    const { username, role, groupIds, canEditScripts } = account;
     const user = await insertUser(this.#db, {
       username,
       passwordHash: await hashPassword(account.password),
       role,
       groupIds,
+      canEditScripts,
     }).catch((error: unknown) => {
       if (isUniqueViolation(error)) {
         throw new AlreadyExistsError(`"${username}" is already taken`, { field: 'username', cause: error });
       }
       throw error;
     });
-    this.#logger.info({ by, username, role, groupIds }, 'user created');
+    this.#logger.info({ by, username, role, groupIds, canEditScripts }, 'user created');
     return user;
   }
 
@@ -188,6 +191,7 @@ export class AccountsService {
     const stored: UserChanges = {};
     if (changes.role !== undefined) stored.role = changes.role;
     if (changes.groupIds !== undefined) stored.groupIds = changes.groupIds;
+    if (changes.canEditScripts !== undefined) stored.canEditScripts = changes.canEditScripts;
     if (changes.password !== undefined) stored.passwordHash = await hashPassword(changes.password);
     if (changes.role !== undefined && changes.role !== 'ADMIN') {
       await this.#keepOneAdmin(current, `making it USER_ROLE_${changes.role}`);
@@ -199,6 +203,7 @@ export class AccountsService {
         username: user.username,
         role: user.role,
         groupIds: user.groupIds,
+        canEditScripts: user.canEditScripts,
         passwordChanged: stored.passwordHash !== undefined,
       },
       'user changed',

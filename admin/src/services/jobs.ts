@@ -1,4 +1,10 @@
+import { createHash } from 'node:crypto';
 import type { Db } from '../db/database.js';
+import {
+  findScriptVersion,
+  listScriptVersions,
+  type NewScriptVersion,
+} from '../db/job-scripts.repository.js';
 import { findGroupById } from '../db/groups.repository.js';
 import {
   childJobIdsOf,
@@ -7,15 +13,27 @@ import {
   findJobsByIds,
   groupIdsOfJobs,
   insertJob,
+  insertScriptJob,
   listJobs,
   parentJobIds,
   setJobTriggerStatus,
   updateJobSpec,
+  updateScriptJobSpec,
   type JobFilter,
 } from '../db/jobs.repository.js';
 import { cancelPendingFires } from '../db/scheduler.repository.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
-import type { Job, JobSpec, ScheduleType, TriggerLog } from '../domain.js';
+import {
+  isScriptKind,
+  type ExecutorGroup,
+  type Job,
+  type JobScriptVersion,
+  type JobSpec,
+  type ScheduleType,
+  type ScriptKind,
+  type TriggerLog,
+} from '../domain.js';
+import type { Logger } from '../logger.js';
 import { FailedPreconditionError, InvalidInputError, NotFoundError } from '../domain-errors.js';
 import type { QuartzCronCompiler } from '../schedule/cron/index.js';
 import { compileSchedule, ScheduleError, type Schedule } from '../schedule/schedule.js';
@@ -28,7 +46,17 @@ export interface JobsServiceDependencies {
   dispatcher: Dispatcher;
   /** The scheduler's own (app.ts passes both the same one): one set of caches, not two. */
   cronCompiler: QuartzCronCompiler;
+  logger: Logger;
+  scripts: ScriptSettings;
   now: () => Date;
+}
+
+/** What the admin's configuration says about script jobs. */
+export interface ScriptSettings {
+  /** The largest source, in UTF-8 bytes (checked again when a version is restored). */
+  maxBytes: number;
+  /** The timeout a script job saved without one gets; 0: none. */
+  defaultTimeoutSeconds: number;
 }
 
 /**
@@ -51,6 +79,8 @@ export class JobsService {
   readonly #scheduler: Scheduler;
   readonly #dispatcher: Dispatcher;
   readonly #cronCompiler: QuartzCronCompiler;
+  readonly #logger: Logger;
+  readonly #scripts: ScriptSettings;
   readonly #now: () => Date;
   /**
    * Lookups by id made while one is being read go in the next query together: a burst of
@@ -64,6 +94,8 @@ export class JobsService {
     this.#scheduler = dependencies.scheduler;
     this.#dispatcher = dependencies.dispatcher;
     this.#cronCompiler = dependencies.cronCompiler;
+    this.#logger = dependencies.logger;
+    this.#scripts = dependencies.scripts;
     this.#now = dependencies.now;
     this.#lookups = new GroupCommit(async ids => {
       const byId = new Map((await findJobsByIds(this.#db, [...new Set(ids)])).map(job => [job.id, job]));
@@ -88,22 +120,156 @@ export class JobsService {
     return groupIdsOfJobs(this.#db, jobIds);
   }
 
-  async create(spec: JobSpec, authorize: AuthorizeSpec): Promise<Job> {
-    await this.#checkReferences(spec, undefined);
+  /**
+   * A new job. A script job's script is stored as its first version, saved by `by` (a
+   * username or the static token's name), and the change is logged.
+   */
+  async create(spec: JobSpec, authorize: AuthorizeSpec, by: string): Promise<Job> {
+    const group = await this.#checkReferences(spec, undefined);
     await authorize(spec);
-    return insertJob(this.#db, spec);
+    const glueType = spec.glueType;
+    if (!isScriptKind(glueType)) return insertJob(this.#db, spec);
+    const scriptSpec = this.#scriptJobSpec(group, { ...spec, glueType });
+    const { job, version } = await insertScriptJob(this.#db, scriptSpec, {
+      author: by,
+      remark: spec.glueRemark,
+      restoredFromId: null,
+    });
+    this.#logScriptChange(job, version, by);
+    return job;
   }
 
-  /** Replaces the spec of `current`; a running job's new schedule starts from now. */
-  async update(current: Job, spec: JobSpec, authorize: AuthorizeSpec): Promise<Job> {
-    await this.#checkReferences(spec, current.id);
+  /**
+   * Replaces the spec of `current`; a running job's new schedule starts from now. A
+   * changed script (source or kind) is stored as a new version saved by `by`; a script
+   * job's remark belongs to its version, so it changes only with the script.
+   */
+  async update(current: Job, spec: JobSpec, authorize: AuthorizeSpec, by: string): Promise<Job> {
+    const group = await this.#checkReferences(spec, current.id);
     await authorize(spec);
     const glueChanged = spec.glueSource !== current.glueSource || spec.glueType !== current.glueType;
-    let job = (await updateJobSpec(this.#db, current.id, spec, glueChanged)) ?? jobNotFound(current.id);
+    const glueType = spec.glueType;
+    let job: Job;
+    if (isScriptKind(glueType)) {
+      const scriptSpec = this.#scriptJobSpec(group, {
+        ...spec,
+        glueType,
+        glueRemark: glueChanged ? spec.glueRemark : current.glueRemark,
+      });
+      if (glueChanged) {
+        const saved =
+          (await updateScriptJobSpec(this.#db, current.id, scriptSpec, {
+            author: by,
+            remark: scriptSpec.glueRemark,
+            restoredFromId: null,
+          })) ?? jobNotFound(current.id);
+        this.#logScriptChange(saved.job, saved.version, by);
+        job = saved.job;
+      } else {
+        job = (await updateJobSpec(this.#db, current.id, scriptSpec, false)) ?? jobNotFound(current.id);
+      }
+    } else {
+      job = (await updateJobSpec(this.#db, current.id, spec, glueChanged)) ?? jobNotFound(current.id);
+      if (isScriptKind(current.glueType)) {
+        this.#logger.info(
+          { by, jobId: job.id, from: current.glueType, glueType: 'BEAN' },
+          'job script removed: the job runs a handler now',
+        );
+      }
+    }
+    return this.#rescheduled(current, job);
+  }
+
+  /** The job's stored script versions, newest first. */
+  listScriptVersions(job: Job, includeSource: boolean): Promise<JobScriptVersion[]> {
+    return listScriptVersions(this.#db, job.id, { includeSource });
+  }
+
+  async getScriptVersion(job: Job, versionId: string): Promise<JobScriptVersion> {
+    return (await findScriptVersion(this.#db, job.id, versionId)) ?? versionNotFound(job.id, versionId);
+  }
+
+  /**
+   * Makes a stored version the job's script again, saved as a new version by `by` that
+   * names the one restored. The job's group must still allow the version's kind.
+   */
+  async restoreScriptVersion(
+    job: Job,
+    versionId: string,
+    remark: string,
+    by: string,
+  ): Promise<{ job: Job; version: JobScriptVersion }> {
+    const restored = await this.getScriptVersion(job, versionId);
+    const group = (await findGroupById(this.#db, job.groupId)) ?? groupNotFound(job.groupId);
+    const bytes = Buffer.byteLength(restored.source, 'utf8');
+    if (bytes > this.#scripts.maxBytes) {
+      throw new FailedPreconditionError(
+        `version ${versionId} is ${bytes} bytes, more than this admin's script limit of ${this.#scripts.maxBytes} bytes`,
+      );
+    }
+    const version: NewScriptVersion = {
+      author: by,
+      remark: remark === '' ? `restored from version ${versionId}` : remark,
+      restoredFromId: versionId,
+    };
+    const spec = this.#scriptJobSpec(group, {
+      ...jobSpecOf(job),
+      glueType: restored.glueType,
+      glueSource: restored.source,
+      glueRemark: version.remark,
+      // A handler job restored to a script runs the script, not its handler.
+      handler: '',
+    });
+    const saved = (await updateScriptJobSpec(this.#db, job.id, spec, version)) ?? jobNotFound(job.id);
+    this.#logScriptChange(saved.job, saved.version, by);
+    return saved;
+  }
+
+  /**
+   * A script job's spec as it is stored: its group must allow its kind, and one saved
+   * without a timeout gets the configured default (at save, so the job shows the limit
+   * its runs have, and every admin of a cluster sends the same one).
+   */
+  #scriptJobSpec<S extends JobSpec & { glueType: ScriptKind }>(group: ExecutorGroup, spec: S): S {
+    if (!group.scriptKinds.includes(spec.glueType)) {
+      const allowed =
+        group.scriptKinds.length === 0
+          ? 'scripts are disabled for it'
+          : `it allows ${group.scriptKinds.join(', ')}`;
+      throw new FailedPreconditionError(
+        `executor group ${group.appName} does not allow GLUE_TYPE_${spec.glueType} scripts (${allowed}; an admin sets its script_kinds)`,
+        { field: 'glueType' },
+      );
+    }
+    if (spec.timeoutSeconds === 0 && this.#scripts.defaultTimeoutSeconds > 0) {
+      return { ...spec, timeoutSeconds: this.#scripts.defaultTimeoutSeconds };
+    }
+    return spec;
+  }
+
+  /** Every script change is attributed and logged: who, which job and version, and what (by hash). */
+  #logScriptChange(job: Job, version: JobScriptVersion, by: string): void {
+    this.#logger.info(
+      {
+        by,
+        jobId: job.id,
+        versionId: version.id,
+        glueType: version.glueType,
+        sourceBytes: Buffer.byteLength(version.source, 'utf8'),
+        sourceSha256: createHash('sha256').update(version.source, 'utf8').digest('hex'),
+        ...(version.restoredFromId === null ? {} : { restoredFromId: version.restoredFromId }),
+      },
+      'job script saved',
+    );
+  }
+
+  /** After a spec change: a running job's changed schedule starts from now. */
+  async #rescheduled(current: Job, saved: Job): Promise<Job> {
+    let job = saved;
     const scheduleChanged =
-      spec.scheduleType !== current.scheduleType ||
-      spec.scheduleConf !== current.scheduleConf ||
-      spec.timeZone !== current.timeZone;
+      saved.scheduleType !== current.scheduleType ||
+      saved.scheduleConf !== current.scheduleConf ||
+      saved.timeZone !== current.timeZone;
     if (job.triggerStatus === 'RUNNING' && scheduleChanged) {
       // Fires planned on the old schedule are withdrawn; the new one starts from now.
       await cancelPendingFires(this.#db, job.id);
@@ -225,11 +391,12 @@ export class JobsService {
    * What a spec refers to must exist: its group and its child jobs. The child graph must
    * also stay acyclic once this job (`jobId`, undefined when new) has these children.
    */
-  async #checkReferences(spec: JobSpec, jobId: string | undefined): Promise<void> {
-    if (!(await findGroupById(this.#db, spec.groupId))) {
+  async #checkReferences(spec: JobSpec, jobId: string | undefined): Promise<ExecutorGroup> {
+    const group = await findGroupById(this.#db, spec.groupId);
+    if (!group) {
       throw new NotFoundError(`executor group ${spec.groupId} does not exist`, { field: 'groupId' });
     }
-    if (spec.childJobIds.length === 0) return;
+    if (spec.childJobIds.length === 0) return group;
     if (jobId !== undefined && spec.childJobIds.includes(jobId)) {
       throw new InvalidInputError('a job cannot be its own child', { field: 'childJobIds' });
     }
@@ -238,7 +405,7 @@ export class JobsService {
     if (missing.length > 0) {
       throw new NotFoundError(`job ${missing.join(', ')} does not exist`, { field: 'childJobIds' });
     }
-    if (jobId === undefined) return; // a new job has no parents yet, so it cannot close a cycle
+    if (jobId === undefined) return group; // a new job has no parents yet, so it cannot close a cycle
     // Walk down from the new children; reaching this job again means a cycle.
     const seen = new Set<string>();
     let frontier = [...spec.childJobIds];
@@ -258,9 +425,33 @@ export class JobsService {
       }
       frontier = next;
     }
+    return group;
   }
 }
 
 function jobNotFound(id: string): never {
   throw new NotFoundError(`job ${id} does not exist`);
+}
+
+function groupNotFound(id: string): never {
+  throw new NotFoundError(`executor group ${id} does not exist`);
+}
+
+function versionNotFound(jobId: string, versionId: string): never {
+  throw new NotFoundError(`job ${jobId} has no script version ${versionId}`);
+}
+
+/** The operator-set fields of a job. */
+function jobSpecOf(job: Job): JobSpec {
+  const {
+    id: _id,
+    triggerStatus: _triggerStatus,
+    lastTriggerAt: _lastTriggerAt,
+    nextTriggerAt: _nextTriggerAt,
+    glueUpdatedAt: _glueUpdatedAt,
+    createdAt: _createdAt,
+    updatedAt: _updatedAt,
+    ...spec
+  } = job;
+  return spec;
 }

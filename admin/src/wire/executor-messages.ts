@@ -1,4 +1,5 @@
 import { durationFromMs } from '@jobstream/proto';
+import type { GlueType as WireGlueType } from '@jobstream/proto/types';
 import {
   RejectReason as WireRejectReason,
   type BeatRequest,
@@ -7,6 +8,7 @@ import {
   type RunRequest,
 } from '@jobstream/proto/executor';
 import type { ExecutorAnswer, ExecutorAsk, RejectReason, RunOrder } from '../dispatch/executor-port.js';
+import { isScriptKind, SCRIPT_KINDS, type ScriptKind } from '../domain.js';
 import { blockStrategies, EnumCodec, glueTypes } from './enums.js';
 
 /*
@@ -75,4 +77,24 @@ export function replyToAnswer(reply: Reply): ExecutorAnswer {
     rejectReason: rejectReasons.toDomain(reply.rejectReason) ?? 'UNRECOGNIZED',
     message: reply.message,
   };
+}
+
+/**
+ * The script kinds an executor opted into (Register.script_kinds), each once. Values that
+ * are no script kind this admin runs (BEAN, UNSPECIFIED, PHP, or a kind newer than this
+ * admin) are left out rather than refused: such an executor still runs what it can.
+ */
+export function registeredScriptKinds(values: readonly WireGlueType[]): ScriptKind[] {
+  const kinds = new Set<ScriptKind>();
+  for (const value of values) {
+    const type = glueTypes.toDomain(value);
+    if (type !== undefined && isScriptKind(type) && SCRIPT_KINDS.includes(type)) kinds.add(type);
+  }
+  return SCRIPT_KINDS.filter(kind => kinds.has(kind));
+}
+
+/** Whether a run request's glue type is a script kind outside `accepted` (BEAN runs always pass). */
+export function isUnacceptedScript(glueType: WireGlueType, accepted: readonly ScriptKind[]): boolean {
+  const type = glueTypes.toDomain(glueType);
+  return type !== undefined && type !== 'BEAN' && !(accepted as readonly string[]).includes(type);
 }

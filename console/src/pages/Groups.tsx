@@ -5,6 +5,7 @@ import {
   Card,
   Group,
   Modal,
+  MultiSelect,
   Select,
   Stack,
   Table,
@@ -15,11 +16,23 @@ import {
 } from '@mantine/core';
 import { useState, type FormEvent } from 'react';
 import { AddressType, type Executor, type ExecutorGroup } from '@jobstream/proto/admin';
+import type { GlueType } from '@jobstream/proto/types';
+import { glueTypeToJSON } from '@jobstream/proto/types';
 import { api, describeError, fieldErrorOf } from '../api.js';
 import { formatTime } from '../format.js';
 import { useLoad } from '../hooks.js';
 import { SecretOnce } from '../secret.js';
+import { kindLabel, SCRIPT_KINDS } from '../script-kinds.js';
 import { useSession } from '../session.js';
+
+/** The script kinds as MultiSelect options. */
+const SCRIPT_KIND_OPTIONS = SCRIPT_KINDS.map(kind => ({ value: String(kind), label: kindLabel(kind) }));
+
+function scriptKindsText(kinds: readonly GlueType[]): string {
+  return kinds.length === 0
+    ? '—'
+    : kinds.map(kind => glueTypeToJSON(kind).replace('GLUE_TYPE_', '')).join(', ');
+}
 
 /** Executor groups with their executors online, refreshed live; create a group, rotate its token. */
 export function GroupsPage() {
@@ -27,6 +40,7 @@ export function GroupsPage() {
   const groups = useLoad(() => api.listExecutorGroups({}), []);
   const executors = useLoad(() => api.listExecutors({}), [], 2_000);
   const [creating, setCreating] = useState(false);
+  const [scripting, setScripting] = useState<ExecutorGroup>();
   const [secret, setSecret] = useState<{ label: string; token: string }>();
   const [error, setError] = useState<string>();
 
@@ -58,9 +72,18 @@ export function GroupsPage() {
           group={group}
           executors={(executors.data?.executors ?? []).filter(executor => executor.appName === group.appName)}
           onRotate={session.isAdmin ? () => void rotate(group) : undefined}
+          onScripts={session.isAdmin ? () => setScripting(group) : undefined}
         />
       ))}
       {groups.data?.groups.length === 0 && <Text c="dimmed">No executor groups yet.</Text>}
+      <ScriptKindsModal
+        group={scripting}
+        onClose={() => setScripting(undefined)}
+        onSaved={() => {
+          setScripting(undefined);
+          groups.reload();
+        }}
+      />
       <CreateGroupModal
         opened={creating}
         onClose={() => setCreating(false)}
@@ -78,10 +101,12 @@ function GroupCard({
   group,
   executors,
   onRotate,
+  onScripts,
 }: {
   group: ExecutorGroup;
   executors: Executor[];
   onRotate: (() => void) | undefined;
+  onScripts: (() => void) | undefined;
 }) {
   return (
     <Card withBorder data-testid={`group-${group.appName}`}>
@@ -97,10 +122,19 @@ function GroupCard({
             {group.addressType === AddressType.ADDRESS_TYPE_MANUAL
               ? `manual addresses: ${group.addresses.join(', ')}`
               : 'executors register themselves'}
+            {' · '}
+            {group.scriptKinds.length === 0
+              ? 'scripts disabled'
+              : `scripts allowed: ${scriptKindsText(group.scriptKinds)}`}
           </Text>
         </div>
         <Group>
           <Badge color={executors.length > 0 ? 'teal' : 'gray'}>{executors.length} online</Badge>
+          {onScripts && (
+            <Button size="xs" variant="light" onClick={onScripts}>
+              Scripts…
+            </Button>
+          )}
           {onRotate && (
             <Button size="xs" variant="light" onClick={onRotate}>
               Rotate token
@@ -119,6 +153,7 @@ function GroupCard({
                 <Table.Th>Event-loop lag</Table.Th>
                 <Table.Th>Unresponsive runs</Table.Th>
                 <Table.Th>Handlers</Table.Th>
+                <Table.Th>Scripts</Table.Th>
                 <Table.Th>SDK</Table.Th>
                 <Table.Th>Last beat</Table.Th>
               </Table.Tr>
@@ -152,6 +187,7 @@ function GroupCard({
                       {executor.handlers.join(', ')}
                     </Text>
                   </Table.Td>
+                  <Table.Td>{scriptKindsText(executor.scriptKinds)}</Table.Td>
                   <Table.Td>
                     {executor.sdkName} {executor.sdkVersion}
                   </Table.Td>
@@ -179,6 +215,7 @@ function CreateGroupModal({
   const [title, setTitle] = useState('');
   const [addressType, setAddressType] = useState(String(AddressType.ADDRESS_TYPE_AUTO));
   const [addresses, setAddresses] = useState('');
+  const [scriptKinds, setScriptKinds] = useState<string[]>([]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string>();
 
@@ -196,11 +233,13 @@ function CreateGroupModal({
             .split(/[\s,]+/)
             .map(address => address.trim())
             .filter(address => address !== ''),
+          scriptKinds: scriptKinds.map(kind => Number(kind) as GlueType),
         },
       });
       setAppName('');
       setTitle('');
       setAddresses('');
+      setScriptKinds([]);
       onCreated(answer.group!, answer.accessToken);
     } catch (failure) {
       const field = fieldErrorOf(failure);
@@ -251,11 +290,81 @@ function CreateGroupModal({
               error={errors.addresses}
             />
           )}
+          <MultiSelect
+            label="Script kinds allowed"
+            description="Empty: scripts are disabled for the group's jobs"
+            data={SCRIPT_KIND_OPTIONS}
+            value={scriptKinds}
+            onChange={setScriptKinds}
+            error={errors.script_kinds}
+          />
           <Group justify="flex-end">
             <Button variant="default" onClick={onClose}>
               Cancel
             </Button>
             <Button type="submit">Create group</Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+/** Which script kinds a group's jobs may use (UpdateExecutorGroup, script_kinds only). */
+function ScriptKindsModal({
+  group,
+  onClose,
+  onSaved,
+}: {
+  group: ExecutorGroup | undefined;
+  onClose: () => void;
+  onSaved: () => void;
+}) {
+  const [kinds, setKinds] = useState<string[]>([]);
+  const [error, setError] = useState<string>();
+  const [shown, setShown] = useState<ExecutorGroup>();
+  if (group !== shown) {
+    setShown(group);
+    setKinds((group?.scriptKinds ?? []).map(String));
+    setError(undefined);
+  }
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (!group) return;
+    try {
+      await api.updateExecutorGroup({
+        id: group.id,
+        spec: { scriptKinds: kinds.map(kind => Number(kind) as GlueType) },
+        updateMask: ['script_kinds'],
+      });
+      onSaved();
+    } catch (failure) {
+      setError(describeError(failure));
+    }
+  };
+
+  return (
+    <Modal opened={group !== undefined} onClose={onClose} title={`Scripts of ${group?.appName ?? ''}`}>
+      <form onSubmit={e => void submit(e)} noValidate>
+        <Stack>
+          {error && (
+            <Alert color="red" role="alert">
+              {error}
+            </Alert>
+          )}
+          <MultiSelect
+            label="Script kinds allowed"
+            description="Executors must opt into a kind too; empty disables scripts"
+            data={SCRIPT_KIND_OPTIONS}
+            value={kinds}
+            onChange={setKinds}
+          />
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              Cancel
+            </Button>
+            <Button type="submit">Save</Button>
           </Group>
         </Stack>
       </form>

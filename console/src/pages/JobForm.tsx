@@ -26,6 +26,10 @@ import {
 } from '@jobstream/proto/types';
 import { api, describeError, fieldErrorOf } from '../api.js';
 import { enumOptions, formatTime } from '../format.js';
+import { ScriptEditor } from '../script-editor-lazy.js';
+import { isScript, kindLabel } from '../script-kinds.js';
+import { useSession } from '../session.js';
+import { ScriptVersions } from './ScriptVersions.js';
 
 interface FormValues {
   groupId: string;
@@ -38,6 +42,11 @@ interface FormValues {
   misfireStrategy: string;
   routeStrategy: string;
   handler: string;
+  /** GlueType as a string, like the other selects. */
+  glueType: string;
+  glueSource: string;
+  /** The remark saved with the next script version. */
+  glueRemark: string;
   param: string;
   blockStrategy: string;
   timeoutSeconds: number | string;
@@ -59,6 +68,9 @@ function valuesOf(job: Job | undefined, groups: readonly ExecutorGroup[]): FormV
     misfireStrategy: String(spec?.misfireStrategy ?? MisfireStrategy.MISFIRE_STRATEGY_DO_NOTHING),
     routeStrategy: String(spec?.routeStrategy ?? RouteStrategy.ROUTE_STRATEGY_FIRST),
     handler: spec?.handler ?? '',
+    glueType: String(spec?.glueType || GlueType.GLUE_TYPE_BEAN),
+    glueSource: spec?.glueSource ?? '',
+    glueRemark: '',
     param: spec?.param ?? '',
     blockStrategy: String(spec?.blockStrategy ?? BlockStrategy.BLOCK_STRATEGY_SERIAL_EXECUTION),
     timeoutSeconds: spec?.timeoutSeconds ?? 0,
@@ -69,6 +81,8 @@ function valuesOf(job: Job | undefined, groups: readonly ExecutorGroup[]): FormV
 }
 
 function specOf(values: FormValues): JobSpec {
+  const glueType = Number(values.glueType) as GlueType;
+  const script = isScript(glueType);
   return {
     groupId: values.groupId || '0',
     description: values.description,
@@ -79,14 +93,15 @@ function specOf(values: FormValues): JobSpec {
     timeZone: values.timeZone,
     misfireStrategy: Number(values.misfireStrategy) as MisfireStrategy,
     routeStrategy: Number(values.routeStrategy) as RouteStrategy,
-    handler: values.handler,
+    // A script job runs its source and names no handler; a handler job carries no source.
+    handler: script ? '' : values.handler,
     param: values.param,
     blockStrategy: Number(values.blockStrategy) as BlockStrategy,
     timeoutSeconds: Number(values.timeoutSeconds || 0),
     failRetryCount: Number(values.failRetryCount || 0),
-    glueType: GlueType.GLUE_TYPE_BEAN,
-    glueSource: '',
-    glueRemark: '',
+    glueType,
+    glueSource: script ? values.glueSource : '',
+    glueRemark: script ? values.glueRemark : '',
     childJobIds: values.childJobIds,
     failRetryDelay: { seconds: String(Number(values.failRetryDelaySeconds || 0)), nanos: 0 },
   };
@@ -120,7 +135,10 @@ export function JobFormModal({
   onClose: () => void;
   onSaved: (job: Job) => void;
 }) {
+  const session = useSession();
   const [values, setValues] = useState<FormValues>(() => valuesOf(job, groups));
+  /** The job as last stored: a restored version changes it while the form is open. */
+  const [stored, setStored] = useState<Job | undefined>(job);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -132,6 +150,7 @@ export function JobFormModal({
   useEffect(() => {
     if (opened) {
       setValues(valuesOf(job, groupsRef.current));
+      setStored(job);
       setErrors({});
       setError(undefined);
     }
@@ -188,6 +207,24 @@ export function JobFormModal({
   };
 
   const scheduleType = Number(values.scheduleType) as ScheduleType;
+  const glueType = Number(values.glueType) as GlueType;
+  const script = isScript(glueType);
+  const group = groups.find(candidate => candidate.id === values.groupId);
+  // Scripts the group allows, and whatever the job has now (even if the group no longer allows it).
+  const kinds = [
+    GlueType.GLUE_TYPE_BEAN,
+    ...new Set([...(group?.scriptKinds ?? []), ...(script ? [glueType] : [])]),
+  ];
+  const mayEditScript = session.mayEditScripts;
+  const restored = (saved: Job) => {
+    setStored(saved);
+    setValues(current => ({
+      ...current,
+      glueType: String(saved.spec?.glueType ?? current.glueType),
+      glueSource: saved.spec?.glueSource ?? current.glueSource,
+      glueRemark: '',
+    }));
+  };
   const previewError = preview && 'error' in preview ? preview.error : undefined;
 
   return (
@@ -217,13 +254,31 @@ export function JobFormModal({
               error={errors.groupId}
               allowDeselect={false}
             />
-            <TextInput
-              label="Handler"
-              required
-              value={values.handler}
-              onChange={e => set('handler', e.currentTarget.value)}
-              error={errors.handler}
+            <Select
+              label="Runs"
+              description={
+                mayEditScript
+                  ? group?.scriptKinds.length
+                    ? undefined
+                    : 'The group allows no scripts'
+                  : 'Changing a script needs the script permission'
+              }
+              data={kinds.map(kind => ({ value: String(kind), label: kindLabel(kind) }))}
+              value={values.glueType}
+              onChange={value => set('glueType', value ?? values.glueType)}
+              error={errors.glueType}
+              disabled={!mayEditScript}
+              allowDeselect={false}
             />
+            {!script && (
+              <TextInput
+                label="Handler"
+                required
+                value={values.handler}
+                onChange={e => set('handler', e.currentTarget.value)}
+                error={errors.handler}
+              />
+            )}
             <TextInput
               label="Description"
               required
@@ -331,6 +386,41 @@ export function JobFormModal({
               allowDecimal={false}
             />
           </SimpleGrid>
+          {script && (
+            <Stack gap={4}>
+              <Text size="sm" fw={500}>
+                Script
+              </Text>
+              <ScriptEditor
+                kind={glueType}
+                value={values.glueSource}
+                onChange={value => set('glueSource', value)}
+                readOnly={!mayEditScript}
+                label="Script source"
+              />
+              {errors.glueSource && (
+                <Text size="sm" c="red">
+                  {errors.glueSource}
+                </Text>
+              )}
+              {mayEditScript && (
+                <TextInput
+                  label="Version remark"
+                  description="Saved with the script when it changes"
+                  value={values.glueRemark}
+                  onChange={e => set('glueRemark', e.currentTarget.value)}
+                  error={errors.glueRemark}
+                />
+              )}
+            </Stack>
+          )}
+          {stored && isScript(stored.spec?.glueType ?? GlueType.GLUE_TYPE_BEAN) && (
+            <ScriptVersions
+              job={stored}
+              mayRestore={mayEditScript && session.may(stored.spec?.groupId ?? '', 'write')}
+              onRestored={restored}
+            />
+          )}
           <Textarea
             label="Parameter"
             autosize

@@ -1,6 +1,7 @@
 import {
   Alert,
   Button,
+  Checkbox,
   Group,
   Modal,
   MultiSelect,
@@ -63,6 +64,7 @@ export function UsersPage() {
               <Table.Th>User</Table.Th>
               <Table.Th>Role</Table.Th>
               <Table.Th>Groups</Table.Th>
+              <Table.Th>Scripts</Table.Th>
               <Table.Th>Created</Table.Th>
               <Table.Th>Actions</Table.Th>
             </Table.Tr>
@@ -77,6 +79,7 @@ export function UsersPage() {
                     ? 'all'
                     : user.groupIds.map(groupName).join(', ') || '—'}
                 </Table.Td>
+                <Table.Td>{user.canEditScripts ? 'may edit' : '—'}</Table.Td>
                 <Table.Td>{formatTime(user.createdAt)}</Table.Td>
                 <Table.Td>
                   <Group gap="xs" wrap="nowrap">
@@ -128,6 +131,7 @@ function UserModal({
   const [password, setPassword] = useState('');
   const [role, setRole] = useState<string>(String(UserRole.USER_ROLE_VIEWER));
   const [groupIds, setGroupIds] = useState<string[]>([]);
+  const [canEditScripts, setCanEditScripts] = useState(false);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string>();
   const [shownFor, setShownFor] = useState<typeof editing>();
@@ -137,6 +141,7 @@ function UserModal({
     setPassword('');
     setRole(String(user?.role ?? UserRole.USER_ROLE_VIEWER));
     setGroupIds(user?.groupIds ?? []);
+    setCanEditScripts(user?.canEditScripts ?? false);
     setErrors({});
     setError(undefined);
   }
@@ -155,9 +160,10 @@ function UserModal({
           groupIds: grants,
           replaceGroupIds: true,
           password,
+          canEditScripts,
         });
       } else {
-        await api.createUser({ username, password, role: roleValue, groupIds: grants });
+        await api.createUser({ username, password, role: roleValue, groupIds: grants, canEditScripts });
       }
       onSaved();
     } catch (failure) {
@@ -213,6 +219,12 @@ function UserModal({
               error={errors.group_ids}
             />
           )}
+          <Checkbox
+            label="May edit job scripts"
+            description="Create and change script (GLUE) jobs in the groups it may operate; granted separately from the role"
+            checked={canEditScripts}
+            onChange={e => setCanEditScripts(e.currentTarget.checked)}
+          />
           <Group justify="flex-end">
             <Button variant="default" onClick={onClose}>
               Cancel

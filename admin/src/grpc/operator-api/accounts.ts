@@ -111,7 +111,10 @@ export function createAccountMethods(options: AccountMethodsOptions): AccountMet
       const password = requirePassword('password', request.password);
       const role = requireEnum('role', userRoles, request.role);
       const groupIds = role === 'ADMIN' ? [] : await grantedGroups('group_ids', request.groupIds);
-      const user = await accounts.createUser({ username, password, role, groupIds }, caller.name);
+      const user = await accounts.createUser(
+        { username, password, role, groupIds, canEditScripts: request.canEditScripts },
+        caller.name,
+      );
       return { user: userToProto(user) };
     },
 
@@ -123,6 +126,7 @@ export function createAccountMethods(options: AccountMethodsOptions): AccountMet
       if (request.role !== 0) changes.role = requireEnum('role', userRoles, request.role);
       if (request.replaceGroupIds) changes.groupIds = await grantedGroups('group_ids', request.groupIds);
       else if (request.groupIds.length > 0) invalid('group_ids', 'is set but replace_group_ids is false');
+      if (request.canEditScripts !== undefined) changes.canEditScripts = request.canEditScripts;
       if (request.password !== '') changes.password = requirePassword('password', request.password);
       return { user: userToProto(await accounts.updateUser(current, changes, caller.name)) };
     },

@@ -6,7 +6,8 @@ import type { Authenticator } from '../auth.js';
 import type * as domain from '../../domain.js';
 import type { GroupsService } from '../../services/groups.js';
 import { inField } from '../domain-status.js';
-import { addressTypes } from '../../wire/enums.js';
+import { addressTypes, glueTypes } from '../../wire/enums.js';
+import { isScriptKind, SCRIPT_KINDS } from '../../domain.js';
 import { groupToProto } from '../mappers.js';
 import {
   applyFieldMask,
@@ -124,7 +125,24 @@ function parseGroupSpec(
     title: requireText(`${field}.title`, spec.title.trim(), { min: 1, max: 64 }),
     addressType,
     addresses,
+    scriptKinds: parseScriptKinds(`${field}.script_kinds`, spec.scriptKinds),
   };
+}
+
+/** A group's allowed script kinds: script kinds only, each once, in the protocol's order. */
+function parseScriptKinds(field: string, values: readonly number[]): domain.ScriptKind[] {
+  const kinds = new Set<domain.ScriptKind>();
+  values.forEach((value, index) => {
+    const type = glueTypes.toDomain(value);
+    if (type === undefined || !isScriptKind(type) || !SCRIPT_KINDS.includes(type)) {
+      invalid(
+        `${field}[${index}]`,
+        `must be a script kind (${SCRIPT_KINDS.map(kind => `GLUE_TYPE_${kind}`).join(', ')}), got ${type === undefined ? value : `GLUE_TYPE_${type}`}`,
+      );
+    }
+    kinds.add(type);
+  });
+  return SCRIPT_KINDS.filter(kind => kinds.has(kind));
 }
 
 function groupSpecToProto(group: domain.ExecutorGroupSpec): adminPb.ExecutorGroupSpec {
@@ -133,6 +151,6 @@ function groupSpecToProto(group: domain.ExecutorGroupSpec): adminPb.ExecutorGrou
     title: group.title,
     addressType: addressTypes.toProto(group.addressType),
     addresses: group.addresses,
-    scriptKinds: [],
+    scriptKinds: group.scriptKinds.map(kind => glueTypes.toProto(kind)),
   };
 }

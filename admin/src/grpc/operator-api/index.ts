@@ -1,5 +1,4 @@
 import type { AdminServiceImplementation } from '@jobstream/proto/admin';
-import { ServerError, Status } from 'nice-grpc';
 import type { Authenticator } from '../auth.js';
 import type { AccountsService } from '../../services/accounts.js';
 import type { DashboardService } from '../../services/dashboard.js';
@@ -14,6 +13,7 @@ import { createGroupMethods } from './groups.js';
 import { createJobMethods } from './jobs.js';
 import { createLogMethods } from './logs.js';
 import type { QuartzCronCompiler } from '../../schedule/cron/index.js';
+import type { ScriptLimits } from '../job-spec.js';
 
 export interface OperatorApiOptions {
   authenticator: Authenticator;
@@ -27,6 +27,8 @@ export interface OperatorApiOptions {
   cronCompiler: QuartzCronCompiler;
   /** The zone of schedules that name none. */
   defaultTimeZone: string;
+  /** What the admin's configuration allows of scripts. */
+  scriptLimits: ScriptLimits;
   /** How long an executor has to answer a log read or a kill. */
   requestDeadlineMs: number;
 }
@@ -44,13 +46,5 @@ export function createAdminService(options: OperatorApiOptions): AdminServiceImp
     ...createLogMethods(options),
     ...createExecutorMethods(options),
     ...createDashboardMethods(options),
-    // Script versions are being built (issue 15); until then the calls say so.
-    listJobScriptVersions: notYetServed,
-    getJobScriptVersion: notYetServed,
-    restoreJobScriptVersion: notYetServed,
   };
-}
-
-function notYetServed(): never {
-  throw new ServerError(Status.UNIMPLEMENTED, 'script versions are not served by this admin yet');
 }

@@ -6,17 +6,19 @@ import {
   denied,
   mayAccessGroup,
   requireGroupAccess,
+  requireScriptPermission,
   visibleGroupIds,
 } from '../../auth/access.js';
 import type { Authenticator } from '../auth.js';
 import type * as domain from '../../domain.js';
+import { isScriptKind } from '../../domain.js';
 import { isTimeZone } from '../../schedule/schedule.js';
 import type { AuthorizeSpec, JobsService } from '../../services/jobs.js';
 import { inField } from '../domain-status.js';
 import { scheduleTypes, triggerStatuses } from '../../wire/enums.js';
 import type { QuartzCronCompiler } from '../../schedule/cron/index.js';
-import { parseJobSpec } from '../job-spec.js';
-import { jobSpecToProto, jobToProto } from '../mappers.js';
+import { parseJobSpec, type ScriptLimits } from '../job-spec.js';
+import { jobSpecToProto, jobToProto, scriptVersionToProto } from '../mappers.js';
 import {
   applyFieldMask,
   decodePageToken,
@@ -39,6 +41,8 @@ export interface JobMethodsOptions {
   cronCompiler: QuartzCronCompiler;
   /** The zone of schedules that name none. */
   defaultTimeZone: string;
+  /** What the admin's configuration allows of scripts. */
+  scriptLimits: ScriptLimits;
 }
 
 type JobMethods = Pick<
@@ -53,6 +57,9 @@ type JobMethods = Pick<
   | 'nextTriggerTimes'
   | 'triggerJob'
   | 'triggerJobRuns'
+  | 'listJobScriptVersions'
+  | 'getJobScriptVersion'
+  | 'restoreJobScriptVersion'
 >;
 
 const MAX_EXPLICIT_EXECUTORS = 1_000;
@@ -96,8 +103,11 @@ export function createJobMethods(options: JobMethodsOptions): JobMethods {
   return {
     async createJob(request, context) {
       const caller = await authenticator.authenticate(context);
-      const spec = parseJobSpec('spec', request.spec, options.cronCompiler);
-      const job = await jobs.create(spec, specAccessOf(caller)).catch(inField('spec'));
+      const spec = parseJobSpec('spec', request.spec, options.cronCompiler, options.scriptLimits);
+      if (isScriptKind(spec.glueType)) {
+        requireScriptPermission(caller, `create a script job (spec.glue_type GLUE_TYPE_${spec.glueType})`);
+      }
+      const job = await jobs.create(spec, specAccessOf(caller), caller.name).catch(inField('spec'));
       return { job: jobToProto(job) };
     },
 
@@ -110,9 +120,41 @@ export function createJobMethods(options: JobMethodsOptions): JobMethods {
         request.spec ?? jobSpecToProto(current),
         request.updateMask,
       );
-      const spec = parseJobSpec('spec', merged, options.cronCompiler);
-      const job = await jobs.update(current, spec, specAccessOf(caller)).catch(inField('spec'));
+      const spec = parseJobSpec('spec', merged, options.cronCompiler, options.scriptLimits);
+      // Changing a script, or a job into a script job or back, is script editing.
+      const scriptChanged = spec.glueType !== current.glueType || spec.glueSource !== current.glueSource;
+      if (scriptChanged && (isScriptKind(spec.glueType) || isScriptKind(current.glueType))) {
+        requireScriptPermission(
+          caller,
+          `change the script of job ${current.id} (spec.glue_type, spec.glue_source)`,
+        );
+      }
+      const job = await jobs.update(current, spec, specAccessOf(caller), caller.name).catch(inField('spec'));
       return { job: jobToProto(job) };
+    },
+
+    async listJobScriptVersions(request, context) {
+      const caller = await authenticator.authenticate(context);
+      const job = await requireJob(jobs, caller, 'read', 'job_id', request.jobId);
+      const versions = await jobs.listScriptVersions(job, request.includeSource);
+      return { versions: versions.map(scriptVersionToProto) };
+    },
+
+    async getJobScriptVersion(request, context) {
+      const caller = await authenticator.authenticate(context);
+      const job = await requireJob(jobs, caller, 'read', 'job_id', request.jobId);
+      const version = await jobs.getScriptVersion(job, requireId('version_id', request.versionId));
+      return { version: scriptVersionToProto(version) };
+    },
+
+    async restoreJobScriptVersion(request, context) {
+      const caller = await authenticator.authenticate(context);
+      const job = await requireJob(jobs, caller, 'write', 'job_id', request.jobId);
+      const versionId = requireId('version_id', request.versionId);
+      const remark = requireText('remark', request.remark, { max: 128 });
+      requireScriptPermission(caller, `restore a script version of job ${job.id}`);
+      const restored = await jobs.restoreScriptVersion(job, versionId, remark, caller.name);
+      return { job: jobToProto(restored.job), version: scriptVersionToProto(restored.version) };
     },
 
     async deleteJob(request, context) {
