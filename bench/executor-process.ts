@@ -9,7 +9,7 @@
 //   SIGTERM stops the executor gracefully (SIGKILL is fine too: the harness owns its data).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { Executor, createJsonLogger, type LogLevel } from '../executor-sdk/src/index.js';
+import { Executor, createJsonLogger, type LogLevel } from '@jobstream/executor';
 
 function required(name: string): string {
   const value = process.env[name];

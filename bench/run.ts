@@ -1,8 +1,9 @@
 // The jobstream benchmark: `npm run bench -- [--only ...] [--quick]`. See bench/README.md.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { killAllChildren, killAllChildrenSync, repoRoot } from './lib/children.js';
+import { killAllChildren, killAllChildrenSync, repoRoot, runChildrenFromSource } from './lib/children.js';
 import type { BenchContext } from './lib/context.js';
 import { parseOptions, USAGE, type BenchOptions } from './lib/options.js';
 import { dropStaleBenchDatabases, resolveDatabaseServer, type DatabaseServer } from './lib/postgres.js';
@@ -110,6 +111,9 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('exit', killAllChildrenSync);
 
+  if (options.fromSource) runChildrenFromSource();
+  else await buildWorkspaces();
+
   const results: ScenarioResult[] = [];
   let server: DatabaseServer | undefined;
   let fatal: string | undefined;
@@ -205,3 +209,21 @@ function firstLine(text: string): string {
 }
 
 process.exit(await main());
+
+/**
+ * Builds what the children run: the admin and the executor SDK as a deployment runs them
+ * (compiled JavaScript), not through a TypeScript loader.
+ */
+async function buildWorkspaces(): Promise<void> {
+  progress('bench', 'building proto, admin and executor SDK (--from-source skips this)');
+  const workspaces = ['@jobstream/proto', '@jobstream/admin', '@jobstream/executor'];
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn('npm', ['run', 'build', ...workspaces.flatMap(name => ['-w', name])], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    child.on('error', reject);
+    child.on('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`npm run build exited with ${code}`);
+}

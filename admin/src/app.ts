@@ -441,6 +441,7 @@ export class AdminApp {
     const errors: unknown[] = [];
     for (const { name, release } of this.#releasers.splice(0).reverse()) {
       try {
+        this.logger.debug({ resource: name }, 'releasing');
         await release();
       } catch (error) {
         this.logger.error({ err: error, resource: name }, 'releasing a resource failed');

@@ -9,6 +9,13 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const TAIL_LINES = 30;
 const TAIL_LINE_CHARS = 400;
 
+let runFromSource = false;
+
+/** Children run the TypeScript sources through tsx from now on, instead of the builds. */
+export function runChildrenFromSource(): void {
+  runFromSource = true;
+}
+
 /** Every child still alive, so cleanup (and SIGINT) can reach them all. */
 const living = new Set<Child>();
 
@@ -17,6 +24,12 @@ export interface ChildOptions {
   name: string;
   /** A TypeScript entry point relative to the repository root, run with `node --import tsx`. */
   script: string;
+  /**
+   * The built JavaScript of `script`, run with plain `node` unless the bench runs from
+   * source. Without it, `script` runs through tsx either way, importing the workspace
+   * packages' builds unless the bench runs from source.
+   */
+  built?: string;
   args?: readonly string[];
   env: Record<string, string>;
   /** Where stdout and stderr lines go (appended). */
@@ -50,22 +63,15 @@ export class Child {
     this.name = options.name;
     this.#log = createWriteStream(options.logFile, { flags: 'a' });
     this.#log.on('error', () => undefined);
-    this.process = spawn(
-      process.execPath,
-      [
-        ...profilerArgs(),
-        '--conditions=jobstream-source',
-        '--import',
-        'tsx',
-        options.script,
-        ...(options.args ?? []),
-      ],
-      {
-        cwd: repoRoot,
-        env: { ...process.env, ...options.env },
-        stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      },
-    );
+    const entry =
+      runFromSource || options.built === undefined
+        ? [...(runFromSource ? ['--conditions=jobstream-source'] : []), '--import', 'tsx', options.script]
+        : [options.built];
+    this.process = spawn(process.execPath, [...profilerArgs(), ...entry, ...(options.args ?? [])], {
+      cwd: repoRoot,
+      env: { ...process.env, ...options.env },
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
     living.add(this);
     this.process.stdin?.on('error', () => undefined);
     const skip = options.skipLogging ?? (() => false);

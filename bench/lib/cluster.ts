@@ -162,6 +162,7 @@ export class Cluster {
     const child = new Child({
       name: `admin-${index}`,
       script: 'admin/src/cli.ts',
+      built: 'admin/dist/admin/src/cli.js',
       args: ['serve'],
       logFile: this.logFile(`admin-${index}`),
       env: {

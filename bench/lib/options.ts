@@ -29,10 +29,14 @@ export interface BenchOptions {
   waitQuietMs: number;
   /** The executors' capacity; undefined for the SDK's default, which is what users get. */
   executorCapacity: number | undefined;
+  /** Run the admin and the SDK from their TypeScript sources (tsx) instead of their build. */
+  fromSource: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [--only lateness,throughput,api,failover,scale] [--quick] [options]
 
+  --from-source          run the admin and the executor SDK from their TypeScript sources through tsx
+                         (default: build them first and run the build, as a deployment does)
   --only LIST            scenarios to run (default: all); throughput-1 is throughput with one admin only
   --quick                short windows and a smaller scale (a smoke run)
   --capacity N           executors' capacity (default: the SDK's default, as users get it)
@@ -65,6 +69,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   };
   const known = new Set([
     '--quick',
+    '--from-source',
     '--help',
     '-h',
     '--only',
@@ -84,7 +89,13 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     const name = arg.split('=')[0]!;
     if (!arg.startsWith('-')) {
       const previous = argv[i - 1];
-      if (previous !== undefined && known.has(previous) && previous !== '--quick') continue;
+      if (
+        previous !== undefined &&
+        known.has(previous) &&
+        previous !== '--quick' &&
+        previous !== '--from-source'
+      )
+        continue;
       throw new Error(`unexpected argument "${arg}"`);
     }
     if (!known.has(name)) throw new Error(`unknown option "${arg}"`);
@@ -135,5 +146,6 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     scaleWarmupMs: (quick ? 5 : 15) * 1000,
     scaleWindowMs: integer('--scale-window', quick ? 10 : 30, 1) * 1000,
     executorCapacity: value('--capacity') === undefined ? undefined : integer('--capacity', 16, 1),
+    fromSource: argv.includes('--from-source'),
   };
 }
