@@ -173,12 +173,7 @@ export async function recordDispatches(
   dispatches: readonly (DispatchRecord & { logId: string })[],
 ): Promise<void> {
   if (dispatches.length === 0) return;
-  const values = sql.join(
-    dispatches.map(
-      d =>
-        sql`(${d.logId}::bigint, ${d.outcome}::text, ${d.triggeredAt}::timestamptz, ${d.executorInstance}::text, ${d.executorSessionId}::text, ${d.message}::text, ${d.claimedBy ?? null}::text)`,
-    ),
-  );
+  const column = <T>(value: (d: DispatchRecord & { logId: string }) => T): T[] => dispatches.map(value);
   await sql`
     update trigger_log as l
        set dispatch_outcome = v.outcome,
@@ -187,7 +182,14 @@ export async function recordDispatches(
            executor_instance = v.instance,
            executor_session_id = v.session_id,
            trigger_message = v.message
-      from (values ${values}) as v(id, outcome, triggered_at, instance, session_id, message, claimed_by)
+      from unnest(${column(d => d.logId)}::bigint[],
+                  ${column(d => d.outcome)}::text[],
+                  ${column(d => d.triggeredAt)}::timestamptz[],
+                  ${column(d => d.executorInstance)}::text[],
+                  ${column(d => d.executorSessionId)}::text[],
+                  ${column(d => d.message)}::text[],
+                  ${column(d => d.claimedBy ?? null)}::text[])
+           as v(id, outcome, triggered_at, instance, session_id, message, claimed_by)
      where l.id = v.id
        -- Fenced. An executor's acceptance always lands: it runs the run, whatever was
        -- recorded before. A failure lands only on a log still PENDING and, for a fire,
@@ -456,20 +458,23 @@ export async function applyRunResults(
     seen.add(key);
     return true;
   });
-  const values = sql.join(
-    unique.map(({ acceptance: a, ...r }) => {
-      const accepted = a
-        ? sql`${a.triggeredAt}::timestamptz, ${a.executorSessionId}::text, ${a.message}::text`
-        : sql`null::timestamptz, null::text, null::text`;
-      return sql`(${r.logId}::bigint, ${r.attempt}::int, ${r.outcome}::text, ${r.message}::text, ${r.startedAt}::timestamptz, ${r.finishedAt}::timestamptz, ${accepted})`;
-    }),
-  );
+  const column = <T>(value: (result: ResultToStore) => T): T[] => unique.map(value);
   // FIX_DELAY schedules its next fire N seconds after a scheduled run finished. Doing it
   // in the statement that stores the result makes it atomic with it and costs no extra
   // round trip; a duplicate result updates nothing, so it advances nothing either.
   const { rows } = await sql<{ id: string; attempt: number; job_id: string; has_child_jobs: boolean }>`
     with v(log_id, attempt, outcome, message, started_at, finished_at,
-           accepted_at, accepted_session_id, trigger_message) as (values ${values}),
+           accepted_at, accepted_session_id, trigger_message) as (
+      select * from unnest(
+        ${column(r => r.logId)}::bigint[],
+        ${column(r => r.attempt)}::int[],
+        ${column(r => r.outcome)}::text[],
+        ${column(r => r.message)}::text[],
+        ${column(r => r.startedAt)}::timestamptz[],
+        ${column(r => r.finishedAt)}::timestamptz[],
+        ${column(r => r.acceptance?.triggeredAt ?? null)}::timestamptz[],
+        ${column(r => r.acceptance?.executorSessionId ?? null)}::text[],
+        ${column(r => r.acceptance?.message ?? null)}::text[])),
     applied as (
       update trigger_log l
          set outcome = v.outcome,
