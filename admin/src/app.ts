@@ -24,6 +24,7 @@ import { QuartzCronCompiler } from './schedule/cron/index.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { AdminServiceDefinition } from '@jobstream/proto/admin';
 import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
+import { encodeAsGiven } from '@jobstream/proto';
 import { createAdminService } from './grpc/operator-api/index.js';
 import { ConnectLimits } from './grpc/connect-limits.js';
 import { errorBoundary } from './grpc/error-boundary.js';
@@ -232,7 +233,7 @@ export class AdminApp {
       .use(boundary)
       .use(sanity);
     server.add(
-      tolerantDecoding(ExecutorServiceDefinition),
+      encodeAsGiven(tolerantDecoding(ExecutorServiceDefinition), 'responses'),
       createExecutorService({
         registration: new ExecutorRegistrationService({ db, tokens, now }),
         sessions: this.sessions,

@@ -6,7 +6,7 @@ import { ExecutorServiceDefinition } from '@jobstream/proto/executor';
 import type { AdminMessage, Beat, ExecutorMessage, Register, Welcome } from '@jobstream/proto/executor';
 import type { Logger } from './logger.js';
 import { packExecutorMessages } from './batching.js';
-import { MAX_BATCH_ITEMS } from '@jobstream/proto';
+import { encodeAsGiven, MAX_BATCH_ITEMS } from '@jobstream/proto';
 
 /**
  * How long a closing stream may take to flush and be ended by the admin after the
@@ -279,7 +279,7 @@ export class Connection {
       credentials ?? ChannelCredentials.createInsecure(),
       channelOptions,
     );
-    const client = createClient(ExecutorServiceDefinition, channel);
+    const client = createClient(encodeAsGiven(ExecutorServiceDefinition, 'requests'), channel);
     const session = new StreamSession(address, outboundQueueCapacity);
     this.#session = session;
     let error: unknown;

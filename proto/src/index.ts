@@ -9,3 +9,4 @@ export {
   MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
 } from './protocol.js';
+export { encodeAsGiven } from './encode-as-given.js';

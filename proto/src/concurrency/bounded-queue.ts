@@ -60,9 +60,13 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     this.#wakeReader();
   }
 
-  /** Adds a message only if there is room; returns whether it was added. */
+  /**
+   * Adds a message only if there is room and no producer is waiting for room (it would
+   * overtake them); returns whether it was added.
+   */
   tryPush(item: T): boolean {
-    if (this.#state !== 'open' || this.#items.length >= this.#capacity) return false;
+    if (this.#state !== 'open' || this.#items.length >= this.#capacity || this.#producerWakes.length > 0)
+      return false;
     this.#items.push(item);
     this.#wakeReader();
     return true;
