@@ -207,6 +207,19 @@ export class ExecutorSession {
     const progress = { written: false };
     const startDeadline = () => setTimeout(() => abort.abort(new Error('deadline')), deadlineMs);
     const isRun = body.$case === 'runRequest';
+    // The protocol forbids sending a script of a kind the executor did not opt into. The
+    // dispatcher routes script runs only to executors that did; this catches the paths it
+    // does not route (a run sent again on a new stream, a peer's forwarded request).
+    if (isRun && body.value.glueType > GlueType.GLUE_TYPE_BEAN) {
+      if (isUnacceptedScript(body.value.glueType, this.scriptKinds)) {
+        return {
+          requestId: '0',
+          accepted: false,
+          rejectReason: RejectReason.REJECT_REASON_INVALID,
+          message: `not sent by the admin: executor ${this.instanceName} did not opt into running scripts of this kind (its script_kinds: ${this.scriptKinds.join(', ') || 'none'})`,
+        };
+      }
+    }
     let timer = isRun && slotWait === 'until-free' ? undefined : startDeadline();
     // Tracked in a set rather than as listeners on the session's signal: removing one of
     // thousands of event listeners is linear, a set delete is not.
