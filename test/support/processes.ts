@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { ExecutorScriptOptions } from '../../executor-sdk/src/index.js';
 import { PROCESS_START_CEILING_MS } from './ceiling.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -192,6 +193,8 @@ export interface ExecutorProcessOptions {
   capacity?: number;
   /** The SDK's pipelineWindow; the SDK default when omitted. */
   pipelineWindow?: number;
+  /** The SDK's scripts option (script kinds it runs); none when omitted, as by default. */
+  scripts?: ExecutorScriptOptions;
 }
 
 /** A real executor process running test/fixtures/executor-process.ts; resolves once it is registered. */
@@ -212,6 +215,7 @@ export async function startExecutorProcess(
     ...(options.pipelineWindow === undefined
       ? {}
       : { FIXTURE_PIPELINE_WINDOW: String(options.pipelineWindow) }),
+    ...(options.scripts === undefined ? {} : { FIXTURE_SCRIPTS: JSON.stringify(options.scripts) }),
   });
   if (waitReady)
     await killOnFailure(
