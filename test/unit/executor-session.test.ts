@@ -48,9 +48,10 @@ function runBody(glueType: GlueType) {
 async function firstWritten(session: ExecutorSession): Promise<AdminMessage | undefined> {
   const messages = session.outboundMessages();
   const next = messages.next();
-  const result = await Promise.race([next, new Promise(resolve => setTimeout(resolve, 50, undefined))]);
+  const timeout = new Promise<undefined>(resolve => setTimeout(resolve, 50, undefined));
+  const result: IteratorResult<AdminMessage, void> | undefined = await Promise.race([next, timeout]);
   session.close();
-  return (result as IteratorResult<AdminMessage> | undefined)?.value;
+  return result?.done === false ? result.value : undefined;
 }
 
 describe('ExecutorSession', () => {
