@@ -135,6 +135,57 @@ describe('the acceptance of a scheduled fire', () => {
     expect(log!.dispatchOutcome).toBe(DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED);
   }, 60_000);
 
+  it('of a run sent through a peer admin is stored by that peer, with the result it receives', async () => {
+    // The executor's stream is at the peer; fires this admin claims go through the peer.
+    const peer = await startTestAdmin(database.url, { requestDeadlineMs: 60_000 });
+    try {
+      const { groupId, token } = await createGroup(admin.client, 'held-peer');
+      const raw = new RawExecutor(peer.address, token);
+      raws.push(raw);
+      raw.register({ appName: 'held-peer', instanceName: 'held-peer-1' });
+      raw.keepBeating(100);
+      await raw.next('welcome');
+      const jobId = await createJob(admin.client, groupId, 'echo', {
+        scheduleType: ScheduleType.SCHEDULE_TYPE_FIX_RATE,
+        scheduleConf: '1',
+      });
+      await admin.client.startJob({ id: jobId });
+      const sentBy = async (app: TestAdmin) =>
+        (await app.app.metrics.triggers.get()).values
+          .filter(value => value.labels.trigger_type === 'SCHEDULE' && value.labels.outcome === 'ACCEPTED')
+          .reduce((sum, value) => sum + value.value, 0);
+      // Answer every run at once, until this admin (not the peer) has sent some of them.
+      const logIds: string[] = [];
+      const deadline = Date.now() + 30_000;
+      while ((await sentBy(admin)) < 2) {
+        if (Date.now() > deadline) throw new Error('no fire went through the peer within 30 s');
+        const request = await raw.next('runRequest', logIds.length + 1, 10_000);
+        logIds.push(request.logId);
+        accept(raw, request);
+        succeed(raw, request);
+      }
+      await admin.client.stopJob({ id: jobId });
+      await waitFor(
+        async () =>
+          (await Promise.all(logIds.map(id => admin.client.getLog({ id })))).every(
+            ({ log }) => log?.outcome === RunOutcome.RUN_OUTCOME_SUCCEEDED,
+          ) || undefined,
+        { timeoutMs: 10_000, intervalMs: 100, what: 'every result to be stored' },
+      );
+      // Past the hold: nothing is written later either.
+      await new Promise(resolve => setTimeout(resolve, 4_000));
+      for (const logId of logIds) {
+        const { log } = await admin.client.getLog({ id: logId });
+        expect(log!.dispatchOutcome).toBe(DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED);
+        expect(log!.triggerMessage).toContain('accepted by held-peer-1');
+        expect({ logId, updates: await updatesOf(logId) }).toEqual({ logId, updates: 2 });
+      }
+      raw.end();
+    } finally {
+      await peer.stop();
+    }
+  }, 90_000);
+
   it('that lands late leaves a log its executor settled on another session alone', async () => {
     const { raw, request } = await scheduledRun('held-fenced');
     // The executor's next Register took the run onto its new session meanwhile.

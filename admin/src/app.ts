@@ -307,7 +307,7 @@ export class AdminApp {
     server.add(tolerantDecoding(AdminServiceDefinition), operatorApi);
     server.add(
       tolerantDecoding(AdminPeerServiceDefinition),
-      createPeerService({ sessions: this.sessions, peerSecret }),
+      createPeerService({ sessions: this.sessions, peerSecret, acceptances }),
     );
     addReflectionAndHealth(server, {
       serviceNames: [AdminServiceDefinition.fullName, ExecutorServiceDefinition.fullName],

@@ -604,9 +604,12 @@ export class Dispatcher {
       if (!marked) return (await findLogById(this.#options.db, log.id)) ?? log;
     }
     this.#options.metrics.triggersInFlight.inc();
+    // A scheduled fire's acceptance waits for its result (see HeldAcceptances), here or,
+    // for an executor whose stream a peer holds, at that peer.
+    const holdAcceptance = sender.claimedBy !== null && this.#options.acceptances !== undefined;
     let verdict: Verdict;
     try {
-      verdict = await this.#send(log, trace, handle, run, deadlineAt);
+      verdict = await this.#send(log, trace, handle, run, deadlineAt, holdAcceptance);
     } finally {
       this.#options.metrics.triggersInFlight.dec();
     }
@@ -641,7 +644,9 @@ export class Dispatcher {
     const { acceptances } = this.#options;
     // A scheduled fire's acceptance waits for its result, to be stored in the same row
     // update; nobody waits for it. A trigger's caller reads its log next: recorded now.
-    if (outcome === 'ACCEPTED' && sender.claimedBy !== null && acceptances) {
+    if (outcome === 'ACCEPTED' && verdict.recordedByPeer === true) {
+      // The peer holding the executor's stream records it, with this very message.
+    } else if (outcome === 'ACCEPTED' && holdAcceptance && acceptances) {
       acceptances.hold({ ...record, attempt: log.attempt });
     } else {
       await this.#record({ ...record, outcome });
@@ -669,16 +674,24 @@ export class Dispatcher {
     first: ExecutorTarget,
     run: RunOrder,
     deadlineAt: number,
+    holdAcceptance: boolean,
   ): Promise<Verdict> {
     let handle = first;
     let note = '';
     for (;;) {
       try {
-        const reply = await handle.ask({ kind: 'run', run }, this.#options.requestDeadlineMs);
+        const acceptanceMessage = holdAcceptance
+          ? withHistory(log, `${trace}; ${describeReply(handle, ACCEPTED, note)}`)
+          : undefined;
+        const reply = await handle.ask(
+          { kind: 'run', run, ...(acceptanceMessage === undefined ? {} : { acceptanceMessage }) },
+          this.#options.requestDeadlineMs,
+        );
         return {
           kind: reply.accepted ? 'accepted' : 'rejected',
           handle,
           answer: describeReply(handle, reply, note),
+          recordedByPeer: reply.accepted && reply.acceptanceRecorded === true,
         };
       } catch (error) {
         if (!(error instanceof ExecutorRequestError)) throw error;
@@ -966,5 +979,14 @@ function runOrder(job: Job, log: TriggerLog, shardIndex: number, shardTotal: num
 
 /** What became of a run request. */
 type Verdict =
-  | { kind: 'accepted' | 'rejected' | 'in-doubt'; handle: ExecutorTarget; answer: string }
+  | {
+      kind: 'accepted' | 'rejected' | 'in-doubt';
+      handle: ExecutorTarget;
+      answer: string;
+      /** The peer admin holding the executor's stream records the acceptance. */
+      recordedByPeer?: boolean;
+    }
   | { kind: 'settled-elsewhere' };
+
+/** How an acceptance reads in a trigger message (see describeReply). */
+const ACCEPTED: ExecutorAnswer = { accepted: true, rejectReason: 'UNSPECIFIED', message: '' };

@@ -32,7 +32,19 @@ export interface RunOrder {
  * queued (`idle-beat`).
  */
 export type ExecutorAsk =
-  { kind: 'run'; run: RunOrder } | { kind: 'beat' } | { kind: 'idle-beat'; jobId: string };
+  | {
+      kind: 'run';
+      run: RunOrder;
+      /**
+       * The trigger message of the run's acceptance, when whoever holds the executor's
+       * stream may record the acceptance itself (with the run's result, which arrives
+       * there; see HeldAcceptances). Only a peer admin does: the answer then says
+       * `acceptanceRecorded` and the sender records nothing.
+       */
+      acceptanceMessage?: string;
+    }
+  | { kind: 'beat' }
+  | { kind: 'idle-beat'; jobId: string };
 
 /**
  * Why an executor refused. UNSPECIFIED is what an accepted answer carries; UNRECOGNIZED
@@ -55,6 +67,8 @@ export interface ExecutorAnswer {
   rejectReason: RejectReason;
   /** The executor's explanation, bounded and storable (it ends up in trigger messages). */
   message: string;
+  /** The peer admin holding the stream records the acceptance (see ExecutorAsk's acceptanceMessage). */
+  acceptanceRecorded?: boolean;
 }
 
 /**

@@ -141,7 +141,9 @@ export class ExecutorDirectory implements ExecutorLookup {
         // Run requests go in batches (ForwardRunRequests): a call per run capped what a
         // cluster forwards far below what one admin sends itself.
         if (body.$case === 'runRequest') {
-          return replyToAnswer(await this.#forwardRun(row, address, body.value, deadlineMs));
+          const acceptanceMessage = ask.kind === 'run' ? (ask.acceptanceMessage ?? '') : '';
+          const forwarded = await this.#forwardRun(row, address, body.value, deadlineMs, acceptanceMessage);
+          return { ...replyToAnswer(forwarded.reply), acceptanceRecorded: forwarded.acceptanceHeld };
         }
         return replyToAnswer(await handle.request(body, deadlineMs));
       },
@@ -181,9 +183,10 @@ export class ExecutorDirectory implements ExecutorLookup {
     address: string,
     run: Omit<RunRequest, 'requestId'>,
     deadlineMs: number,
-  ): Promise<Reply> {
+    acceptanceMessage: string,
+  ): Promise<{ reply: Reply; acceptanceHeld: boolean }> {
     const key = `${row.adminInstanceId}\u0000${address}\u0000${row.appName}\u0000${row.instanceName}\u0000${deadlineMs}`;
-    return new Promise<Reply>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       let batch = this.#forwards.get(key);
       if (batch === undefined) {
         const created: ForwardBatch = { row, address, deadlineMs, items: [] };
@@ -191,7 +194,7 @@ export class ExecutorDirectory implements ExecutorLookup {
         this.#forwards.set(key, created);
         setImmediate(() => this.#sendForwards(key, created));
       }
-      batch.items.push({ run: { ...run, requestId: '0' }, resolve, reject });
+      batch.items.push({ run: { ...run, requestId: '0' }, acceptanceMessage, resolve, reject });
       if (batch.items.length >= MAX_BATCH_ITEMS) this.#sendForwards(key, batch);
     });
   }
@@ -211,6 +214,7 @@ export class ExecutorDirectory implements ExecutorLookup {
           sessionId: row.sessionId,
           deadlineMs,
           runRequests: items.map(item => item.run),
+          acceptanceMessages: items.map(item => item.acceptanceMessage),
         },
         { metadata: Metadata({ authorization: `Bearer ${this.#options.peerToken}` }), signal: timeout },
       )
@@ -218,7 +222,8 @@ export class ExecutorDirectory implements ExecutorLookup {
         response => {
           items.forEach((item, index) => {
             const answer = response.replies[index];
-            if (answer?.reply !== undefined) item.resolve(answer.reply);
+            if (answer?.reply !== undefined)
+              item.resolve({ reply: answer.reply, acceptanceHeld: answer.acceptanceHeld });
             else
               item.reject(forwardedRunError(answer?.failure, answer?.failureMessage ?? '', row, deadlineMs));
           });
@@ -247,7 +252,12 @@ interface ForwardBatch {
   /** The peer admin's address, as the registry named it when the runs were routed. */
   address: string;
   deadlineMs: number;
-  items: { run: RunRequest; resolve(reply: Reply): void; reject(error: Error): void }[];
+  items: {
+    run: RunRequest;
+    acceptanceMessage: string;
+    resolve(forwarded: { reply: Reply; acceptanceHeld: boolean }): void;
+    reject(error: Error): void;
+  }[];
 }
 
 /**

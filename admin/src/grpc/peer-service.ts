@@ -1,6 +1,7 @@
 import { ServerError, Status, type CallContext } from 'nice-grpc';
 import { ExecutorRequestError, type ExecutorRequestFailure } from '../dispatch/executor-port.js';
 import type { SessionRegistry } from '../executors/session-registry.js';
+import type { HeldAcceptances } from '../dispatch/held-acceptances.js';
 import { ForwardFailure, type AdminPeerServiceImplementation } from '@jobstream/proto/peer';
 import { MAX_BATCH_ITEMS } from '@jobstream/proto';
 import { isAcceptedToken } from '../auth/tokens.js';
@@ -28,6 +29,8 @@ export const FORWARD_FAILURE_BY_FAILURE: Record<ExecutorRequestFailure, ForwardF
 
 export interface PeerServiceOptions {
   sessions: SessionRegistry;
+  /** Where acceptances of forwarded runs wait for their results (see acceptance_messages). */
+  acceptances?: HeldAcceptances;
   /** The cluster's shared secret (cluster_secret table): only peer admins know it. */
   peerSecret: string;
 }
@@ -66,9 +69,25 @@ export function createPeerService(options: PeerServiceOptions): AdminPeerService
       const session = connectedSession(request.appName, request.instanceName);
       // Begun in order, so they take the executor's run slots and go out in that order.
       const replies = await Promise.all(
-        request.runRequests.map(async run => {
+        request.runRequests.map(async (run, index) => {
           try {
-            return { reply: await session.request({ $case: 'runRequest', value: run }, request.deadlineMs) };
+            const reply = await session.request({ $case: 'runRequest', value: run }, request.deadlineMs);
+            // The run's result arrives on the stream this admin holds: the acceptance waits
+            // here for it, to be stored in the same row update.
+            const message = request.acceptanceMessages[index] ?? '';
+            const { acceptances } = options;
+            if (reply.accepted && message !== '' && acceptances) {
+              acceptances.hold({
+                logId: run.logId,
+                attempt: run.attempt,
+                triggeredAt: new Date(),
+                executorInstance: session.instanceName,
+                executorSessionId: session.sessionId,
+                message,
+              });
+              return { reply, acceptanceHeld: true };
+            }
+            return { reply };
           } catch (error) {
             if (!(error instanceof ExecutorRequestError)) throw error;
             return {
@@ -80,10 +99,11 @@ export function createPeerService(options: PeerServiceOptions): AdminPeerService
         }),
       );
       return {
-        replies: replies.map(({ reply, failure, failureMessage }) => ({
-          reply,
-          failure: failure ?? ForwardFailure.FORWARD_FAILURE_UNSPECIFIED,
-          failureMessage: failureMessage ?? '',
+        replies: replies.map(reply => ({
+          reply: reply.reply,
+          failure: 'failure' in reply ? reply.failure : ForwardFailure.FORWARD_FAILURE_UNSPECIFIED,
+          failureMessage: 'failureMessage' in reply ? reply.failureMessage : '',
+          acceptanceHeld: 'acceptanceHeld' in reply ? reply.acceptanceHeld : false,
         })),
       };
     },

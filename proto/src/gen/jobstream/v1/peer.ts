@@ -99,6 +99,15 @@ export interface ForwardRunRequestsRequest {
   deadlineMs: number;
   /** The run requests, at most 512. Their request_id is ignored. */
   runRequests: RunRequest[];
+  /**
+   * Per run request, in the same order (a shorter list leaves the rest empty): the
+   * trigger message its log is to record if the executor accepts it. When set, the
+   * receiving admin records the acceptance itself, with the run's result if that comes
+   * soon (the result arrives on the stream this admin holds), and says so in
+   * ForwardedRunReply.acceptance_held; the sender then records nothing for it. Empty:
+   * the sender records the executor's answer, as always.
+   */
+  acceptanceMessages: string[];
 }
 
 /** ForwardRunRequestsResponse is the output of ForwardRunRequests. */
@@ -117,6 +126,11 @@ export interface ForwardedRunReply {
   failure: ForwardFailure;
   /** A human-readable explanation of the failure. */
   failureMessage: string;
+  /**
+   * The executor accepted the run and this admin records the acceptance (see
+   * ForwardRunRequestsRequest.acceptance_messages).
+   */
+  acceptanceHeld: boolean;
 }
 
 /** ForwardExecutorRequestRequest is the input of ForwardExecutorRequest. */
@@ -153,7 +167,7 @@ export interface ForwardExecutorRequestResponse {
 }
 
 function createBaseForwardRunRequestsRequest(): ForwardRunRequestsRequest {
-  return { appName: "", instanceName: "", sessionId: "", deadlineMs: 0, runRequests: [] };
+  return { appName: "", instanceName: "", sessionId: "", deadlineMs: 0, runRequests: [], acceptanceMessages: [] };
 }
 
 export const ForwardRunRequestsRequest: MessageFns<ForwardRunRequestsRequest> = {
@@ -172,6 +186,9 @@ export const ForwardRunRequestsRequest: MessageFns<ForwardRunRequestsRequest> = 
     }
     for (const v of message.runRequests) {
       RunRequest.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.acceptanceMessages) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -229,6 +246,14 @@ export const ForwardRunRequestsRequest: MessageFns<ForwardRunRequestsRequest> = 
             message.runRequests.push(RunRequest.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.acceptanceMessages.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -268,6 +293,11 @@ export const ForwardRunRequestsRequest: MessageFns<ForwardRunRequestsRequest> = 
         : globalThis.Array.isArray(object?.run_requests)
         ? object.run_requests.map((e: any) => RunRequest.fromJSON(e))
         : [],
+      acceptanceMessages: globalThis.Array.isArray(object?.acceptanceMessages)
+        ? object.acceptanceMessages.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.acceptance_messages)
+        ? object.acceptance_messages.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -288,6 +318,9 @@ export const ForwardRunRequestsRequest: MessageFns<ForwardRunRequestsRequest> = 
     if (message.runRequests?.length) {
       obj.runRequests = message.runRequests.map((e) => RunRequest.toJSON(e));
     }
+    if (message.acceptanceMessages?.length) {
+      obj.acceptanceMessages = message.acceptanceMessages;
+    }
     return obj;
   },
 
@@ -301,6 +334,7 @@ export const ForwardRunRequestsRequest: MessageFns<ForwardRunRequestsRequest> = 
     message.sessionId = object.sessionId ?? "";
     message.deadlineMs = object.deadlineMs ?? 0;
     message.runRequests = object.runRequests?.map((e) => RunRequest.fromPartial(e)) || [];
+    message.acceptanceMessages = object.acceptanceMessages?.map((e) => e) || [];
     return message;
   },
 };
@@ -377,7 +411,7 @@ export const ForwardRunRequestsResponse: MessageFns<ForwardRunRequestsResponse> 
 };
 
 function createBaseForwardedRunReply(): ForwardedRunReply {
-  return { reply: undefined, failure: 0, failureMessage: "" };
+  return { reply: undefined, failure: 0, failureMessage: "", acceptanceHeld: false };
 }
 
 export const ForwardedRunReply: MessageFns<ForwardedRunReply> = {
@@ -390,6 +424,9 @@ export const ForwardedRunReply: MessageFns<ForwardedRunReply> = {
     }
     if (message.failureMessage !== "") {
       writer.uint32(26).string(message.failureMessage);
+    }
+    if (message.acceptanceHeld !== false) {
+      writer.uint32(32).bool(message.acceptanceHeld);
     }
     return writer;
   },
@@ -431,6 +468,14 @@ export const ForwardedRunReply: MessageFns<ForwardedRunReply> = {
             message.failureMessage = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.acceptanceHeld = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -452,6 +497,11 @@ export const ForwardedRunReply: MessageFns<ForwardedRunReply> = {
         : isSet(object.failure_message)
         ? globalThis.String(object.failure_message)
         : "",
+      acceptanceHeld: isSet(object.acceptanceHeld)
+        ? globalThis.Boolean(object.acceptanceHeld)
+        : isSet(object.acceptance_held)
+        ? globalThis.Boolean(object.acceptance_held)
+        : false,
     };
   },
 
@@ -466,6 +516,9 @@ export const ForwardedRunReply: MessageFns<ForwardedRunReply> = {
     if (message.failureMessage !== "") {
       obj.failureMessage = message.failureMessage;
     }
+    if (message.acceptanceHeld !== false) {
+      obj.acceptanceHeld = message.acceptanceHeld;
+    }
     return obj;
   },
 
@@ -477,6 +530,7 @@ export const ForwardedRunReply: MessageFns<ForwardedRunReply> = {
     message.reply = (object.reply !== undefined && object.reply !== null) ? Reply.fromPartial(object.reply) : undefined;
     message.failure = object.failure ?? 0;
     message.failureMessage = object.failureMessage ?? "";
+    message.acceptanceHeld = object.acceptanceHeld ?? false;
     return message;
   },
 };
