@@ -644,10 +644,10 @@ export class Dispatcher {
     const { acceptances } = this.#options;
     // A scheduled fire's acceptance waits for its result, to be stored in the same row
     // update; nobody waits for it. A trigger's caller reads its log next: recorded now.
-    if (outcome === 'ACCEPTED' && verdict.recordedByPeer === true) {
-      // The peer holding the executor's stream records it, with this very message.
-    } else if (outcome === 'ACCEPTED' && holdAcceptance && acceptances) {
-      acceptances.hold({ ...record, attempt: log.attempt });
+    if (outcome === 'ACCEPTED' && holdAcceptance && acceptances) {
+      // Held here, unless the peer holding the executor's stream holds it (with this very
+      // message): the result arrives there.
+      if (verdict.recordedByPeer !== true) acceptances.hold({ ...record, attempt: log.attempt });
     } else {
       await this.#record({ ...record, outcome });
     }

@@ -152,7 +152,7 @@ export class HeldAcceptances {
         { err: error, count: due.length },
         'recording accepted runs failed; writing them again until the database is back',
       );
-      // Kept, unless a result took them meanwhile (not possible: they were not held).
+      // Kept for the next flush, unless the same log was held again meanwhile (newer).
       for (const entry of due) {
         if (!this.#held.has(entry.acceptance.logId)) this.#held.set(entry.acceptance.logId, entry);
       }
