@@ -21,10 +21,11 @@ const run: RunOrder = {
 };
 
 describe('executor protocol mapping at the stream edge', () => {
-  it('turns a run order into the RunRequest the executor reads, answer_by left to the session', () => {
+  it('turns a run order into the RunRequest the executor reads, request_id and answer_by left to the session', () => {
     expect(askToProto({ kind: 'run', run })).toEqual({
       $case: 'runRequest',
       value: {
+        requestId: '0',
         logId: '42',
         attempt: 2,
         jobId: '7',
@@ -44,10 +45,10 @@ describe('executor protocol mapping at the stream edge', () => {
   });
 
   it('turns the routing probes into beat and idle-beat requests', () => {
-    expect(askToProto({ kind: 'beat' })).toEqual({ $case: 'beatRequest', value: {} });
+    expect(askToProto({ kind: 'beat' })).toEqual({ $case: 'beatRequest', value: { requestId: '0' } });
     expect(askToProto({ kind: 'idle-beat', jobId: '7' })).toEqual({
       $case: 'idleBeatRequest',
-      value: { jobId: '7' },
+      value: { requestId: '0', jobId: '7' },
     });
   });
 

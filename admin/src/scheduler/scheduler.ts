@@ -390,7 +390,12 @@ export class Scheduler {
           if (how === undefined) return;
           if (how === 'marked-before') markedBefore.push(entry.fire.logId);
           else {
-            const ready = { ...entry, prepared: how === 'marked' ? prepared[index] : undefined };
+            const ready: HeldFire = {
+              fire: entry.fire,
+              job: entry.job,
+              ...(entry.unsent === undefined ? {} : { unsent: entry.unsent }),
+              ...(how === 'marked' && prepared[index] ? { prepared: prepared[index] } : {}),
+            };
             this.#sendTimer.add(ready, entry.fire.scheduledAt.getTime());
           }
         });

@@ -33,14 +33,19 @@ const rejectReasons = new EnumCodec<Exclude<RejectReason, 'UNRECOGNIZED'>, WireR
   ],
 );
 
-/** The requests an ask becomes; the session numbers them (request_id) as it sends them. */
+/**
+ * The requests an ask becomes. Their request_id is a placeholder ('0'): the session
+ * numbers each copy it sends. (Present all the same: V8 copies `{ ...value, requestId }`
+ * far faster when the spread only overwrites a property than when it adds one.)
+ */
 export type AskRequest =
-  | { $case: 'runRequest'; value: Omit<RunRequest, 'requestId'> }
-  | { $case: 'beatRequest'; value: Omit<BeatRequest, 'requestId'> }
-  | { $case: 'idleBeatRequest'; value: Omit<IdleBeatRequest, 'requestId'> };
+  | { $case: 'runRequest'; value: RunRequest }
+  | { $case: 'beatRequest'; value: BeatRequest }
+  | { $case: 'idleBeatRequest'; value: IdleBeatRequest };
 
-function runOrderToProto(run: RunOrder): Omit<RunRequest, 'requestId'> {
+function runOrderToProto(run: RunOrder): RunRequest {
   return {
+    requestId: '0',
     logId: run.logId,
     attempt: run.attempt,
     jobId: run.jobId,
@@ -64,9 +69,9 @@ export function askToProto(ask: ExecutorAsk): AskRequest {
     case 'run':
       return { $case: 'runRequest', value: runOrderToProto(ask.run) };
     case 'beat':
-      return { $case: 'beatRequest', value: {} };
+      return { $case: 'beatRequest', value: { requestId: '0' } };
     case 'idle-beat':
-      return { $case: 'idleBeatRequest', value: { jobId: ask.jobId } };
+      return { $case: 'idleBeatRequest', value: { requestId: '0', jobId: ask.jobId } };
   }
 }
 
