@@ -779,3 +779,18 @@ describe('compileQuartzCron: validation', () => {
     );
   });
 });
+
+describe('answers remembered per compiled expression', () => {
+  it('gives each instant its own answer, however often and in whatever order it is asked', () => {
+    const cron = compileQuartzCron('0 30 9 ? * MON-FRI', 'Europe/Berlin');
+    const friday = new Date('2026-03-27T08:30:00Z');
+    const first = cron.next(friday);
+    expect(first?.toISOString()).toBe('2026-03-30T07:30:00.000Z');
+    expect(cron.next(first!)?.toISOString()).toBe('2026-03-31T07:30:00.000Z');
+    // A caller that changes the Date it got does not change what the next caller gets.
+    first!.setTime(0);
+    expect(cron.next(friday)?.toISOString()).toBe('2026-03-30T07:30:00.000Z');
+    expect(cron.next(new Date('2026-03-30T07:29:59.999Z'))?.toISOString()).toBe('2026-03-30T07:30:00.000Z');
+    expect(compileQuartzCron('0 0 0 1 1 ? 2020', 'UTC').next(friday)).toBeNull();
+  });
+});

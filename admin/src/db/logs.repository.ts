@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from './database.js';
 import type { NewTriggerLogRow, TriggerLogRow } from './schema.js';
 import type { DispatchOutcome, LogStatus, RunResultInput, TriggerLog, TriggerType } from '../domain.js';
+import { pgArray } from './pg-array.js';
 
 export function toLog(row: TriggerLogRow): TriggerLog {
   return {
@@ -125,12 +126,12 @@ export async function markSending(db: Db, marks: readonly SendingMark[]): Promis
   const { rows } = await sql<{ id: string }>`
     with v(id, claimed_by, instance, session_id, process, triggered_at) as (
       select * from unnest(
-        ${unique.map(mark => mark.logId)}::bigint[],
-        ${unique.map(mark => mark.claimedBy)}::text[],
-        ${unique.map(mark => mark.executorInstance)}::text[],
-        ${unique.map(mark => mark.executorSessionId)}::text[],
-        ${unique.map(mark => mark.executorProcess)}::text[],
-        ${unique.map(mark => mark.triggeredAt)}::timestamptz[]))
+        ${pgArray(unique.map(mark => mark.logId))}::bigint[],
+        ${pgArray(unique.map(mark => mark.claimedBy))}::text[],
+        ${pgArray(unique.map(mark => mark.executorInstance))}::text[],
+        ${pgArray(unique.map(mark => mark.executorSessionId))}::text[],
+        ${pgArray(unique.map(mark => mark.executorProcess))}::text[],
+        ${pgArray(unique.map(mark => mark.triggeredAt))}::timestamptz[]))
     update trigger_log l
        set executor_instance = v.instance,
            executor_session_id = v.session_id,
@@ -182,13 +183,13 @@ export async function recordDispatches(
            executor_instance = v.instance,
            executor_session_id = v.session_id,
            trigger_message = v.message
-      from unnest(${column(d => d.logId)}::bigint[],
-                  ${column(d => d.outcome)}::text[],
-                  ${column(d => d.triggeredAt)}::timestamptz[],
-                  ${column(d => d.executorInstance)}::text[],
-                  ${column(d => d.executorSessionId)}::text[],
-                  ${column(d => d.message)}::text[],
-                  ${column(d => d.claimedBy ?? null)}::text[])
+      from unnest(${pgArray(column(d => d.logId))}::bigint[],
+                  ${pgArray(column(d => d.outcome))}::text[],
+                  ${pgArray(column(d => d.triggeredAt))}::timestamptz[],
+                  ${pgArray(column(d => d.executorInstance))}::text[],
+                  ${pgArray(column(d => d.executorSessionId))}::text[],
+                  ${pgArray(column(d => d.message))}::text[],
+                  ${pgArray(column(d => d.claimedBy ?? null))}::text[])
            as v(id, outcome, triggered_at, instance, session_id, message, claimed_by)
      where l.id = v.id
        -- Fenced. An executor's acceptance always lands: it runs the run, whatever was
@@ -232,11 +233,11 @@ export async function recordHeldAcceptances(
            triggered_at = v.triggered_at,
            claimed_by = null,
            trigger_message = v.message
-      from unnest(${acceptances.map(a => a.logId)}::bigint[],
-                  ${acceptances.map(a => a.attempt)}::int[],
-                  ${acceptances.map(a => a.triggeredAt)}::timestamptz[],
-                  ${acceptances.map(a => a.executorSessionId)}::text[],
-                  ${acceptances.map(a => a.message)}::text[])
+      from unnest(${pgArray(acceptances.map(a => a.logId))}::bigint[],
+                  ${pgArray(acceptances.map(a => a.attempt))}::int[],
+                  ${pgArray(acceptances.map(a => a.triggeredAt))}::timestamptz[],
+                  ${pgArray(acceptances.map(a => a.executorSessionId))}::text[],
+                  ${pgArray(acceptances.map(a => a.message))}::text[])
            as v(id, attempt, triggered_at, session_id, message)
      where l.id = v.id
        and l.attempt = v.attempt
@@ -360,8 +361,8 @@ export async function settleRunsInDoubt(
              -- written to the replaced stream at all (the caller, its admin, knows).
              (l.executor_process is not distinct from ${process}
               or (l.id, l.attempt) in (
-                select * from unnest(${neverSent.map(run => run.logId)}::bigint[],
-                                     ${neverSent.map(run => run.attempt)}::bigint[]))) as certainly_not_started
+                select * from unnest(${pgArray(neverSent.map(run => run.logId))}::bigint[],
+                                     ${pgArray(neverSent.map(run => run.attempt))}::bigint[]))) as certainly_not_started
         from trigger_log l
        where l.executor_instance = ${instanceName}
          and l.outcome is null
@@ -372,7 +373,7 @@ export async function settleRunsInDoubt(
               or (l.dispatch_outcome = 'ACCEPTED' and l.executor_process <> ${process}))
        for update
     ), listed(id, attempt) as (
-      select * from unnest(${listed.map(run => run.logId)}::bigint[], ${listed.map(run => run.attempt)}::bigint[])
+      select * from unnest(${pgArray(listed.map(run => run.logId))}::bigint[], ${pgArray(listed.map(run => run.attempt))}::bigint[])
     ), accepted as (
       update trigger_log l
          set dispatch_outcome = 'ACCEPTED',
@@ -466,15 +467,15 @@ export async function applyRunResults(
     with v(log_id, attempt, outcome, message, started_at, finished_at,
            accepted_at, accepted_session_id, trigger_message) as (
       select * from unnest(
-        ${column(r => r.logId)}::bigint[],
-        ${column(r => r.attempt)}::int[],
-        ${column(r => r.outcome)}::text[],
-        ${column(r => r.message)}::text[],
-        ${column(r => r.startedAt)}::timestamptz[],
-        ${column(r => r.finishedAt)}::timestamptz[],
-        ${column(r => r.acceptance?.triggeredAt ?? null)}::timestamptz[],
-        ${column(r => r.acceptance?.executorSessionId ?? null)}::text[],
-        ${column(r => r.acceptance?.message ?? null)}::text[])),
+        ${pgArray(column(r => r.logId))}::bigint[],
+        ${pgArray(column(r => r.attempt))}::int[],
+        ${pgArray(column(r => r.outcome))}::text[],
+        ${pgArray(column(r => r.message))}::text[],
+        ${pgArray(column(r => r.startedAt))}::timestamptz[],
+        ${pgArray(column(r => r.finishedAt))}::timestamptz[],
+        ${pgArray(column(r => r.acceptance?.triggeredAt ?? null))}::timestamptz[],
+        ${pgArray(column(r => r.acceptance?.executorSessionId ?? null))}::text[],
+        ${pgArray(column(r => r.acceptance?.message ?? null))}::text[])),
     applied as (
       update trigger_log l
          set outcome = v.outcome,

@@ -3,6 +3,7 @@ import type { Db } from './database.js';
 import type { Database, JobRow } from './schema.js';
 import { toJob } from './jobs.repository.js';
 import type { Job, TriggerType } from '../domain.js';
+import { pgArray } from './pg-array.js';
 
 /** The queries of the scheduler's hot path, with the reasoning behind their locking. */
 
@@ -109,13 +110,13 @@ async function insertFireChunk(
            case when skipped then 'SKIPPED' else 'PENDING' end,
            case when skipped then 'misfire: found too late, skipped (MISFIRE_STRATEGY_DO_NOTHING)' else '' end,
            case when skipped then null else ${adminInstanceId}::text end
-      from unnest(${column(fire => fire.jobId)}::bigint[],
-                  ${column(fire => fire.groupId)}::bigint[],
-                  ${column(fire => fire.triggerType)}::text[],
-                  ${column(fire => fire.handler)}::text[],
-                  ${column(fire => fire.param)}::text[],
-                  ${column(fire => fire.scheduledAt)}::timestamptz[],
-                  ${column(fire => fire.skipped === true)}::boolean[])
+      from unnest(${pgArray(column(fire => fire.jobId))}::bigint[],
+                  ${pgArray(column(fire => fire.groupId))}::bigint[],
+                  ${pgArray(column(fire => fire.triggerType))}::text[],
+                  ${pgArray(column(fire => fire.handler))}::text[],
+                  ${pgArray(column(fire => fire.param))}::text[],
+                  ${pgArray(column(fire => fire.scheduledAt))}::timestamptz[],
+                  ${pgArray(column(fire => fire.skipped === true))}::boolean[])
            as f(job_id, group_id, trigger_type, handler, param, scheduled_at, skipped)
     on conflict do nothing
     returning id, job_id, scheduled_at, trigger_type, dispatch_outcome`.execute(trx);
@@ -136,10 +137,10 @@ async function advanceJobs(trx: Transaction<Database>, advances: readonly JobAdv
        set next_trigger_at = v.next_at,
            last_trigger_at = coalesce(v.last_at, j.last_trigger_at),
            trigger_status = v.status
-      from unnest(${advances.map(advance => advance.jobId)}::bigint[],
-                  ${advances.map(advance => advance.nextTriggerAt)}::timestamptz[],
-                  ${advances.map(advance => advance.lastTriggerAt)}::timestamptz[],
-                  ${advances.map(advance => advance.status)}::text[]) as v(id, next_at, last_at, status)
+      from unnest(${pgArray(advances.map(advance => advance.jobId))}::bigint[],
+                  ${pgArray(advances.map(advance => advance.nextTriggerAt))}::timestamptz[],
+                  ${pgArray(advances.map(advance => advance.lastTriggerAt))}::timestamptz[],
+                  ${pgArray(advances.map(advance => advance.status))}::text[]) as v(id, next_at, last_at, status)
      where j.id = v.id`.execute(trx);
 }
 
@@ -187,11 +188,11 @@ export async function takeFires(
     const { rows } = await sql<{ id: string; marked: boolean; ours: boolean }>`
       with v(id, instance, session_id, process, triggered_at) as (
         select * from unnest(
-          ${slice.map(fire => fire.logId)}::bigint[],
-          ${slice.map(fire => fire.mark?.executorInstance ?? null)}::text[],
-          ${slice.map(fire => fire.mark?.executorSessionId ?? null)}::text[],
-          ${slice.map(fire => fire.mark?.executorProcess ?? null)}::text[],
-          ${slice.map(fire => fire.mark?.triggeredAt ?? null)}::timestamptz[]))
+          ${pgArray(slice.map(fire => fire.logId))}::bigint[],
+          ${pgArray(slice.map(fire => fire.mark?.executorInstance ?? null))}::text[],
+          ${pgArray(slice.map(fire => fire.mark?.executorSessionId ?? null))}::text[],
+          ${pgArray(slice.map(fire => fire.mark?.executorProcess ?? null))}::text[],
+          ${pgArray(slice.map(fire => fire.mark?.triggeredAt ?? null))}::timestamptz[]))
       update trigger_log l
          set taken_at = now(),
              executor_instance = case when l.executor_session_id is null and f.session_id is not null
@@ -293,7 +294,7 @@ export async function markFiresSkipped(db: Db, logIds: readonly string[], messag
     with skipped as (
       update trigger_log
          set dispatch_outcome = 'SKIPPED', claimed_by = null, trigger_message = ${message}
-       where id = any(${logIds}::bigint[])
+       where id = any(${pgArray(logIds)}::bigint[])
          and dispatch_outcome = 'PENDING'
       returning job_id, trigger_type)
     update job j

@@ -8,6 +8,8 @@ import type { CronExpression } from 'cron-parser';
 import { FIRST_YEAR, LAST_YEAR, type DaySpec, type ParsedExpression, type ValueSet } from './parse.js';
 import { DAY_MS, type Zone } from './zone.js';
 
+/** Answers next() remembers per compiled expression before it starts over. */
+const RECENT_ANSWERS = 4_096;
 /** Rounds of the search loop in one next() call; a normal call needs one to three. */
 const MAX_ROUNDS = 1000;
 
@@ -91,6 +93,8 @@ export class CompiledQuartzCron implements QuartzCron {
   readonly #lastYear: number;
   /** Milliseconds from midnight to the last time of day the expression matches. */
   readonly #lastTimeOfDay: number;
+  /** Recent answers of next(), by the instant asked about (epoch ms; null: never again). */
+  readonly #recent = new Map<number, number | null>();
 
   constructor(
     expression: string,
@@ -113,6 +117,17 @@ export class CompiledQuartzCron implements QuartzCron {
   next(after: Date): Date | null {
     const afterMs = after.getTime();
     if (!Number.isFinite(afterMs)) throw new RangeError('QuartzCron.next: invalid Date');
+    // Jobs sharing a schedule ask about the same instants (each fire's successor), once per
+    // job: the answer is computed once. A pure function of `after`, so the memo is safe.
+    const known = this.#recent.get(afterMs);
+    if (known !== undefined) return known === null ? null : new Date(known);
+    const next = this.#search(afterMs);
+    if (this.#recent.size >= RECENT_ANSWERS) this.#recent.clear();
+    this.#recent.set(afterMs, next);
+    return next === null ? null : new Date(next);
+  }
+
+  #search(afterMs: number): number | null {
     const timeOfDay = this.#timeOfDay;
     if (timeOfDay === null) return null;
     // Wall-clock cursor; every candidate is strictly later than it.
@@ -140,10 +155,10 @@ export class CompiledQuartzCron implements QuartzCron {
         cursor = candidate;
         continue;
       }
-      return new Date(instant);
+      return instant;
     }
     throw new Error(
-      `quartz-cron: no fire time found for '${this.expression}' after ${after.toISOString()} in ${MAX_ROUNDS} rounds`,
+      `quartz-cron: no fire time found for '${this.expression}' after ${new Date(afterMs).toISOString()} in ${MAX_ROUNDS} rounds`,
     );
   }
 
