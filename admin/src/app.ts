@@ -52,6 +52,7 @@ import { GroupsService } from './services/groups.js';
 import { JobsService } from './services/jobs.js';
 import { LogsService } from './services/logs.js';
 import type { Tokens } from './services/tokens.js';
+import { OneAtATime } from './util/one-at-a-time.js';
 
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -163,11 +164,17 @@ export class AdminApp {
 
     // Set once the dispatcher exists; results only arrive after the server listens.
     const followUps: { childJobs?: ChildJobs } = {};
-    const acceptances = new HeldAcceptances({ db, logger: logger.child({ component: 'dispatcher' }) });
+    const logRowWrites = new OneAtATime();
+    const acceptances = new HeldAcceptances({
+      db,
+      logger: logger.child({ component: 'dispatcher' }),
+      logRowWrites,
+    });
     this.#releasers.push({ name: 'accepted runs held', release: () => acceptances.stop() });
     const results = new ResultRecorder({
       db,
       acceptances,
+      logRowWrites,
       logger: logger.child({ component: 'results' }),
       metrics: this.metrics,
       onResultStored: (result, stored) => {
@@ -192,6 +199,7 @@ export class AdminApp {
       metrics: this.metrics,
       requestDeadlineMs: config.requestDeadlineMs,
       acceptances,
+      logRowWrites,
     });
     this.#releasers.push({ name: 'dispatcher background work', release: () => dispatcher.stop() });
     const children = new ChildJobs({ db, dispatcher, logger: logger.child({ component: 'child-jobs' }) });

@@ -20,6 +20,7 @@ import { scheduleFixDelayAfterRun, type ClaimedFire, type FireToTake } from '../
 import type { ExecutorGroup, Job, RouteStrategy, TriggerLog, TriggerType } from '../domain.js';
 import type { Logger } from '../logger.js';
 import type { AdminMetrics } from '../metrics.js';
+import type { OneAtATime } from '../util/one-at-a-time.js';
 import {
   ExecutorRequestError,
   rejectReasonLabel,
@@ -56,6 +57,13 @@ export interface DispatcherOptions {
    * HeldAcceptances); without it each is recorded at once.
    */
   acceptances?: HeldAcceptances;
+  /**
+   * Shared by the writers of a run's acceptance and of its result (Dispatcher,
+   * HeldAcceptances, ResultRecorder): their batches update the same rows, and two batches
+   * locking rows in different orders deadlock, which PostgreSQL notices only after
+   * deadlock_timeout (1 s by default), stalling both. Without it each writes on its own.
+   */
+  logRowWrites?: OneAtATime;
 }
 
 type LogBase = Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'>;
@@ -157,7 +165,8 @@ export class Dispatcher {
     this.#options = options;
     this.#records = new GroupCommit(
       async records => {
-        await retryOnDeadlock(() => recordDispatches(options.db, records));
+        const write = () => retryOnDeadlock(() => recordDispatches(options.db, records));
+        await (options.logRowWrites ? options.logRowWrites.run(write) : write());
         return records.map(() => undefined);
       },
       1_000,

@@ -2,6 +2,7 @@ import type { Db } from '../db/database.js';
 import { recordHeldAcceptances, type DispatchRecord } from '../db/logs.repository.js';
 import { retryOnDeadlock } from '../db/retry.js';
 import type { Logger } from '../logger.js';
+import type { OneAtATime } from '../util/one-at-a-time.js';
 
 /** An executor's acceptance of a run, as the log records it (see recordHeldAcceptances). */
 export interface Acceptance extends Omit<DispatchRecord, 'outcome' | 'claimedBy'> {
@@ -14,6 +15,13 @@ export interface HeldAcceptancesOptions {
   logger: Logger;
   /** How long an acceptance waits for its run's result. Default ACCEPTANCE_HOLD_MS. */
   holdMs?: number;
+  /**
+   * Shared by the writers of a run's acceptance and of its result (Dispatcher,
+   * HeldAcceptances, ResultRecorder): their batches update the same rows, and two batches
+   * locking rows in different orders deadlock, which PostgreSQL notices only after
+   * deadlock_timeout (1 s by default), stalling both. Without it each writes on its own.
+   */
+  logRowWrites?: OneAtATime;
 }
 
 /**
@@ -43,7 +51,7 @@ interface Held {
  * attempt) and is answered "already accepted".
  */
 export class HeldAcceptances {
-  readonly #options: Required<HeldAcceptancesOptions>;
+  readonly #options: HeldAcceptancesOptions & { holdMs: number };
   /** By log id. */
   readonly #held = new Map<string, Held>();
   #timer: NodeJS.Timeout | undefined;
@@ -118,7 +126,8 @@ export class HeldAcceptances {
   }
 
   async #write(acceptances: readonly Acceptance[]): Promise<void> {
-    await retryOnDeadlock(() => recordHeldAcceptances(this.#options.db, acceptances));
+    const write = () => retryOnDeadlock(() => recordHeldAcceptances(this.#options.db, acceptances));
+    await (this.#options.logRowWrites ? this.#options.logRowWrites.run(write) : write());
   }
 
   #arm(delayMs: number): void {

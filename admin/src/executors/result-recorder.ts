@@ -7,6 +7,7 @@ import type { AdminMetrics } from '../metrics.js';
 import { retryOnDeadlock } from '../db/retry.js';
 import { GroupCommit } from '../util/group-commit.js';
 import { sleep } from '@jobstream/proto/concurrency';
+import type { OneAtATime } from '../util/one-at-a-time.js';
 
 /**
  * How long a result waits for others before they are stored together. Results arrive
@@ -21,6 +22,13 @@ export interface ResultRecorderOptions {
   metrics: AdminMetrics;
   /** Acceptances held back to be stored with their results (see HeldAcceptances). */
   acceptances?: HeldAcceptances;
+  /**
+   * Shared by the writers of a run's acceptance and of its result (Dispatcher,
+   * HeldAcceptances, ResultRecorder): their batches update the same rows, and two batches
+   * locking rows in different orders deadlock, which PostgreSQL notices only after
+   * deadlock_timeout (1 s by default), stalling both. Without it each writes on its own.
+   */
+  logRowWrites?: OneAtATime;
   /** Called once per result that this admin stored (never for duplicates). */
   onResultStored?: (result: RunResultInput, stored: StoredResult) => void;
 }
@@ -67,7 +75,9 @@ export class ResultRecorder {
     });
     let stored: (StoredResult | undefined)[];
     try {
-      stored = await retryOnDeadlock(() => applyRunResults(db, toStore, new Date()));
+      const write = () => retryOnDeadlock(() => applyRunResults(db, toStore, new Date()));
+      const { logRowWrites } = this.#options;
+      stored = await (logRowWrites ? logRowWrites.run(write) : write());
     } catch (error) {
       for (const acceptance of taken) if (acceptance) acceptances?.release(acceptance);
       throw error;
