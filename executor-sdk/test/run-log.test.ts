@@ -154,6 +154,26 @@ describe('RunLogStore', () => {
     return s;
   }
 
+  it('keeps at least the newest 10,000 quiet logs readable, and no file for any', async () => {
+    const s = await store();
+    const count = 25_000;
+    for (let id = 1; id <= count; id += 1) {
+      const writer = s.open(String(id));
+      writer.note(`run ${id} started`);
+      writer.note(`run ${id} ended`);
+      await writer.close();
+    }
+    for (const id of [count, count - 5_000, count - 9_999]) {
+      const slice = await s.read(String(id), 1, 10);
+      expect(slice?.lines.map(line => line.replace(/^\S+ /, ''))).toEqual([
+        `run ${id} started`,
+        `run ${id} ended`,
+      ]);
+    }
+    expect(await s.read('1', 1, 10)).toBeUndefined();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('reads large logs in capped pages from any line', async () => {
     const s = await store();
     const lines = Array.from({ length: 2_500 }, (_, i) => `2024-01-01T00:00:00.000Z line ${i + 1} ü`);
