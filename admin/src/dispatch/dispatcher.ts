@@ -74,7 +74,10 @@ function baseLog(job: Job, trigger: Omit<LogBase, 'jobId' | 'groupId' | 'handler
 }
 
 /** The connected executors among `names`, in the order of `names`, each once. */
-function onlineByName(online: readonly ExecutorTarget[], names: readonly string[]): ExecutorTarget[] {
+function onlineByName(
+  online: readonly ExecutorTarget[],
+  names: readonly string[],
+): readonly ExecutorTarget[] {
   const byName = new Map(online.map(handle => [handle.instanceName, handle]));
   return [...new Set(names)].flatMap(name => byName.get(name) ?? []);
 }

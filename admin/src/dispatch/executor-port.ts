@@ -129,8 +129,8 @@ export interface ExecutorTarget {
 
 /** The cluster's connected executors, as the dispatcher looks them up. */
 export interface ExecutorLookup {
-  /** The group's executors, local and remote, in a stable order. */
-  candidates(appName: string): Promise<ExecutorTarget[]>;
+  /** The group's executors, local and remote, in a stable order; shared, not to be changed. */
+  candidates(appName: string): Promise<readonly ExecutorTarget[]>;
   /** One executor by name, wherever its stream is; undefined when it is not connected. */
   find(appName: string, instanceName: string): Promise<ExecutorTarget | undefined>;
 }

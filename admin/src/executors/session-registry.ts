@@ -7,6 +7,12 @@ import type { ExecutorSession } from './executor-session.js';
  */
 export class SessionRegistry {
   readonly #byApp = new Map<string, Map<string, ExecutorSession>>();
+  #version = 0;
+
+  /** Changes whenever a session is added or removed (lists made before are stale). */
+  get version(): number {
+    return this.#version;
+  }
 
   add(session: ExecutorSession): ExecutorSession | undefined {
     let instances = this.#byApp.get(session.appName);
@@ -16,6 +22,7 @@ export class SessionRegistry {
     }
     const previous = instances.get(session.instanceName);
     instances.set(session.instanceName, session);
+    this.#version += 1;
     return previous;
   }
 
@@ -24,6 +31,7 @@ export class SessionRegistry {
     const instances = this.#byApp.get(session.appName);
     if (instances?.get(session.instanceName) === session) {
       instances.delete(session.instanceName);
+      this.#version += 1;
       if (instances.size === 0) this.#byApp.delete(session.appName);
     }
   }
