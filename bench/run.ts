@@ -53,9 +53,13 @@ function plan(options: BenchOptions): Planned[] {
       run: context => runThroughput(context, 2),
     });
   }
-  if (options.only.has('api')) {
+  if (options.only.has('api') || options.only.has('api-single')) {
     planned.push({ scenario: 'api', name: 'api TriggerJob', run: context => runApi(context, 'single') });
+  }
+  if (options.only.has('api') || options.only.has('api-batch')) {
     planned.push({ scenario: 'api', name: 'api TriggerJobRuns', run: context => runApi(context, 'batch') });
+  }
+  if (options.only.has('api')) {
     // Issue 12 asks for the default capacity and also 1 and 1,000 (full runs only).
     if (!options.quick && options.executorCapacity === undefined) {
       for (const capacity of [1, 1_000]) {

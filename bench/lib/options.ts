@@ -1,4 +1,13 @@
-export const SCENARIOS = ['lateness', 'throughput', 'throughput-1', 'api', 'failover', 'scale'] as const;
+export const SCENARIOS = [
+  'lateness',
+  'throughput',
+  'throughput-1',
+  'api',
+  'api-single',
+  'api-batch',
+  'failover',
+  'scale',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -37,7 +46,7 @@ export const USAGE = `usage: npm run bench -- [--only lateness,throughput,api,fa
 
   --from-source          run the admin and the executor SDK from their TypeScript sources through tsx
                          (default: build them first and run the build, as a deployment does)
-  --only LIST            scenarios to run (default: all); throughput-1 is throughput with one admin only
+  --only LIST            scenarios to run (default: all); throughput-1 is throughput with one admin only; api-single and api-batch are TriggerJob and TriggerJobRuns (SDK default capacity) alone
   --quick                short windows and a smaller scale (a smoke run)
   --capacity N           executors' capacity (default: the SDK's default, as users get it)
   --rates LIST           lateness: fires per second (default 100,1000,5000)
