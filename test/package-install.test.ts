@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LogStatus } from '@jobstream/proto/admin';
@@ -165,5 +166,17 @@ describe('the packages as a user installs them', () => {
     } finally {
       channel.close();
     }
+  });
+
+  it('runs the admin with the Node flags its launcher (the jobstream-admin command) sets', async () => {
+    // Executed as the command is, by its first line, not as `node <file>`.
+    const probe = path.join(workDir, 'exec-argv-probe.mjs');
+    await writeFile(probe, 'console.log(JSON.stringify({ execArgv: process.execArgv }));\n');
+    const launched = await run(path.join(repoRoot, 'admin/bin/jobstream-admin.js'), ['--help'], {
+      env: { ...process.env, NODE_OPTIONS: `--import ${pathToFileURL(probe).href}` },
+    }).catch((error: Error & { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
+    const [first] = launched.stdout.split('\n');
+    const { execArgv } = JSON.parse(first!) as { execArgv: string[] };
+    expect(execArgv).toContain('--max-semi-space-size=64');
   });
 });

@@ -30,6 +30,8 @@ export interface ChildOptions {
    * packages' builds unless the bench runs from source.
    */
   built?: string;
+  /** Flags for node itself, before the entry point. */
+  nodeArgs?: readonly string[];
   args?: readonly string[];
   env: Record<string, string>;
   /** Where stdout and stderr lines go (appended). */
@@ -67,11 +69,15 @@ export class Child {
       runFromSource || options.built === undefined
         ? [...(runFromSource ? ['--conditions=jobstream-source'] : []), '--import', 'tsx', options.script]
         : [options.built];
-    this.process = spawn(process.execPath, [...profilerArgs(), ...entry, ...(options.args ?? [])], {
-      cwd: repoRoot,
-      env: { ...process.env, ...options.env },
-      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-    });
+    this.process = spawn(
+      process.execPath,
+      [...profilerArgs(), ...(options.nodeArgs ?? []), ...entry, ...(options.args ?? [])],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, ...options.env },
+        stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      },
+    );
     living.add(this);
     this.process.stdin?.on('error', () => undefined);
     const skip = options.skipLogging ?? (() => false);

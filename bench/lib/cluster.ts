@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -163,6 +164,7 @@ export class Cluster {
       name: `admin-${index}`,
       script: 'admin/src/cli.ts',
       built: 'admin/dist/admin/src/cli.js',
+      nodeArgs: adminNodeFlags(),
       args: ['serve'],
       logFile: this.logFile(`admin-${index}`),
       env: {
@@ -349,4 +351,15 @@ export class Cluster {
     if (problems.length > 0) progress(this.label, `cleanup problems: ${problems.join('; ')}`);
     else progress(this.label, 'cleaned up (processes stopped, database dropped)');
   }
+}
+
+/**
+ * The node flags the admin's launcher (admin/bin/jobstream-admin.js, the `jobstream-admin`
+ * command) runs it with, read from its first line: the bench runs the admin as a deployment
+ * does.
+ */
+function adminNodeFlags(): string[] {
+  const launcher = readFileSync(new URL('../../admin/bin/jobstream-admin.js', import.meta.url), 'utf8');
+  const match = /^#!\/usr\/bin\/env -S node(.*)$/m.exec(launcher.split('\n', 1)[0] ?? '');
+  return match ? match[1]!.trim().split(/\s+/).filter(Boolean) : [];
 }
