@@ -28,6 +28,38 @@ describe('Semaphore (run permits per executor capacity)', () => {
     permits.release();
     expect(permits.available).toBe(1);
   });
+
+  it('takes a Cancellation instead of a signal: an abort before the grant drops the waiter, one after changes nothing', async () => {
+    const cancellation = () => {
+      const listeners: ((reason: unknown) => void)[] = [];
+      const state = {
+        aborted: false,
+        reason: undefined as unknown,
+        onAbort: (listener: (reason: unknown) => void) => void listeners.push(listener),
+        abort(reason: unknown) {
+          state.aborted = true;
+          state.reason = reason;
+          for (const listener of listeners) listener(reason);
+        },
+      };
+      return state;
+    };
+    const permits = new Semaphore(1);
+    await permits.acquire();
+    const dropped = cancellation();
+    const waiting = permits.acquire(dropped);
+    const granted = cancellation();
+    const next = permits.acquire(granted);
+    dropped.abort(new Error('gave up'));
+    await expect(waiting).rejects.toThrow('gave up');
+    expect(permits.waiting).toBe(1);
+    permits.release();
+    await next;
+    granted.abort(new Error('too late'));
+    expect(permits.waiting).toBe(0);
+    permits.release();
+    expect(permits.available).toBe(1);
+  });
 });
 
 describe('GroupCommit (one statement for the items of a batch)', () => {

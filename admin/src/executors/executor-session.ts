@@ -22,7 +22,7 @@ import {
   replyToAnswer,
 } from '../wire/executor-messages.js';
 import type { ScriptKind } from '../domain.js';
-import { Semaphore } from '../util/semaphore.js';
+import { Semaphore, type Cancellation } from '../util/semaphore.js';
 import { sanitizeReply } from './reply-limits.js';
 
 /** How many admin messages may wait for a slow stream before senders are made to wait. */
@@ -239,7 +239,7 @@ export class ExecutorSession {
               `executor ${this.instanceName} is at capacity (${this.register.capacity}) with ${MAX_RUNS_WAITING_PER_EXECUTOR} runs already waiting for it`,
             );
           }
-          await this.#runSlots.acquire(abort.signal);
+          await this.#runSlots.acquire(abort);
         }
         slotHeld = true;
         pending.slotRun = slotRun;
@@ -442,13 +442,17 @@ export class ExecutorSession {
  * the waits that need one (a run slot, room on the stream); the reply's promise is
  * rejected directly.
  */
-class RequestAbort {
+class RequestAbort implements Cancellation {
   #reason: Error | undefined;
   #controller: AbortController | undefined;
-  #onAbort: ((reason: Error) => void) | undefined;
+  #onAbort: ((reason: Error) => void)[] = [];
 
   get aborted(): boolean {
     return this.#reason !== undefined;
+  }
+
+  get reason(): Error | undefined {
+    return this.#reason;
   }
 
   get signal(): AbortSignal {
@@ -461,14 +465,14 @@ class RequestAbort {
 
   onAbort(listener: (reason: Error) => void): void {
     if (this.#reason !== undefined) listener(this.#reason);
-    else this.#onAbort = listener;
+    else this.#onAbort.push(listener);
   }
 
   abort(reason: Error): void {
     if (this.#reason !== undefined) return;
     this.#reason = reason;
     this.#controller?.abort(reason);
-    this.#onAbort?.(reason);
+    for (const listener of this.#onAbort) listener(reason);
   }
 }
 
