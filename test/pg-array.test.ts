@@ -61,6 +61,24 @@ describe('pgArray, read by PostgreSQL', () => {
     expect(await readBack('timestamptz', pgArray(instants))).toEqual(instants);
   });
 
+  it('writes instants as Date.toISOString does, across days, years and the four-digit range', async () => {
+    const instants = [
+      new Date(-62_167_219_200_000),
+      new Date(-1),
+      new Date(0),
+      new Date(86_399_999),
+      new Date('2026-12-07T23:59:59.999Z'),
+      new Date('2026-12-08T00:00:00.000Z'),
+      new Date('2026-12-08T00:00:00.000Z'),
+      new Date(253_402_300_799_999),
+      new Date(253_402_300_800_000),
+      ...Array.from({ length: 2_000 }, (_, index) => new Date(1_765_000_000_000 + index * 7_919_993)),
+    ];
+    expect(pgArray(instants)).toBe(`{${instants.map(instant => `"${instant.toISOString()}"`).join(',')}}`);
+    const sample = instants.slice(1, 8);
+    expect(await readBack('timestamptz', pgArray(sample))).toEqual(sample);
+  });
+
   it('refuses what has no array form instead of storing something else', async () => {
     expect(() => pgArray([Number.NaN])).toThrow(RangeError);
     expect(() => pgArray([new Date(Number.NaN)])).toThrow(RangeError);
