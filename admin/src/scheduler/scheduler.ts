@@ -72,7 +72,7 @@ const RESEND_ATTEMPTS = 16;
  * Fires are checked (taken) this long before their time, in 10 ms buckets, so that a
  * steady stream of fires costs one query per bucket and the send itself is on time.
  */
-const TAKE_LEAD_MS = 20;
+const TAKE_LEAD_MS = 50;
 const TAKE_BUCKET_MS = 10;
 
 /**
