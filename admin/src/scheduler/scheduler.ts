@@ -36,8 +36,16 @@ export interface SchedulerOptions {
   misfireThresholdMs: number;
   /** How far ahead due fires are claimed. */
   lookaheadMs?: number;
-  /** How often due jobs are claimed (again at once while batches come back full). */
+  /** How often fires of dead admins are looked for (and due jobs claimed at the latest). */
   pollIntervalMs?: number;
+  /**
+   * How often due jobs are claimed, again at once while batches come back full. Short, so
+   * that a pass is small: a pass plans and records a lookahead's worth of the fires that
+   * became due since the last one, on the event loop that sends fires, and at 1,000 fires/s
+   * a pass every 500 ms held it 10-15 ms, late for the fires due meanwhile. Default 100 ms
+   * (or pollIntervalMs when shorter).
+   */
+  claimIntervalMs?: number;
   /** Lease of this admin: peers take over its claimed fires once it lapses. */
   leaseTtlMs?: number;
   claimBatchSize?: number;
@@ -74,6 +82,8 @@ const RESEND_ATTEMPTS = 16;
  */
 const TAKE_LEAD_MS = 50;
 const TAKE_BUCKET_MS = 10;
+/** The default of SchedulerOptions.claimIntervalMs. */
+const CLAIM_INTERVAL_MS = 100;
 
 /**
  * Fires scheduled jobs, in cooperation with every other admin on the same database.
@@ -88,7 +98,8 @@ const TAKE_BUCKET_MS = 10;
  *   over by the others (late, with the misfire policy when past the threshold).
  */
 export class Scheduler {
-  readonly #options: Required<SchedulerOptions>;
+  readonly #options: Required<Omit<SchedulerOptions, 'claimIntervalMs'>> &
+    Pick<SchedulerOptions, 'claimIntervalMs'>;
   readonly #schedules = new Map<string, { key: string; schedule: Schedule }>();
   readonly #takeTimer: FireTimer<HeldFire>;
   readonly #sendTimer: FireTimer<HeldFire>;
@@ -144,7 +155,12 @@ export class Scheduler {
         this.#loop('lease', leaseTtlMs / 3, stop.signal, () =>
           renewAdminLease(db, adminInstanceId, advertisedAddress, leaseTtlMs),
         ),
-        this.#loop('claim', this.#options.pollIntervalMs, stop.signal, () => this.#claim()),
+        this.#loop(
+          'claim',
+          this.#options.claimIntervalMs ?? Math.min(CLAIM_INTERVAL_MS, this.#options.pollIntervalMs),
+          stop.signal,
+          () => this.#claim(),
+        ),
         this.#loop('reclaim', this.#options.pollIntervalMs, stop.signal, () => this.#reclaim()),
       ],
     };
