@@ -52,7 +52,7 @@ export const USAGE = `usage: npm run bench -- [--only lateness,throughput,api,fa
   --rates LIST           lateness: fires per second (default 100,1000,5000)
   --window SECONDS       measured window of lateness and throughput (default 10, quick 4)
   --warmup SECONDS       warm-up before each window (default 5, quick 3)
-  --throughput-jobs N    jobs firing every second in the throughput scenario (default 12000, 6000 with --quick)
+  --throughput-jobs N    jobs firing every second in the throughput scenario (default 16000, 6000 with --quick)
   --failover-jobs N      jobs firing every second in the failover scenario (default 200)
   --scale-jobs N         enabled jobs in the scale scenario (default 100000, quick 20000)
   --scale-window SECONDS measured window of the scale scenario (default 30, quick 10)
@@ -147,7 +147,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     warmupMs: integer('--warmup', quick ? 3 : 5, 1) * 1000,
     windowMs: integer('--window', quick ? 4 : 10, 1) * 1000,
     settleMs: 2_000,
-    throughputJobs: integer('--throughput-jobs', quick ? 6_000 : 12_000, 1),
+    throughputJobs: integer('--throughput-jobs', quick ? 6_000 : 16_000, 1),
     failoverJobs: integer('--failover-jobs', quick ? 100 : 200, 1),
     failoverBeforeMs: (quick ? 4 : 6) * 1000,
     failoverAfterMs: (quick ? 8 : 10) * 1000,
