@@ -444,7 +444,9 @@ function formatLines(texts: readonly string[]): string {
   const stamp = new Date().toISOString();
   let out = '';
   for (const text of texts) {
-    for (const part of text.split(/\r?\n/)) out += `${stamp} ${part}\n`;
+    // Most lines are one line (the SDK's own start and end notes): no split for them.
+    if (!text.includes('\n')) out += `${stamp} ${text}\n`;
+    else for (const part of text.split(/\r?\n/)) out += `${stamp} ${part}\n`;
   }
   return out;
 }
