@@ -65,7 +65,7 @@ class InstantFormat {
   }
 }
 
-function element(value: ArrayElement): string {
+function element(value: Exclude<ArrayElement, Date>): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'string') {
     if (DIGITS.test(value)) return value;
@@ -75,7 +75,5 @@ function element(value: ArrayElement): string {
     if (!Number.isFinite(value)) throw new RangeError(`pgArray: ${value} is not a finite number`);
     return String(value);
   }
-  if (typeof value === 'boolean') return value ? 't' : 'f';
-  // toISOString throws for an invalid Date, as it should: nothing is stored for it.
-  return `"${value.toISOString()}"`;
+  return value ? 't' : 'f';
 }

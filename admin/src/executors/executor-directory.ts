@@ -64,7 +64,7 @@ export class ExecutorDirectory implements ExecutorLookup {
     string,
     { address: string; channel: Channel; client: Client<typeof AdminPeerServiceDefinition> }
   >();
-  #cache: { at: number; presence: ExecutorPresence[]; admins: Map<string, string> } | undefined;
+  #cache: RegistryView | undefined;
   #refreshing: Promise<void> | undefined;
   /**
    * Each group's candidate list, kept while neither the view of other admins' executors
@@ -74,7 +74,7 @@ export class ExecutorDirectory implements ExecutorLookup {
   readonly #candidateLists = new Map<
     string,
     {
-      cache: unknown;
+      cache: RegistryView | undefined;
       registryVersion: number;
       local: readonly ExecutorSession[];
       handles: readonly ExecutorHandle[];
@@ -279,6 +279,13 @@ export class ExecutorDirectory implements ExecutorLookup {
     this.#peers.set(adminInstanceId, peer);
     return peer;
   }
+}
+
+/** Other admins' executors and the admins' addresses, as last read from the registry. */
+interface RegistryView {
+  at: number;
+  presence: ExecutorPresence[];
+  admins: Map<string, string>;
 }
 
 interface ForwardBatch {
