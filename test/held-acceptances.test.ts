@@ -14,13 +14,14 @@ import { RawExecutor } from './support/raw-executor.js';
  * A scheduled fire's log row is written when the fire is claimed (inserted), when it is
  * taken for sending (it names its executor), and once more when the run's result comes
  * in: the executor's acceptance is held back and stored with the result, in the same
- * row update. Each update of trigger_log writes a new row version and an entry in each
+ * row update. A manual trigger's row names its executor when it is inserted, and its
+ * acceptance is held the same way: TriggerJob returns once the executor accepted. Each update of trigger_log writes a new row version and an entry in each
  * of its indexes, so at thousands of runs a second this write is the database's work
  * for a quarter of every run. A run whose result does not come soon still shows as
  * accepted, a few seconds later; and an acceptance that lands late never undoes what
  * the executor's next Register settled meanwhile.
  */
-describe('the acceptance of a scheduled fire', () => {
+describe('the acceptance of a run', () => {
   let database: TestDatabase;
   let pool: pg.Pool;
   let admin: TestAdmin;
@@ -113,6 +114,55 @@ describe('the acceptance of a scheduled fire', () => {
     await new Promise(resolve => setTimeout(resolve, 4_000));
     // Its take (naming the executor), then the result with the acceptance.
     expect(await updatesOf(request.logId)).toBe(2);
+  }, 60_000);
+
+  it('of a manual trigger is stored with its result: the log row is inserted and updated once', async () => {
+    const { groupId, token } = await createGroup(admin.client, 'held-manual');
+    const raw = new RawExecutor(admin.address, token);
+    raws.push(raw);
+    raw.register({ appName: 'held-manual', instanceName: 'held-manual-1' });
+    raw.keepBeating(100);
+    await raw.next('welcome');
+    const jobId = await createJob(admin.client, groupId, 'echo');
+    const triggered = admin.client.triggerJob({ jobId });
+    const request = await raw.next('runRequest');
+    accept(raw, request);
+    expect((await triggered).logIds).toEqual([request.logId]);
+    // Returned on the acceptance: the log names the executor, the acceptance waits.
+    const { log: sent } = await admin.client.getLog({ id: request.logId });
+    expect(sent).toMatchObject({
+      executorInstance: 'held-manual-1',
+      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_PENDING,
+    });
+    succeed(raw, request);
+    await raw.next('resultAck');
+    const { log } = await admin.client.getLog({ id: request.logId });
+    expect(log!.dispatchOutcome).toBe(DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED);
+    expect(log!.outcome).toBe(RunOutcome.RUN_OUTCOME_SUCCEEDED);
+    expect(log!.triggerMessage).toContain('accepted by held-manual-1');
+    await new Promise(resolve => setTimeout(resolve, 4_000));
+    expect(await updatesOf(request.logId)).toBe(1);
+  }, 60_000);
+
+  it('of a run whose stream ends is stored at once: the run reads as accepted and gone, not unanswered', async () => {
+    const { raw, request } = await scheduledRun('held-gone');
+    accept(raw, request);
+    await new Promise(resolve => setTimeout(resolve, 200));
+    const endedAt = Date.now();
+    raw.end();
+    const row = await waitFor(
+      async () => {
+        const { rows } = await pool.query<{ dispatch_outcome: string; unroutable: boolean }>(
+          `select dispatch_outcome, unroutable_since is not null as unroutable from trigger_log where id = $1`,
+          [request.logId],
+        );
+        return rows[0]?.unroutable ? rows[0] : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 25, what: 'the run to be marked unroutable' },
+    );
+    expect(row.dispatch_outcome).toBe('ACCEPTED');
+    // Well inside the hold (3 s): written because the stream ended, not because time ran out.
+    expect(Date.now() - endedAt).toBeLessThan(2_000);
   }, 60_000);
 
   it('is recorded on its own when the result takes longer, while the run is still running', async () => {

@@ -141,9 +141,16 @@ describe('routing strategies end to end (real PostgreSQL, real gRPC on loopback)
 
     const second = (await client.triggerJob({ jobId })).logIds[0]!;
     await waitFor(() => started.get(second), { what: 'the second run to start' });
-    const { log } = await client.getLog({ id: second });
-    expect(log!.executorInstance).toBe('routing-2');
-    expect(log!.triggerMessage).toContain(
+    // A running run's acceptance, with the route's trace, is stored when the hold ends.
+    const log = await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: second });
+        return log!.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED ? log : undefined;
+      },
+      { what: "the second run's acceptance" },
+    );
+    expect(log.executorInstance).toBe('routing-2');
+    expect(log.triggerMessage).toContain(
       'route BUSYOVER: routing-1: refused (REJECT_REASON_BUSY: job ' +
         `${jobId} has a run running or queued on this executor); routing-2: ok`,
     );

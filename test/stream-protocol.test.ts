@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DispatchOutcome, LogStatus } from '@jobstream/proto/admin';
 import { RunOutcome } from '@jobstream/proto/types';
-import { startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
+import { finishedLog, startTestAdmin, waitFor, type AdminClient, type TestAdmin } from './support/admin.js';
 import { createTestDatabase } from './support/database.js';
 import { createGroup, createJob } from './support/fixtures.js';
 import { RawExecutor } from './support/raw-executor.js';
@@ -150,11 +150,24 @@ describe('the executor stream protocol, admin side', () => {
         value: { requestId: secondRequest.requestId, accepted: true, rejectReason: 0, message: '' },
       },
     });
-    const logs = await Promise.all([first, second]);
-    for (const { logIds } of logs) {
-      const { log } = await client.getLog({ id: logIds[0]! });
-      expect(log!.dispatchOutcome).toBe(DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED);
-    }
+    const triggered = (await Promise.all([first, second])).map(({ logIds }) => logIds[0]);
+    expect(triggered.sort()).toEqual([request.logId, secondRequest.logId].sort());
+    const firstLog = await finishedLog(client, request.logId);
+    expect(firstLog).toMatchObject({
+      dispatchOutcome: DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED,
+      outcome: RunOutcome.RUN_OUTCOME_SUCCEEDED,
+    });
+    // The second run's acceptance waits for its result; without one it is stored on its own
+    // once the hold ends. Meanwhile its log already names the executor it went to.
+    const { log: sent } = await client.getLog({ id: secondRequest.logId });
+    expect(sent!.executorInstance).toBe('narrow-1');
+    await waitFor(
+      async () => {
+        const { log } = await client.getLog({ id: secondRequest.logId });
+        return log!.dispatchOutcome === DispatchOutcome.DISPATCH_OUTCOME_ACCEPTED ? log : undefined;
+      },
+      { what: "the second run's acceptance to be stored" },
+    );
     await raw.close();
   });
 

@@ -258,7 +258,10 @@ export class AdminApp {
           attemptsPerSecond: config.connectRatePerSecond,
           failedAuthenticationsPerSecond: config.connectFailedAuthPerSecond,
         }),
-        onSessionEnded: session => failures.sessionEnded(session.sessionId),
+        onSessionEnded: async session => {
+          await acceptances.writeSession(session.sessionId);
+          await failures.sessionEnded(session.sessionId);
+        },
         onRunsReleased: logIds => dispatcher.dispatchReleased(logIds),
         onRunsLost: logIds => failures.runsDeclaredLost(logIds),
       }),

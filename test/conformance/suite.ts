@@ -387,7 +387,9 @@ function suite(sdk: SdkUnderTest): void {
     // admin is simulated in the database, exactly as its take-over finds it: the run's
     // log is PENDING again, claimed by an admin whose lease has lapsed.
     const jobId = await job('sleep');
-    const logId = await trigger(jobId, '2500');
+    // Long enough to outlast the admin's hold on the acceptance (3 s, see HeldAcceptances):
+    // the take-over below has to find the run accepted and still running.
+    const logId = await trigger(jobId, '6000');
     await started(first, logId);
     await waitFor(
       async () =>

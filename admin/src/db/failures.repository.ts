@@ -43,20 +43,27 @@ export async function markUnroutableRuns(db: Db, sessionId?: string): Promise<nu
 
 /**
  * Undoes markUnroutableRuns for a session that turned out to be alive (its presence row
- * had expired while the database was unreachable, and the session beat again since).
+ * had expired while the database was unreachable, and the session beat again since): its
+ * accepted runs and its runs still PENDING on it (in doubt, or accepted with the
+ * acceptance not stored yet: see HeldAcceptances).
  */
 export async function clearUnroutableRuns(db: Db, instanceName: string, sessionId: string): Promise<number> {
-  const { numUpdatedRows } = await db
-    .updateTable('trigger_log')
-    .set({ unroutable_since: null })
-    // executor_instance and the first two conditions select trigger_log_running_idx.
-    .where('executor_instance', '=', instanceName)
-    .where('dispatch_outcome', '=', 'ACCEPTED')
-    .where('outcome', 'is', null)
-    .where('executor_session_id', '=', sessionId)
-    .where('unroutable_since', 'is not', null)
-    .executeTakeFirst();
-  return Number(numUpdatedRows);
+  // Each arm's first conditions select a partial index: trigger_log_running_idx and
+  // trigger_log_in_doubt_idx.
+  const { numAffectedRows } = await sql`
+    update trigger_log
+       set unroutable_since = null
+     where id in (
+       select id from trigger_log
+        where executor_instance = ${instanceName} and dispatch_outcome = 'ACCEPTED' and outcome is null
+          and executor_session_id = ${sessionId} and unroutable_since is not null
+       union all
+       select id from trigger_log
+        where executor_instance = ${instanceName} and dispatch_outcome = 'PENDING'
+          and executor_session_id = ${sessionId} and outcome is null and unroutable_since is not null)`.execute(
+    db,
+  );
+  return Number(numAffectedRows ?? 0n);
 }
 
 export interface LostRun {

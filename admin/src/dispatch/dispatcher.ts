@@ -68,9 +68,44 @@ export interface DispatcherOptions {
 
 type LogBase = Omit<NewTriggerLog, 'shardIndex' | 'shardTotal'>;
 
-/** The fields every log of one trigger shares, whatever its shard. */
+/**
+ * The fields every log of one trigger shares, whatever its shard. (A literal, not a spread
+ * of `trigger`: TriggerJobRuns builds one per run, and V8 copies spread properties slowly.)
+ */
 function baseLog(job: Job, trigger: Omit<LogBase, 'jobId' | 'groupId' | 'handler'>): LogBase {
-  return { jobId: job.id, groupId: job.groupId, handler: job.handler, ...trigger };
+  return {
+    jobId: job.id,
+    groupId: job.groupId,
+    handler: job.handler,
+    triggerType: trigger.triggerType,
+    param: trigger.param,
+    retryOfLogId: trigger.retryOfLogId,
+    scheduledAt: trigger.scheduledAt,
+    triggeredAt: trigger.triggeredAt,
+  };
+}
+
+/**
+ * The log of a trigger's first (or only) run as routed: named after its executor when it
+ * was routed to exactly one (see NewTriggerLog.sendingTo).
+ */
+function firstLogOf(base: LogBase, decision: Routed): NewTriggerLog {
+  const first = 'failure' in decision ? undefined : decision.targets[0];
+  const log: NewTriggerLog = {
+    jobId: base.jobId,
+    groupId: base.groupId,
+    handler: base.handler,
+    triggerType: base.triggerType,
+    param: base.param,
+    retryOfLogId: base.retryOfLogId,
+    scheduledAt: base.scheduledAt,
+    triggeredAt: base.triggeredAt,
+    shardIndex: first?.shardIndex ?? 0,
+    shardTotal: first?.shardTotal ?? 1,
+  };
+  const target = soleTarget(decision);
+  if (target) log.sendingTo = sendingTo(target);
+  return log;
 }
 
 /** The connected executors among `names`, in the order of `names`, each once. */
@@ -194,15 +229,10 @@ export class Dispatcher {
       triggeredAt: now,
     });
     const decision = await this.#route(job, request.executorInstances);
-    const shards = 'failure' in decision ? [{ shardIndex: 0, shardTotal: 1 }] : decision.targets;
-    const [first, ...others] = shards;
+    const others = 'failure' in decision ? [] : decision.targets.slice(1);
     const target = soleTarget(decision);
     // Routed to one executor: the row is written naming it (marked), one statement fewer.
-    const firstLog = await this.#inserts.add({
-      ...base,
-      ...first!,
-      ...(target ? { sendingTo: sendingTo(target) } : {}),
-    });
+    const firstLog = await this.#inserts.add(firstLogOf(base, decision));
     if (target) return this.#dispatchAll(job, [firstLog], decision, null, true);
     // The other shards of a broadcast name the first one's log: it stands for the trigger
     // (its child jobs fire once every shard has succeeded).
@@ -250,11 +280,7 @@ export class Dispatcher {
     const logsPerRun = await this.#options.db.transaction().execute(async trx => {
       const firsts = await insertLogs(
         trx,
-        bases.map((base, index) => {
-          const decision = decisions[index]!;
-          const target = soleTarget(decision);
-          return { ...base, ...shardsOf(decision)[0]!, ...(target ? { sendingTo: sendingTo(target) } : {}) };
-        }),
+        bases.map((base, index) => firstLogOf(base, decisions[index]!)),
       );
       // Ids follow the rows' order; sorted, they pair with the runs whatever order comes back.
       firsts.sort((a, b) => compareIds(a.id, b.id));
@@ -625,9 +651,10 @@ export class Dispatcher {
       if (!marked) return (await findLogById(this.#options.db, log.id)) ?? log;
     }
     this.#options.metrics.triggersInFlight.inc();
-    // A scheduled fire's acceptance waits for its result (see HeldAcceptances), here or,
-    // for an executor whose stream a peer holds, at that peer.
-    const holdAcceptance = sender.claimedBy !== null && this.#options.acceptances !== undefined;
+    // An acceptance waits for its result (see HeldAcceptances), here or, for an executor
+    // whose stream a peer holds, at that peer: the log names its executor already (its
+    // take, its insert or markSending did), which is all a caller reading it meanwhile needs.
+    const holdAcceptance = this.#options.acceptances !== undefined;
     let verdict: Verdict;
     try {
       verdict = await this.#send(log, trace, handle, run, deadlineAt, holdAcceptance);
@@ -655,9 +682,8 @@ export class Dispatcher {
     const outcome = verdict.kind === 'accepted' ? 'ACCEPTED' : 'FAILED';
     this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
     const { acceptances } = this.#options;
-    // A scheduled fire's acceptance waits for its result, to be stored in the same row
-    // update; nobody waits for it. A trigger's caller reads its log next: recorded now.
-    // (Literals, not spreads of a shared record: see fire.)
+    // An acceptance waits for its result, to be stored in the same row update; nobody
+    // waits for it. A failure is recorded now. (Literals, not spreads: see fire.)
     if (outcome === 'ACCEPTED' && holdAcceptance && acceptances) {
       // Held here, unless the peer holding the executor's stream holds it (with this very
       // message): the result arrives there.

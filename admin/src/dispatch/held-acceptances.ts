@@ -100,6 +100,22 @@ export class HeldAcceptances {
     this.#arm(0);
   }
 
+  /**
+   * Writes now the acceptances held for runs sent on a stream that ended: the runs were
+   * accepted, and the lost-run check that follows must find them so (a run that stayed
+   * PENDING would read as a request nobody answered). One whose write fails stays held.
+   */
+  async writeSession(sessionId: string): Promise<void> {
+    const due: Held[] = [];
+    for (const entry of this.#held.values()) {
+      if (entry.acceptance.executorSessionId === sessionId) due.push(entry);
+    }
+    if (due.length === 0) return;
+    for (const entry of due) this.#held.delete(entry.acceptance.logId);
+    await this.#writeOrKeep(due);
+    this.#armForOldest();
+  }
+
   /** Writes every acceptance still held; gives up (logging them) after a few failed attempts. */
   async stop(): Promise<void> {
     this.#stopped = true;

@@ -827,7 +827,10 @@ export interface TriggerJobResponse {
   /**
    * The trigger logs written, one per run dispatched (several for a
    * SHARDING_BROADCAST job). A dispatch failure is recorded in the log, not
-   * returned as an error.
+   * returned as an error. The call returns once each run was accepted by its
+   * executor or failed; a failure is in the log by then, and an accepted run's
+   * log names its executor at once and shows the acceptance with the run's
+   * result, or at most 3 s after the executor accepted it.
    */
   logIds: string[];
 }
