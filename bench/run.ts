@@ -46,7 +46,7 @@ function plan(options: BenchOptions): Planned[] {
       run: context => runThroughput(context, 1),
     });
   }
-  if (options.only.has('throughput')) {
+  if (options.only.has('throughput') || options.only.has('throughput-2')) {
     planned.push({
       scenario: 'throughput',
       name: 'throughput 2 admins',

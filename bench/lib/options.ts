@@ -2,6 +2,7 @@ export const SCENARIOS = [
   'lateness',
   'throughput',
   'throughput-1',
+  'throughput-2',
   'api',
   'api-single',
   'api-batch',
@@ -46,7 +47,7 @@ export const USAGE = `usage: npm run bench -- [--only lateness,throughput,api,fa
 
   --from-source          run the admin and the executor SDK from their TypeScript sources through tsx
                          (default: build them first and run the build, as a deployment does)
-  --only LIST            scenarios to run (default: all); throughput-1 is throughput with one admin only; api-single and api-batch are TriggerJob and TriggerJobRuns (SDK default capacity) alone
+  --only LIST            scenarios to run (default: all); throughput-1 and throughput-2 are throughput with one admin or two only; api-single and api-batch are TriggerJob and TriggerJobRuns (SDK default capacity) alone
   --quick                short windows and a smaller scale (a smoke run)
   --capacity N           executors' capacity (default: the SDK's default, as users get it)
   --rates LIST           lateness: fires per second (default 100,1000,5000)
