@@ -221,6 +221,31 @@ export async function takeFires(
   return taken;
 }
 
+/** The advisory lock space of admins' liveness locks (two-key form: this, hashtext(admin id)). */
+const ADMIN_LOCK_SPACE = 27_251;
+/**
+ * How long past its lease an admin still counts as alive while a session of its own holds
+ * its liveness lock: longer only when PostgreSQL has not noticed that the admin's
+ * connection is gone (a network partition), which TCP keepalives end eventually.
+ */
+const LIVENESS_LOCK_GRACE_MS = 10_000;
+
+/**
+ * Whether admin `a` (an admin_instance row) is alive: its lease is current, or it lapsed
+ * recently and the admin still holds its liveness lock, taken with every renewal on a
+ * connection of its own. An admin at full load on a busy machine can renew late (a trivial
+ * statement took a second), and its peers then took over thousands of fires it was still
+ * sending, each asked again on its executor: work that kept the machine overloaded. A
+ * crashed admin's connections close with it, and its lock goes at once.
+ */
+const ADMIN_ALIVE = sql`(a.expires_at > now()
+  or (a.expires_at > now() - ${LIVENESS_LOCK_GRACE_MS} * interval '1 millisecond'
+      and exists (
+        select 1 from pg_locks k
+         where k.locktype = 'advisory' and k.granted
+           and k.database = (select oid from pg_database where datname = current_database())
+           and k.classid = ${ADMIN_LOCK_SPACE}::int::oid and k.objid = hashtext(a.id)::oid and k.objsubid = 2)))`;
+
 /**
  * Takes over fires claimed by admins whose lease expired (they died, or stalled past
  * their lease, before sending them). SKIP LOCKED again: two surviving admins split the
@@ -247,7 +272,7 @@ export async function reclaimOrphanedFires(
          and l.outcome is null
          and l.claimed_by is not null
          and l.claimed_by <> ${adminInstanceId}
-         and not exists (select 1 from admin_instance a where a.id = l.claimed_by and a.expires_at > now())
+         and not exists (select 1 from admin_instance a where a.id = l.claimed_by and ${ADMIN_ALIVE})
        order by l.scheduled_at
        limit ${limit}
        for update skip locked
@@ -387,9 +412,18 @@ export async function findJobsByIds(db: Db, ids: readonly string[]): Promise<Map
 
 /** Renews (or creates) this admin's lease; other admins treat it as dead once it expires. */
 export async function renewAdminLease(db: Db, id: string, grpcAddress: string, ttlMs: number): Promise<void> {
+  // Takes the admin's liveness lock (see ADMIN_ALIVE) unless this session holds it already:
+  // a connection that broke and was replaced takes it again with its next renewal.
   await sql`
+    with lock as (
+      select case when exists (
+                    select 1 from pg_locks
+                     where locktype = 'advisory' and pid = pg_backend_pid()
+                       and classid = ${ADMIN_LOCK_SPACE}::int::oid and objid = hashtext(${id})::oid and objsubid = 2)
+                  then true
+                  else pg_try_advisory_lock(${ADMIN_LOCK_SPACE}::int, hashtext(${id})) end as held)
     insert into admin_instance (id, grpc_address, expires_at)
-    values (${id}, ${grpcAddress}, now() + ${ttlMs} * interval '1 millisecond')
+    select ${id}, ${grpcAddress}, now() + ${ttlMs} * interval '1 millisecond' from lock
     on conflict (id) do update set grpc_address = excluded.grpc_address, expires_at = excluded.expires_at`.execute(
     db,
   );

@@ -14,6 +14,12 @@ import type { ExecutorSession } from './executor-session.js';
 
 export interface PresenceTrackerOptions {
   db: Db;
+  /**
+   * Where beats refresh presence rows: connections of their own, so that a refresh never
+   * waits for a connection behind the statements of an admin at full load (rows expired
+   * then, and every admin marked the live executors' runs unroutable). Default `db`.
+   */
+  refreshDb?: Db;
   adminInstanceId: string;
   beatIntervalMs: number;
   logger: Logger;
@@ -105,7 +111,8 @@ export class PresenceTracker {
     const last = this.#lastRefresh.get(session.sessionId) ?? 0;
     if (now - last < this.#options.beatIntervalMs / 2) return;
     this.#lastRefresh.set(session.sessionId, now);
-    const { db, logger } = this.#options;
+    const { logger } = this.#options;
+    const db = this.#options.refreshDb ?? this.#options.db;
     const fields = { app: session.appName, instance: session.instanceName, sessionId: session.sessionId };
     const { lastBeatAt, runningCount, queuedCount, unresponsiveLogIds, eventLoopLagMs } = session.load;
     const load = { lastBeatAt, runningCount, queuedCount, unresponsiveLogIds, eventLoopLagMs };

@@ -48,6 +48,12 @@ export interface SchedulerOptions {
   claimIntervalMs?: number;
   /** Lease of this admin: peers take over its claimed fires once it lapses. */
   leaseTtlMs?: number;
+  /**
+   * Where the lease is renewed: connections of their own, so that a renewal never waits
+   * for a connection behind the statements of an admin at full load (it lapsed then, and
+   * its peers took over thousands of fires it was sending). Default `db`.
+   */
+  leaseDb?: Db;
   claimBatchSize?: number;
   /**
    * Fires this admin holds at most between their claim and their executor's answer. At
@@ -113,6 +119,7 @@ export class Scheduler {
   #firesTaking = 0;
   #firesSending = 0;
   #claimPauseLoggedAt = 0;
+  #leaseRenewedAt = 0;
 
   constructor(options: SchedulerOptions) {
     this.#options = {
@@ -121,6 +128,7 @@ export class Scheduler {
       leaseTtlMs: 1_500,
       claimBatchSize: 1_000,
       maxFiresInFlight: 10_000,
+      leaseDb: options.db,
       ...options,
     };
     this.#takeTimer = new FireTimer(held => this.#take(held));
@@ -148,19 +156,33 @@ export class Scheduler {
   /** Starts claiming and firing; `advertisedAddress` is where peers reach this admin (AdminPeerService). */
   async start(advertisedAddress: string): Promise<void> {
     if (this.#loops) return;
-    const { db, adminInstanceId, leaseTtlMs } = this.#options;
+    const { leaseDb: db, adminInstanceId, leaseTtlMs } = this.#options;
     await renewAdminLease(db, adminInstanceId, advertisedAddress, leaseTtlMs);
     const stop = new AbortController();
     this.#loops = {
       stop,
       done: [
-        this.#loop('lease', leaseTtlMs / 3, stop.signal, () =>
-          renewAdminLease(db, adminInstanceId, advertisedAddress, leaseTtlMs),
-        ),
+        this.#loop('lease', leaseTtlMs / 3, stop.signal, () => this.#renewLease(db, advertisedAddress)),
         this.#loop('claim', this.#claimIntervalMs(), stop.signal, () => this.#claim()),
         this.#loop('reclaim', this.#options.pollIntervalMs, stop.signal, () => this.#reclaim()),
       ],
     };
+  }
+
+  async #renewLease(db: Db, advertisedAddress: string): Promise<void> {
+    const { adminInstanceId, leaseTtlMs, logger } = this.#options;
+    const startedAt = Date.now();
+    await renewAdminLease(db, adminInstanceId, advertisedAddress, leaseTtlMs);
+    const sinceLast = Date.now() - this.#leaseRenewedAt;
+    // Renewals come every third of the lease: one that needed more than two thirds of it
+    // left the peers a moment from taking this admin's fires over.
+    if (this.#leaseRenewedAt > 0 && sinceLast > (2 * leaseTtlMs) / 3) {
+      logger.warn(
+        { sinceLastMs: sinceLast, statementMs: Date.now() - startedAt, leaseMs: leaseTtlMs },
+        'admin lease renewed late',
+      );
+    }
+    this.#leaseRenewedAt = Date.now();
   }
 
   /**
@@ -312,6 +334,12 @@ export class Scheduler {
     const { db, adminInstanceId } = this.#options;
     // Claimed by this admin now, where no other pass looks: kept until handled.
     const reclaimed = await reclaimOrphanedFires(db, adminInstanceId, 1_000);
+    if (reclaimed.fires.length + reclaimed.inDoubt.length > 0) {
+      this.#options.logger.warn(
+        { fires: reclaimed.fires.length, inDoubt: reclaimed.inDoubt.length },
+        'took over fires of an admin whose lease lapsed',
+      );
+    }
     // Being sent when their admin stopped: asked again on the executor they name.
     if (reclaimed.inDoubt.length > 0) this.#options.dispatcher.settleInDoubt(reclaimed.inDoubt);
     const orphans = [...this.#unhandledOrphans, ...reclaimed.fires];
