@@ -147,18 +147,18 @@ export class AdminApp {
     });
     this.#db = db;
     this.#releasers.push({ name: 'database pool', release: () => db.destroy() });
-    // The statements that tell peers this admin and its executors are alive (the lease,
-    // presence refreshes): on a connection of their own, never queued behind a full pool.
-    // One connection: the session that renews the lease holds the admin's liveness lock.
-    const livenessDb = createDatabase({
-      connectionString: databaseUrl,
-      maxConnections: 1,
-      onStatement: (durationMs, failed) => {
-        this.metrics.dbStatements.inc({ outcome: failed ? 'error' : 'ok' });
-        this.metrics.dbStatementSeconds.observe(durationMs / 1000);
-      },
-    });
-    this.#releasers.push({ name: 'liveness database pool', release: () => livenessDb.destroy() });
+    // The statements that tell peers this admin and its executors are alive: on connections
+    // of their own, never queued behind a full pool. The lease has one connection, whose
+    // session holds the admin's liveness lock; presence refreshes have two (beats of
+    // different executors, and overlapping beats of one, are written concurrently).
+    const onStatement = (durationMs: number, failed: boolean): void => {
+      this.metrics.dbStatements.inc({ outcome: failed ? 'error' : 'ok' });
+      this.metrics.dbStatementSeconds.observe(durationMs / 1000);
+    };
+    const leaseDb = createDatabase({ connectionString: databaseUrl, maxConnections: 1, onStatement });
+    this.#releasers.push({ name: 'lease database connection', release: () => leaseDb.destroy() });
+    const presenceDb = createDatabase({ connectionString: databaseUrl, maxConnections: 2, onStatement });
+    this.#releasers.push({ name: 'presence database pool', release: () => presenceDb.destroy() });
     const migrations = await migrateToLatest(db);
     const applied = (migrations.results ?? []).map(result => result.migrationName);
     logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'schema is up to date');
@@ -167,7 +167,7 @@ export class AdminApp {
 
     const presence = new PresenceTracker({
       db,
-      refreshDb: livenessDb,
+      refreshDb: presenceDb,
       adminInstanceId: config.adminInstanceId,
       beatIntervalMs: config.beatIntervalMs,
       logger: logger.child({ component: 'presence' }),
@@ -290,7 +290,7 @@ export class AdminApp {
       cronCompiler,
       misfireThresholdMs: config.misfireThresholdMs,
       leaseTtlMs: config.adminLeaseMs,
-      leaseDb: livenessDb,
+      leaseDb,
       maxFiresInFlight: config.maxFiresInFlight,
     });
     this.metrics.observeLoad({
