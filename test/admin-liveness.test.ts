@@ -68,6 +68,17 @@ describe("an admin's liveness", () => {
     return rows[0]!.claimed_by;
   }
 
+  /** The admin that took the fire over from `peerId`, once one did. */
+  function takenOverFrom(peerId: string, fireId: string): Promise<string | null> {
+    return waitFor(
+      async () => {
+        const owner = await claimedBy(fireId);
+        return owner !== peerId ? owner : undefined;
+      },
+      { what: `the fire to be taken over from ${peerId}` },
+    );
+  }
+
   it('keeps the fires of a peer whose lease lapsed while its connection holds the lock, until the connection goes', async () => {
     const { liveness, fireId } = await peerWithFire('slow-peer');
     await lapse('slow-peer', 1_000);
@@ -78,26 +89,12 @@ describe("an admin's liveness", () => {
     // Its connection closes, as a crashed process's does: the fire is taken over.
     await liveness.destroy();
     sessions.splice(sessions.indexOf(liveness), 1);
-    const taker = await waitFor(
-      async () => {
-        const owner = await claimedBy(fireId);
-        return owner !== 'slow-peer' ? owner : undefined;
-      },
-      { what: 'the fire to be taken over' },
-    );
-    expect(taker).toBe(admin.app.config.adminInstanceId);
+    expect(await takenOverFrom('slow-peer', fireId)).toBe(admin.app.config.adminInstanceId);
   }, 60_000);
 
   it('takes over the fires of a peer whose lease lapsed beyond the grace period, lock or not', async () => {
     const { fireId } = await peerWithFire('stuck-peer');
     await lapse('stuck-peer', 11_000);
-    const taker = await waitFor(
-      async () => {
-        const owner = await claimedBy(fireId);
-        return owner !== 'stuck-peer' ? owner : undefined;
-      },
-      { what: 'the fire to be taken over' },
-    );
-    expect(taker).toBe(admin.app.config.adminInstanceId);
+    expect(await takenOverFrom('stuck-peer', fireId)).toBe(admin.app.config.adminInstanceId);
   }, 60_000);
 });

@@ -156,8 +156,8 @@ export class Scheduler {
   /** Starts claiming and firing; `advertisedAddress` is where peers reach this admin (AdminPeerService). */
   async start(advertisedAddress: string): Promise<void> {
     if (this.#loops) return;
-    const { leaseDb: db, adminInstanceId, leaseTtlMs } = this.#options;
-    await renewAdminLease(db, adminInstanceId, advertisedAddress, leaseTtlMs);
+    const { leaseDb: db, leaseTtlMs } = this.#options;
+    await this.#renewLease(db, advertisedAddress);
     const stop = new AbortController();
     this.#loops = {
       stop,
@@ -334,14 +334,15 @@ export class Scheduler {
     const { db, adminInstanceId } = this.#options;
     // Claimed by this admin now, where no other pass looks: kept until handled.
     const reclaimed = await reclaimOrphanedFires(db, adminInstanceId, 1_000);
-    if (reclaimed.fires.length + reclaimed.inDoubt.length > 0) {
+    // Being sent when their admin stopped: asked again on the executor they name. (The
+    // fires not sent yet are logged as they are handled, see #handleOrphans.)
+    if (reclaimed.inDoubt.length > 0) {
       this.#options.logger.warn(
-        { fires: reclaimed.fires.length, inDoubt: reclaimed.inDoubt.length },
-        'took over fires of an admin whose lease lapsed',
+        { runs: reclaimed.inDoubt.length },
+        'took over runs in doubt of an admin whose lease lapsed; asking their executors again',
       );
+      this.#options.dispatcher.settleInDoubt(reclaimed.inDoubt);
     }
-    // Being sent when their admin stopped: asked again on the executor they name.
-    if (reclaimed.inDoubt.length > 0) this.#options.dispatcher.settleInDoubt(reclaimed.inDoubt);
     const orphans = [...this.#unhandledOrphans, ...reclaimed.fires];
     this.#unhandledOrphans = [];
     if (orphans.length === 0) return reclaimed.inDoubt.length >= 1_000;
