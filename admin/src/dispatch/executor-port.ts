@@ -129,8 +129,17 @@ export interface ExecutorTarget {
 
 /** The cluster's connected executors, as the dispatcher looks them up. */
 export interface ExecutorLookup {
-  /** The group's executors, local and remote, in a stable order; shared, not to be changed. */
-  candidates(appName: string): Promise<readonly ExecutorTarget[]>;
+  /**
+   * The group's executors, local and remote, in a stable order; shared, not to be changed.
+   * Without a promise when they are at hand (the common case, once per fire). Executors
+   * connected to other admins are as the registry listed them at most a moment ago; with
+   * `mayBeStale`, a few seconds ago while it is read again, unless none were listed (for
+   * routing over the whole group, where any executor listed will do).
+   */
+  candidates(
+    appName: string,
+    mayBeStale?: boolean,
+  ): readonly ExecutorTarget[] | Promise<readonly ExecutorTarget[]>;
   /** One executor by name, wherever its stream is; undefined when it is not connected. */
   find(appName: string, instanceName: string): Promise<ExecutorTarget | undefined>;
 }

@@ -26,6 +26,12 @@ import { askToProto, replyToAnswer } from '../wire/executor-messages.js';
 import { answerGraceMs, type ExecutorSession, type RequestBody } from './executor-session.js';
 import type { SessionRegistry } from './session-registry.js';
 
+/**
+ * How much older than its TTL the view of other admins' executors may be while it is read
+ * again: routing goes on over it meanwhile (ExecutorDirectory.candidates).
+ */
+const MAX_STALE_MS = 2_000;
+
 /** Groups whose candidate lists are kept (see ExecutorDirectory.candidates) before starting over. */
 const MAX_CANDIDATE_LISTS = 10_000;
 
@@ -87,21 +93,39 @@ export class ExecutorDirectory implements ExecutorLookup {
     this.#options = options;
   }
 
-  /** The group's executors, local and remote, in a stable order (by instance name). */
-  async candidates(appName: string): Promise<readonly ExecutorHandle[]> {
+  /**
+   * The group's executors, local and remote, in a stable order (by instance name).
+   * Synchronous while the view is fresh and the group's list is kept: every fire is routed
+   * over it, and a promise per fire was most of what routing allocated. `mayBeStale`: see
+   * ExecutorLookup.candidates.
+   */
+  candidates(
+    appName: string,
+    mayBeStale = false,
+  ): readonly ExecutorHandle[] | Promise<readonly ExecutorHandle[]> {
+    const age = this.#cache === undefined ? Infinity : Date.now() - this.#cache.at;
+    if (age <= this.#ttlMs()) return this.#candidatesInView(appName);
+    if (!mayBeStale || age > this.#ttlMs() + MAX_STALE_MS) return this.#freshCandidates(appName);
+    // Read again in the background: fires keep going over the view a moment older instead
+    // of each waiting for the registry read, which takes long on a busy database. An empty
+    // list waits for the read: an executor that just connected to a peer is not missed.
+    void this.#refreshOnce().catch(() => undefined);
+    const listed = this.#candidatesInView(appName);
+    return listed.length > 0 ? listed : this.#freshCandidates(appName);
+  }
+
+  async #freshCandidates(appName: string): Promise<readonly ExecutorHandle[]> {
     await this.#fresh();
-    const kept = this.#candidateLists.get(appName);
-    if (
-      kept !== undefined &&
-      kept.cache === this.#cache &&
-      kept.registryVersion === this.#options.sessions.version &&
-      kept.local.every(session => !session.isClosed)
-    ) {
-      return kept.handles;
-    }
+    return this.#candidatesInView(appName);
+  }
+
+  /** The group's list over the current view (which must have been read). */
+  #candidatesInView(appName: string): readonly ExecutorHandle[] {
+    const kept = this.#keptCandidates(appName);
+    if (kept !== undefined) return kept;
     const registryVersion = this.#options.sessions.version;
     const local = this.#options.sessions.list(appName);
-    const remote = await this.#remote(appName);
+    const remote = this.#remoteInView(appName);
     const localNames = new Set(local.map(session => session.instanceName));
     const handles: ExecutorHandle[] = [
       ...local,
@@ -111,6 +135,20 @@ export class ExecutorDirectory implements ExecutorLookup {
     if (this.#candidateLists.size > MAX_CANDIDATE_LISTS) this.#candidateLists.clear();
     this.#candidateLists.set(appName, { cache: this.#cache, registryVersion, local, handles });
     return handles;
+  }
+
+  /** The group's list, while neither the view nor this admin's sessions changed. */
+  #keptCandidates(appName: string): readonly ExecutorHandle[] | undefined {
+    const kept = this.#candidateLists.get(appName);
+    if (
+      kept === undefined ||
+      kept.cache !== this.#cache ||
+      kept.registryVersion !== this.#options.sessions.version
+    ) {
+      return undefined;
+    }
+    for (const session of kept.local) if (session.isClosed) return undefined;
+    return kept.handles;
   }
 
   /** One executor by name, wherever its stream is; undefined when it is not connected. */
@@ -127,19 +165,29 @@ export class ExecutorDirectory implements ExecutorLookup {
     this.#peers.clear();
   }
 
+  #ttlMs(): number {
+    return this.#options.cacheTtlMs ?? 250;
+  }
+
   /** Reads the registry again when the cached view of it is older than the TTL. */
   async #fresh(): Promise<void> {
-    const ttl = this.#options.cacheTtlMs ?? 250;
-    if (!this.#cache || Date.now() - this.#cache.at > ttl) {
-      this.#refreshing ??= this.#refresh().finally(() => {
-        this.#refreshing = undefined;
-      });
-      await this.#refreshing;
-    }
+    if (this.#cache === undefined || Date.now() - this.#cache.at > this.#ttlMs()) await this.#refreshOnce();
+  }
+
+  /** One registry read at a time: callers while one runs share it. */
+  #refreshOnce(): Promise<void> {
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
   }
 
   async #remote(appName: string): Promise<ExecutorHandle[]> {
     await this.#fresh();
+    return this.#remoteInView(appName);
+  }
+
+  #remoteInView(appName: string): ExecutorHandle[] {
     const cache = this.#cache!;
     return cache.presence
       .filter(row => row.appName === appName && row.adminInstanceId !== this.#options.adminInstanceId)
