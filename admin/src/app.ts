@@ -248,6 +248,9 @@ export class AdminApp {
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      // Nothing serves channelz here, and its per-call bookkeeping showed in the profile of
+      // TriggerJob calls.
+      'grpc.enable_channelz': 0,
       // The only way handlers learn which client certificate a connection was verified with.
       interceptors: [clientCertificateInterceptor()],
     })

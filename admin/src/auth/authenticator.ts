@@ -2,7 +2,7 @@ import { UnauthenticatedError } from '../domain-errors.js';
 import type { Db } from '../db/database.js';
 import { findUserByTokenHash } from '../db/users.repository.js';
 import type { Principal } from './access.js';
-import { hashToken, isAcceptedToken } from './tokens.js';
+import { AcceptedTokens, hashToken } from './tokens.js';
 
 export interface TokenAuthenticatorOptions {
   db: Db;
@@ -16,13 +16,15 @@ export interface TokenAuthenticatorOptions {
  */
 export class TokenAuthenticator {
   readonly #options: TokenAuthenticatorOptions;
+  readonly #staticTokens: AcceptedTokens;
 
   constructor(options: TokenAuthenticatorOptions) {
     this.#options = options;
+    this.#staticTokens = new AcceptedTokens(options.staticTokens);
   }
 
   async authenticate(token: string): Promise<Principal> {
-    if (this.#options.staticTokens.length > 0 && isAcceptedToken(token, this.#options.staticTokens)) {
+    if (this.#staticTokens.size > 0 && this.#staticTokens.accepts(token)) {
       return {
         name: 'static admin token',
         userId: undefined,

@@ -13,12 +13,31 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** Compares against every accepted token in constant time per token. */
-export function isAcceptedToken(token: string, accepted: readonly string[]): boolean {
-  const presented = Buffer.from(hashToken(token), 'hex');
-  let found = false;
-  for (const candidate of accepted) {
-    if (timingSafeEqual(presented, Buffer.from(hashToken(candidate), 'hex'))) found = true;
+/**
+ * Tokens from configuration, checked on every call: their digests are made once, and a
+ * presented token is compared against every one in constant time per token.
+ */
+export class AcceptedTokens {
+  readonly #digests: readonly Buffer[];
+
+  constructor(tokens: readonly string[]) {
+    this.#digests = tokens.map(digestOf);
   }
-  return found;
+
+  get size(): number {
+    return this.#digests.length;
+  }
+
+  accepts(token: string): boolean {
+    const presented = digestOf(token);
+    let found = false;
+    for (const digest of this.#digests) {
+      if (timingSafeEqual(presented, digest)) found = true;
+    }
+    return found;
+  }
+}
+
+function digestOf(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
 }

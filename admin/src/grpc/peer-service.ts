@@ -4,7 +4,7 @@ import type { SessionRegistry } from '../executors/session-registry.js';
 import type { HeldAcceptances } from '../dispatch/held-acceptances.js';
 import { ForwardFailure, type AdminPeerServiceImplementation } from '@jobstream/proto/peer';
 import { MAX_BATCH_ITEMS } from '@jobstream/proto';
-import { isAcceptedToken } from '../auth/tokens.js';
+import { AcceptedTokens } from '../auth/tokens.js';
 import { bearerToken } from './auth.js';
 import { invalid } from './validation.js';
 
@@ -39,8 +39,9 @@ const MAX_FORWARD_DEADLINE_MS = 60_000;
 
 /** AdminPeerService: other admins of the cluster reach the executors whose streams this admin holds. */
 export function createPeerService(options: PeerServiceOptions): AdminPeerServiceImplementation {
+  const peerTokens = new AcceptedTokens([options.peerSecret]);
   function authorize(context: CallContext): void {
-    if (!isAcceptedToken(bearerToken(context), [options.peerSecret])) {
+    if (!peerTokens.accepts(bearerToken(context))) {
       throw new ServerError(Status.UNAUTHENTICATED, 'peer token not accepted');
     }
   }
