@@ -61,7 +61,7 @@ describe('AdminPeerService accepts only the cluster secret', () => {
     // Past authentication, the empty forward is refused for what it is.
     await expect(forwardNothing(clusterSecret)).rejects.toMatchObject({
       code: Status.INVALID_ARGUMENT,
-      details: expect.stringContaining('run_requests'),
+      details: expect.stringContaining('run_requests') as unknown,
     });
   });
 });
