@@ -61,7 +61,8 @@ export class ResultSpool {
   readonly #logger: Logger;
   readonly #entries = new Map<string, Entry>();
   readonly #recentlyAcked = new Set<string>();
-  readonly #pendingAdds: { key: string; entry: Entry; resolve: () => void }[] = [];
+  /** Results waiting for their write, oldest first (`addedAt`: performance.now()). */
+  readonly #pendingAdds: { key: string; entry: Entry; resolve: () => void; addedAt: number }[] = [];
   #flushQueued = false;
   #flushTimer: NodeJS.Timeout | undefined;
   #handle: FileHandle | undefined;
@@ -126,25 +127,42 @@ export class ResultSpool {
     const entry: Entry = { result, written: false, durable: false };
     this.#entries.set(key, entry);
     return new Promise<void>(resolve => {
-      this.#pendingAdds.push({ key, entry, resolve });
-      if (!this.#flushQueued) {
-        this.#flushQueued = true;
-        this.#flushTimer = setTimeout(() => {
-          this.#flushTimer = undefined;
-          void this.#enqueue(() => this.#flushPendingAdds());
-        }, SPOOL_WRITE_DELAY_MS);
-      }
+      this.#pendingAdds.push({ key, entry, resolve, addedAt: performance.now() });
+      this.#scheduleFlush();
     });
   }
 
+  /** A write when the oldest result waiting has waited SPOOL_WRITE_DELAY_MS. */
+  #scheduleFlush(): void {
+    const oldest = this.#pendingAdds[0];
+    if (this.#flushQueued || oldest === undefined) return;
+    this.#flushQueued = true;
+    this.#flushTimer = setTimeout(
+      () => {
+        this.#flushTimer = undefined;
+        void this.#enqueue(() => this.#flushPendingAdds('due'));
+      },
+      Math.max(0, oldest.addedAt + SPOOL_WRITE_DELAY_MS - performance.now()),
+    );
+  }
+
   /**
-   * Group commit: every result added within SPOOL_WRITE_DELAY_MS, or while the previous
-   * write was in flight, goes to disk in one write and one fsync. An fsync costs about as much as the whole run of a short
-   * handler, so one per result would cap an executor at a few hundred results a second.
+   * Group commit: the results that have waited SPOOL_WRITE_DELAY_MS (`due`), or all of them,
+   * go to disk in one write and one fsync. An fsync costs about as much as the whole run of a
+   * short handler, so one per result would cap an executor at a few hundred results a second.
+   * Younger results wait for a later write: most are acknowledged by then and never written
+   * (writing every result waiting at the time wrote those of the last few milliseconds too).
    */
-  async #flushPendingAdds(): Promise<void> {
+  async #flushPendingAdds(which: 'due' | 'all'): Promise<void> {
     this.#flushQueued = false;
-    const adds = this.#pendingAdds.splice(0);
+    let count = this.#pendingAdds.length;
+    if (which === 'due') {
+      // Timers do not fire early, but performance.now() and the timer clock may differ by a fraction of a millisecond.
+      const writtenBefore = performance.now() - SPOOL_WRITE_DELAY_MS + 1;
+      count = this.#pendingAdds.findIndex(add => add.addedAt > writtenBefore);
+      if (count === -1) count = this.#pendingAdds.length;
+    }
+    const adds = this.#pendingAdds.splice(0, count);
     const batch = adds.filter(add => this.#entries.get(add.key) === add.entry);
     for (const add of batch) add.entry.written = true;
     if (batch.length > 0) {
@@ -159,6 +177,7 @@ export class ResultSpool {
     for (const add of batch) add.entry.durable = true;
     // Adds superseded before the flush (acked or replaced) resolve too.
     for (const add of adds) add.resolve();
+    this.#scheduleFlush();
   }
 
   /** Forgets acknowledged results; unknown refs are ignored. Returns how many were removed. */
@@ -213,11 +232,9 @@ export class ResultSpool {
     if (this.#closed) return;
     this.#closed = true;
     // Results still waiting for their write go to disk before the file closes.
-    if (this.#flushTimer !== undefined) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = undefined;
-      void this.#enqueue(() => this.#flushPendingAdds());
-    }
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#pendingAdds.length > 0) void this.#enqueue(() => this.#flushPendingAdds('all'));
     await this.#enqueue(async () => {
       await this.#handle?.close();
       this.#handle = undefined;

@@ -1,13 +1,13 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fullJitterDelay } from '../src/backoff.js';
 import type { RunResult } from '@jobstream/proto/executor';
 import { RunOutcome } from '@jobstream/proto/types';
 import { Executor, SDK_VERSION, createJsonLogger, defaultInstanceName, silentLogger } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
-import { ResultSpool, SPOOL_FILE_NAME } from '../src/result-spool.js';
+import { ResultSpool, SPOOL_FILE_NAME, SPOOL_WRITE_DELAY_MS } from '../src/result-spool.js';
 
 describe('ResultSpool', () => {
   let dir: string;
@@ -61,6 +61,33 @@ describe('ResultSpool', () => {
     await spool.close();
     const lines = (await readFile(path.join(dir, SPOOL_FILE_NAME), 'utf8')).trim().split('\n');
     expect(lines.map(line => (JSON.parse(line) as { logId: string }).logId)).toEqual(['2']);
+  });
+
+  it('writes only results that waited their delay: a younger one acknowledged in time is never written', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'jobstream-spool-'));
+    const spool = await ResultSpool.open(dir, silentLogger);
+    // The spool's clock only: the file operations stay real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const older = spool.add(result('1'));
+      await vi.advanceTimersByTimeAsync(SPOOL_WRITE_DELAY_MS - 10);
+      const younger = spool.add(result('2'));
+      await vi.advanceTimersByTimeAsync(10);
+      await older;
+      // The older result's write has run; the younger one, 10 ms old, still waits for its own.
+      expect(spool.durableResults()).toEqual([result('1')]);
+      expect(await spool.ack([{ logId: '2', attempt: 1 }])).toBe(1);
+      await vi.advanceTimersByTimeAsync(SPOOL_WRITE_DELAY_MS);
+      await younger;
+    } finally {
+      vi.useRealTimers();
+    }
+    await spool.close();
+    const lines = (await readFile(path.join(dir, SPOOL_FILE_NAME), 'utf8')).trim().split('\n');
+    const written = lines
+      .map(line => JSON.parse(line) as { t: string; logId: string })
+      .filter(line => line.t === 'result');
+    expect(written.map(line => line.logId)).toEqual(['1']);
   });
 
   it('writes a result the admin has not acknowledged at once when the spool closes', async () => {
