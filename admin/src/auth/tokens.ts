@@ -24,10 +24,6 @@ export class AcceptedTokens {
     this.#digests = tokens.map(digestOf);
   }
 
-  get size(): number {
-    return this.#digests.length;
-  }
-
   accepts(token: string): boolean {
     const presented = digestOf(token);
     let found = false;

@@ -155,9 +155,10 @@ export class ExecutorDirectory implements ExecutorLookup {
   async find(appName: string, instanceName: string): Promise<ExecutorHandle | undefined> {
     const local = this.#options.sessions.get(appName, instanceName);
     if (local && !local.isClosed) return local;
-    // A kill or log read must not miss an executor that connected a moment ago.
-    this.#cache = undefined;
-    return (await this.#remote(appName)).find(handle => handle.instanceName === instanceName);
+    // A kill or log read must not miss an executor that connected a moment ago. The view is
+    // read again rather than dropped: routing goes on over the current one meanwhile.
+    await this.#refreshOnce();
+    return this.#remoteInView(appName).find(handle => handle.instanceName === instanceName);
   }
 
   close(): void {
@@ -182,11 +183,7 @@ export class ExecutorDirectory implements ExecutorLookup {
     return this.#refreshing;
   }
 
-  async #remote(appName: string): Promise<ExecutorHandle[]> {
-    await this.#fresh();
-    return this.#remoteInView(appName);
-  }
-
+  /** The group's executors held by other admins, in the current view (which must have been read). */
   #remoteInView(appName: string): ExecutorHandle[] {
     const cache = this.#cache!;
     return cache.presence
