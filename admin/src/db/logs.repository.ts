@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from './database.js';
 import type { NewTriggerLogRow, TriggerLogRow } from './schema.js';
 import type { DispatchOutcome, LogStatus, RunResultInput, TriggerLog, TriggerType } from '../domain.js';
+import { compareIds, logsListedIn } from './by-key.js';
 import { pgArray, type ArrayElement } from './pg-array.js';
 
 export function toLog(row: TriggerLogRow): TriggerLog {
@@ -170,7 +171,7 @@ export async function markSending(db: Db, marks: readonly SendingMark[]): Promis
            executor_process = v.process,
            triggered_at = v.triggered_at
       from v
-     where l.id = v.id
+     where ${logsListedIn('v')}
        and l.dispatch_outcome = 'PENDING'
        and l.outcome is null
        and l.executor_session_id is null
@@ -208,6 +209,15 @@ export async function recordDispatches(
   if (dispatches.length === 0) return;
   const column = <T>(value: (d: DispatchRecord & { logId: string }) => T): T[] => dispatches.map(value);
   await sql`
+    with v(id, outcome, triggered_at, instance, session_id, message, claimed_by) as (
+      select * from unnest(
+        ${pgArray(column(d => d.logId))}::bigint[],
+        ${pgArray(column(d => d.outcome))}::text[],
+        ${pgArray(column(d => d.triggeredAt))}::timestamptz[],
+        ${pgArray(column(d => d.executorInstance))}::text[],
+        ${pgArray(column(d => d.executorSessionId))}::text[],
+        ${pgArray(column(d => d.message))}::text[],
+        ${pgArray(column(d => d.claimedBy ?? null))}::text[]))
     update trigger_log as l
        set dispatch_outcome = v.outcome,
            triggered_at = v.triggered_at,
@@ -215,15 +225,8 @@ export async function recordDispatches(
            executor_instance = v.instance,
            executor_session_id = v.session_id,
            trigger_message = v.message
-      from unnest(${pgArray(column(d => d.logId))}::bigint[],
-                  ${pgArray(column(d => d.outcome))}::text[],
-                  ${pgArray(column(d => d.triggeredAt))}::timestamptz[],
-                  ${pgArray(column(d => d.executorInstance))}::text[],
-                  ${pgArray(column(d => d.executorSessionId))}::text[],
-                  ${pgArray(column(d => d.message))}::text[],
-                  ${pgArray(column(d => d.claimedBy ?? null))}::text[])
-           as v(id, outcome, triggered_at, instance, session_id, message, claimed_by)
-     where l.id = v.id
+      from v
+     where ${logsListedIn('v')}
        -- Fenced. An executor's acceptance always lands: it runs the run, whatever was
        -- recorded before. A failure lands only on a log still PENDING and, for a fire,
        -- still held by this admin: one a peer took over is the peer's to record.
@@ -260,18 +263,20 @@ export async function recordHeldAcceptances(
 ): Promise<void> {
   if (acceptances.length === 0) return;
   await sql`
+    with v(id, attempt, triggered_at, session_id, message) as (
+      select * from unnest(
+        ${pgArray(acceptances.map(a => a.logId))}::bigint[],
+        ${pgArray(acceptances.map(a => a.attempt))}::int[],
+        ${pgArray(acceptances.map(a => a.triggeredAt))}::timestamptz[],
+        ${pgArray(acceptances.map(a => a.executorSessionId))}::text[],
+        ${pgArray(acceptances.map(a => a.message))}::text[]))
     update trigger_log as l
        set dispatch_outcome = 'ACCEPTED',
            triggered_at = v.triggered_at,
            claimed_by = null,
            trigger_message = v.message
-      from unnest(${pgArray(acceptances.map(a => a.logId))}::bigint[],
-                  ${pgArray(acceptances.map(a => a.attempt))}::int[],
-                  ${pgArray(acceptances.map(a => a.triggeredAt))}::timestamptz[],
-                  ${pgArray(acceptances.map(a => a.executorSessionId))}::text[],
-                  ${pgArray(acceptances.map(a => a.message))}::text[])
-           as v(id, attempt, triggered_at, session_id, message)
-     where l.id = v.id
+      from v
+     where ${logsListedIn('v')}
        and l.attempt = v.attempt
        and l.executor_session_id = v.session_id
        and l.dispatch_outcome in ('PENDING', 'ACCEPTED')`.execute(db);
@@ -491,12 +496,13 @@ export async function applyRunResults(
     seen.add(key);
     return true;
   });
+  unique.sort((a, b) => compareIds(a.logId, b.logId));
   const column = <T>(value: (result: ResultToStore) => T): T[] => unique.map(value);
   // FIX_DELAY schedules its next fire N seconds after a scheduled run finished. Doing it
   // in the statement that stores the result makes it atomic with it and costs no extra
   // round trip; a duplicate result updates nothing, so it advances nothing either.
   const { rows } = await sql<{ id: string; attempt: number; job_id: string; has_child_jobs: boolean }>`
-    with v(log_id, attempt, outcome, message, started_at, finished_at,
+    with v(id, attempt, outcome, message, started_at, finished_at,
            accepted_at, accepted_session_id, trigger_message) as (
       select * from unnest(
         ${pgArray(column(r => r.logId))}::bigint[],
@@ -524,7 +530,8 @@ export async function applyRunResults(
              claimed_by = null,
              unroutable_since = null
         from v
-       where l.id = v.log_id and l.attempt = v.attempt and l.outcome is null
+       where ${logsListedIn('v')}
+         and l.attempt = v.attempt and l.outcome is null
        returning l.id, l.attempt, l.job_id, l.trigger_type, coalesce(l.finished_at, l.result_received_at) as ended_at
     ), fix_delay as (
       update job j

@@ -4,6 +4,7 @@ import type { Database, JobRow } from './schema.js';
 import { toJob } from './jobs.repository.js';
 import type { Job, TriggerType } from '../domain.js';
 import { pgArray } from './pg-array.js';
+import { compareIds } from './by-key.js';
 
 /** The queries of the scheduler's hot path, with the reasoning behind their locking. */
 
@@ -182,9 +183,17 @@ export async function takeFires(
   // would look marked by this take. The first entry of a fire is the one taken.
   const seen = new Set<string>();
   const unique = fires.filter(fire => !seen.has(fire.logId) && seen.add(fire.logId));
+  // Locked in id order, like every statement that locks several fires: the lateral lookup
+  // below visits the fires in the order given.
+  unique.sort((a, b) => compareIds(a.logId, b.logId));
   // Fires of a cron burst share one bucket; a statement per 10,000 keeps each one short.
   for (let start = 0; start < unique.length; start += 10_000) {
     const slice = unique.slice(start, start + 10_000);
+    // Each fire is found by its primary key, never by scanning the fires this admin holds:
+    // planned as a join, the take hashed every fire claimed by the admin (tens of thousands
+    // under load) whenever the statistics said there were few, as they do on a young table
+    // or on one analyzed while idle. A lateral subquery with a LIMIT is planned on its own,
+    // with the key as its only condition, so nothing else can drive it.
     const { rows } = await sql<{ id: string; marked: boolean; ours: boolean }>`
       with v(id, instance, session_id, process, triggered_at) as (
         select * from unnest(
@@ -192,7 +201,18 @@ export async function takeFires(
           ${pgArray(slice.map(fire => fire.mark?.executorInstance ?? null))}::text[],
           ${pgArray(slice.map(fire => fire.mark?.executorSessionId ?? null))}::text[],
           ${pgArray(slice.map(fire => fire.mark?.executorProcess ?? null))}::text[],
-          ${pgArray(slice.map(fire => fire.mark?.triggeredAt ?? null))}::timestamptz[]))
+          ${pgArray(slice.map(fire => fire.mark?.triggeredAt ?? null))}::timestamptz[])),
+      f as materialized (
+        select t.row_id, v.instance, v.session_id, v.process, v.triggered_at
+          from v
+         cross join lateral (
+           select t.ctid as row_id, t.claimed_by, t.dispatch_outcome
+             from trigger_log t
+            where t.id = v.id
+            limit 1
+              for update) t
+         where t.claimed_by = ${adminInstanceId}
+           and t.dispatch_outcome = 'PENDING')
       update trigger_log l
          set taken_at = now(),
              executor_instance = case when l.executor_session_id is null and f.session_id is not null
@@ -202,15 +222,11 @@ export async function takeFires(
              triggered_at = case when l.executor_session_id is null and f.session_id is not null
                                  then f.triggered_at else l.triggered_at end,
              executor_session_id = coalesce(l.executor_session_id, f.session_id)
-        from (select t.id, v.instance, v.session_id, v.process, v.triggered_at
-                from trigger_log t
-                join v on v.id = t.id
-               where t.claimed_by = ${adminInstanceId}
-                 and t.dispatch_outcome = 'PENDING'
-               order by t.id
-                 -- In id order, like every statement that locks several fires.
-                 for update of t) as f
-       where l.id = f.id
+        from f
+        -- The rows as locked above (nothing can change them before this update), fetched
+        -- by their addresses: a join alone would be planned as a scan of the whole table
+        -- while its statistics were young.
+       where l.ctid = any(array(select row_id from f)) and l.ctid = f.row_id
       returning l.id,
                 l.executor_session_id is not null as marked,
                 l.executor_session_id is not distinct from f.session_id as ours`.execute(db);
