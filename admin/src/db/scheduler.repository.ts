@@ -282,13 +282,26 @@ export async function reclaimOrphanedFires(
     trigger_type: string;
     in_doubt: boolean;
   }>`
-    with orphan as (
+    with recursive claimant(id) as (
+      -- The admins holding fires, one index descent each (a loose index scan): the pass
+      -- runs several times a second, and filtering every claimed fire read them all, the
+      -- tens of thousands a loaded admin holds, to find the few of a dead one.
+      select min(claimed_by) from trigger_log where dispatch_outcome = 'PENDING' and claimed_by is not null
+      union all
+      select (select min(t.claimed_by) from trigger_log t
+               where t.dispatch_outcome = 'PENDING' and t.claimed_by > c.id)
+        from claimant c
+       where c.id is not null
+    ), dead as (
+      select c.id from claimant c
+       where c.id is not null
+         and c.id <> ${adminInstanceId}
+         and not exists (select 1 from admin_instance a where a.id = c.id and ${ADMIN_ALIVE})
+    ), orphan as (
       select l.id, l.executor_session_id is not null as named from trigger_log l
        where l.dispatch_outcome = 'PENDING'
          and l.outcome is null
-         and l.claimed_by is not null
-         and l.claimed_by <> ${adminInstanceId}
-         and not exists (select 1 from admin_instance a where a.id = l.claimed_by and ${ADMIN_ALIVE})
+         and l.claimed_by = any(array(select id from dead))
        order by l.scheduled_at
        limit ${limit}
        for update skip locked
