@@ -11,6 +11,7 @@ import {
 } from '../admin/src/db/logs.repository.js';
 import { reclaimOrphanedFires, takeFires } from '../admin/src/db/scheduler.repository.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { storedJobSpec } from './support/fixtures.js';
 
 /**
  * The statements of the run path write batches of rows named by id. Planned as plain
@@ -41,27 +42,14 @@ describe('batch statements of the run path', () => {
       { appName: 'batches', title: 'batches', addressType: 'AUTO', addresses: [], scriptKinds: [] },
       'x',
     );
-    const job = await insertJob(db, {
-      groupId: group.id,
-      description: 'fires every millisecond',
-      author: 'test',
-      alarmEmail: '',
-      scheduleType: 'FIX_RATE',
-      scheduleConf: '1',
-      timeZone: '',
-      misfireStrategy: 'DO_NOTHING',
-      routeStrategy: 'FIRST',
-      handler: 'work',
-      param: '',
-      blockStrategy: 'SERIAL_EXECUTION',
-      timeoutSeconds: 0,
-      failRetryCount: 0,
-      failRetryDelayMs: 0,
-      glueType: 'BEAN',
-      glueSource: '',
-      glueRemark: '',
-      childJobIds: [],
-    });
+    const job = await insertJob(
+      db,
+      storedJobSpec(group.id, {
+        description: 'fires every millisecond',
+        scheduleType: 'FIX_RATE',
+        scheduleConf: '1',
+      }),
+    );
     jobId = job.id;
     groupId = group.id;
     // Statistics taken while idle, and never again during the test.

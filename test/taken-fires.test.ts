@@ -24,6 +24,7 @@ import { QuartzCronCompiler } from '../admin/src/schedule/cron/index.js';
 import { Scheduler } from '../admin/src/scheduler/scheduler.js';
 import { waitFor } from './support/admin.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { storedJobSpec } from './support/fixtures.js';
 
 /**
  * A scheduler checks ("takes") each claimed fire just before its time and sends it at its
@@ -90,28 +91,15 @@ describe('fires taken for sending', () => {
       { appName: 'taken', title: 'taken', addressType: 'AUTO', addresses: [], scriptKinds: [] },
       'x',
     );
-    const job = await insertJob(db, {
-      groupId: group.id,
-      description: 'stopped while its fire is being sent',
-      author: 'test',
-      alarmEmail: '',
-      scheduleType: 'FIX_RATE',
-      // One fire within the scheduler's look-ahead: the one the stop races with.
-      scheduleConf: '60',
-      timeZone: '',
-      misfireStrategy: 'DO_NOTHING',
-      routeStrategy: 'FIRST',
-      handler: 'work',
-      param: '',
-      blockStrategy: 'SERIAL_EXECUTION',
-      timeoutSeconds: 0,
-      failRetryCount: 0,
-      failRetryDelayMs: 0,
-      glueType: 'BEAN',
-      glueSource: '',
-      glueRemark: '',
-      childJobIds: [],
-    });
+    const job = await insertJob(
+      db,
+      storedJobSpec(group.id, {
+        description: 'stopped while its fire is being sent',
+        scheduleType: 'FIX_RATE',
+        // One fire within the scheduler's look-ahead: the one the stop races with.
+        scheduleConf: '60',
+      }),
+    );
 
     const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
     const metrics = new AdminMetrics();

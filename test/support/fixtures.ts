@@ -5,6 +5,7 @@ import type { JobSpec } from '@jobstream/proto/admin';
 import { BlockStrategy, RouteStrategy, ScheduleType } from '@jobstream/proto/types';
 import { Executor } from '../../executor-sdk/src/index.js';
 import { registerFixtureHandlers } from '../fixtures/handlers.js';
+import type { JobSpec as StoredJobSpec } from '../../admin/src/domain.js';
 import type { AdminClient } from './admin.js';
 
 export async function tempDir(prefix: string): Promise<string> {
@@ -37,6 +38,35 @@ export function jobSpec(groupId: string, handler: string, overrides: Partial<Job
     timeoutSeconds: 0,
     failRetryCount: 0,
     glueType: 0,
+    glueSource: '',
+    glueRemark: '',
+    childJobIds: [],
+    ...overrides,
+  };
+}
+
+/**
+ * A job as the admin's repository stores it (for tests that write to the database
+ * directly): a FIRST-routed, serial BEAN job with no schedule, retries or children.
+ */
+export function storedJobSpec(groupId: string, overrides: Partial<StoredJobSpec> = {}): StoredJobSpec {
+  return {
+    groupId,
+    description: 'a test job',
+    author: 'test',
+    alarmEmail: '',
+    scheduleType: 'NONE',
+    scheduleConf: '',
+    timeZone: '',
+    misfireStrategy: 'DO_NOTHING',
+    routeStrategy: 'FIRST',
+    handler: 'work',
+    param: '',
+    blockStrategy: 'SERIAL_EXECUTION',
+    timeoutSeconds: 0,
+    failRetryCount: 0,
+    failRetryDelayMs: 0,
+    glueType: 'BEAN',
     glueSource: '',
     glueRemark: '',
     childJobIds: [],

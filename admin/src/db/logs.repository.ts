@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import type { Db } from './database.js';
 import type { NewTriggerLogRow, TriggerLogRow } from './schema.js';
 import type { DispatchOutcome, LogStatus, RunResultInput, TriggerLog, TriggerType } from '../domain.js';
-import { compareIds, logsListedIn } from './by-key.js';
+import { compareIds } from '../util/ids.js';
+import { LOGS_LISTED_IN_V } from './by-key.js';
 import { pgArray, type ArrayElement } from './pg-array.js';
 
 export function toLog(row: TriggerLogRow): TriggerLog {
@@ -171,7 +172,7 @@ export async function markSending(db: Db, marks: readonly SendingMark[]): Promis
            executor_process = v.process,
            triggered_at = v.triggered_at
       from v
-     where ${logsListedIn('v')}
+     where ${LOGS_LISTED_IN_V}
        and l.dispatch_outcome = 'PENDING'
        and l.outcome is null
        and l.executor_session_id is null
@@ -226,7 +227,7 @@ export async function recordDispatches(
            executor_session_id = v.session_id,
            trigger_message = v.message
       from v
-     where ${logsListedIn('v')}
+     where ${LOGS_LISTED_IN_V}
        -- Fenced. An executor's acceptance always lands: it runs the run, whatever was
        -- recorded before. A failure lands only on a log still PENDING and, for a fire,
        -- still held by this admin: one a peer took over is the peer's to record.
@@ -276,7 +277,7 @@ export async function recordHeldAcceptances(
            claimed_by = null,
            trigger_message = v.message
       from v
-     where ${logsListedIn('v')}
+     where ${LOGS_LISTED_IN_V}
        and l.attempt = v.attempt
        and l.executor_session_id = v.session_id
        and l.dispatch_outcome in ('PENDING', 'ACCEPTED')`.execute(db);
@@ -496,6 +497,7 @@ export async function applyRunResults(
     seen.add(key);
     return true;
   });
+  // Locked in id order, as the take locks them.
   unique.sort((a, b) => compareIds(a.logId, b.logId));
   const column = <T>(value: (result: ResultToStore) => T): T[] => unique.map(value);
   // FIX_DELAY schedules its next fire N seconds after a scheduled run finished. Doing it
@@ -530,7 +532,7 @@ export async function applyRunResults(
              claimed_by = null,
              unroutable_since = null
         from v
-       where ${logsListedIn('v')}
+       where ${LOGS_LISTED_IN_V}
          and l.attempt = v.attempt and l.outcome is null
        returning l.id, l.attempt, l.job_id, l.trigger_type, coalesce(l.finished_at, l.result_received_at) as ended_at
     ), fix_delay as (

@@ -4,7 +4,7 @@ import type { Database, JobRow } from './schema.js';
 import { toJob } from './jobs.repository.js';
 import type { Job, TriggerType } from '../domain.js';
 import { pgArray } from './pg-array.js';
-import { compareIds } from './by-key.js';
+import { compareIds } from '../util/ids.js';
 
 /** The queries of the scheduler's hot path, with the reasoning behind their locking. */
 

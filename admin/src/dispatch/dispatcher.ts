@@ -38,6 +38,7 @@ import {
 } from './executor-port.js';
 import type { HeldAcceptances } from './held-acceptances.js';
 import type { RouteTarget, Router } from './router.js';
+import { compareIds } from '../util/ids.js';
 
 export interface TriggerRequest {
   triggerType: TriggerType;
@@ -195,10 +196,6 @@ const GROUP_CACHE_MS = 1_000;
 /** Where a trigger goes: its targets, or why it cannot go anywhere. */
 type Routed = { targets: RouteTarget[]; trace: string } | { failure: string };
 
-/** Orders bigint ids given as decimal strings. */
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
-}
 /** How often a run request whose stream went away looks for the executor's new stream. */
 const RECONNECT_POLL_MS = 100;
 /**
