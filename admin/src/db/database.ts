@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { fastTimestampTypes } from './pg-timestamps.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -18,6 +19,7 @@ export function createDatabase(options: DatabaseOptions): Db {
     // A PostgreSQL restart kills pooled connections; fail fast and let the caller retry
     // instead of hanging on a dead socket.
     connectionTimeoutMillis: 5_000,
+    types: fastTimestampTypes,
   });
   // An idle client's error (the server went away) must not crash the process: the pool
   // drops the client and the next query opens a new connection.
