@@ -79,4 +79,32 @@ describe('ExecutorSession', () => {
           : [];
     expect(runs.map(run => run.glueType)).toEqual([GlueType.GLUE_TYPE_SHELL]);
   });
+
+  it('answers a request only with a reply carrying exactly the id it was sent with', async () => {
+    const session = new ExecutorSession('s3', register([]), new Date());
+    const asked = session.request(runBody(GlueType.GLUE_TYPE_BEAN), 1_000, 'until-free');
+    const messages = session.outboundMessages();
+    const written = (await messages.next()).value;
+    const runs =
+      written?.kind?.$case === 'batch'
+        ? written.kind.value.runRequests
+        : written?.kind?.$case === 'runRequest'
+          ? [written.kind.value]
+          : [];
+    const requestId = runs[0]!.requestId;
+    const reply = (id: string) => ({
+      requestId: id,
+      accepted: true,
+      rejectReason: RejectReason.REJECT_REASON_UNSPECIFIED,
+      message: '',
+    });
+    for (const lookalike of [` ${requestId}`, `${requestId}.0`, `0${requestId}`, `${requestId}x`, '']) {
+      expect(session.handleReply(reply(lookalike)), JSON.stringify(lookalike)).toBe(false);
+    }
+    expect(session.handleReply(reply(requestId))).toBe(true);
+    expect((await asked).accepted).toBe(true);
+    // Answered once: the same id again is unknown.
+    expect(session.handleReply(reply(requestId))).toBe(false);
+    session.close();
+  });
 });

@@ -109,15 +109,16 @@ export class ExecutorSession {
   load: ExecutorLoad;
 
   readonly #outbound = new BoundedQueue<OutboundMessage>(OUTBOUND_QUEUE_CAPACITY);
-  readonly #pending = new Map<string, PendingRequest>();
+  /** By request number: Map lookups by small integers, not by freshly made strings. */
+  readonly #pending = new Map<number, PendingRequest>();
   readonly #runSlots: Semaphore;
   /** Runs holding a run slot: accepted by the executor (or adopted at Register), no result yet. */
   readonly #slotHolders = new Set<string>();
   /** Run requests begun and not yet written to the stream (waiting for a slot or for room), by request id. */
-  readonly #unsentRuns = new Map<string, RunRef>();
+  readonly #unsentRuns = new Map<number, RunRef>();
   readonly #closed = new AbortController();
   readonly #inFlight = new Set<RequestAbort>();
-  #nextRequestId = 1n;
+  #nextRequestNumber = 1;
   #endedByAdmin: string | undefined;
   /**
    * "logId/attempt" of the runs whose results this session may report: those sent down
@@ -224,9 +225,10 @@ export class ExecutorSession {
     // Tracked in a set rather than as listeners on the session's signal: removing one of
     // thousands of event listeners is linear, a set delete is not.
     this.#inFlight.add(abort);
-    const requestId = (this.#nextRequestId++).toString();
+    const requestNumber = this.#nextRequestNumber++;
+    const requestId = String(requestNumber);
     const slotRun = isRun ? runKey(body.value.logId, body.value.attempt) : undefined;
-    if (isRun) this.#unsentRuns.set(requestId, { logId: body.value.logId, attempt: body.value.attempt });
+    if (isRun) this.#unsentRuns.set(requestNumber, body.value);
     let slotHeld = false;
     const pending: PendingRequest = { resolve: () => undefined, reject: () => undefined };
     try {
@@ -248,7 +250,7 @@ export class ExecutorSession {
       const replied = new Promise<Reply>((resolve, reject) => {
         pending.resolve = resolve;
         pending.reject = reject;
-        this.#pending.set(requestId, pending);
+        this.#pending.set(requestNumber, pending);
         abort.onAbort(reject);
       });
       // Awaited below unless `push` fails first; then nothing else may observe it.
@@ -257,7 +259,7 @@ export class ExecutorSession {
       const onWrite = (): boolean => {
         if (abort.aborted) return false;
         progress.written = true;
-        this.#unsentRuns.delete(requestId);
+        this.#unsentRuns.delete(requestNumber);
         clearTimeout(timer);
         if (isRun) {
           // A result may come from this session as soon as the request can have arrived.
@@ -311,8 +313,8 @@ export class ExecutorSession {
     } finally {
       clearTimeout(timer);
       this.#inFlight.delete(abort);
-      this.#pending.delete(requestId);
-      this.#unsentRuns.delete(requestId);
+      this.#pending.delete(requestNumber);
+      this.#unsentRuns.delete(requestNumber);
       // An accepted run keeps its slot until its result (runFinished); any other outcome
       // frees it now.
       if (slotHeld && pending.slotTransferred !== true) this.#runSlots.release();
@@ -393,9 +395,11 @@ export class ExecutorSession {
   /** Routes a Reply to the request waiting for it. Returns false for an unknown request id. */
   handleReply(reply: Reply): boolean {
     this.#lastReplyAt = Date.now();
-    const pending = this.#pending.get(reply.requestId);
-    if (!pending) return false;
-    this.#pending.delete(reply.requestId);
+    const requestNumber = Number(reply.requestId);
+    const pending = this.#pending.get(requestNumber);
+    // Only the very id sent matches (not " 12" or "12.0" for 12).
+    if (!pending || String(requestNumber) !== reply.requestId) return false;
+    this.#pending.delete(requestNumber);
     // Decided here, as the reply is read, not when the waiting request resumes: the run's
     // result may be the very next message, and it must find the slot to free.
     // A run the executor holds already (adopted, or asked again) keeps the one slot it has.
@@ -420,7 +424,8 @@ export class ExecutorSession {
    */
   close(reason?: string): RunRef[] {
     if (this.#closed.signal.aborted) return [];
-    const unsent = [...this.#unsentRuns.values()];
+    // Copied: the map holds the requests themselves.
+    const unsent = [...this.#unsentRuns.values()].map(run => ({ logId: run.logId, attempt: run.attempt }));
     this.#endedByAdmin = reason;
     for (const request of this.#inFlight) request.abort(new Error('session closed'));
     this.#closed.abort(
