@@ -562,7 +562,7 @@ export class Dispatcher {
         message,
         claimedBy,
       });
-      this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome: 'FAILED' });
+      this.#options.metrics.countTrigger(log.triggerType, 'FAILED');
       return [{ ...log, triggeredAt, dispatchOutcome: 'FAILED', triggerMessage: message }];
     }
     return Promise.all(
@@ -693,7 +693,7 @@ export class Dispatcher {
       }
       if (!marked) return (await findLogById(this.#options.db, log.id)) ?? log;
     }
-    this.#options.metrics.triggersInFlight.inc();
+    this.#options.metrics.changeTriggersInFlight(1);
     // An acceptance waits for its result (see HeldAcceptances), here or, for an executor
     // whose stream a peer holds, at that peer: the log names its executor already (its
     // take, its insert or markSending did), which is all a caller reading it meanwhile needs.
@@ -702,7 +702,7 @@ export class Dispatcher {
     try {
       verdict = await this.#send(log, trace, handle, run, deadlineAt, holdAcceptance);
     } finally {
-      this.#options.metrics.triggersInFlight.dec();
+      this.#options.metrics.changeTriggersInFlight(-1);
     }
     this.#options.metrics.dispatchSeconds.observe((performance.now() - started) / 1000);
     if (verdict.kind === 'settled-elsewhere') {
@@ -712,11 +712,11 @@ export class Dispatcher {
     handle = verdict.handle;
     const message = withHistory(log, `${trace}; ${verdict.answer}`);
     if (verdict.kind === 'in-doubt') {
-      this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome: 'IN_DOUBT' });
+      this.#options.metrics.countTrigger(log.triggerType, 'IN_DOUBT');
       return dispatchedLog(log, triggeredAt, 'PENDING', handle, message);
     }
     const outcome = verdict.kind === 'accepted' ? 'ACCEPTED' : 'FAILED';
-    this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
+    this.#options.metrics.countTrigger(log.triggerType, outcome);
     const { acceptances } = this.#options;
     // An acceptance waits for its result, to be stored in the same row update; nobody
     // waits for it. A failure is recorded now. (Literals, not spreads: see fire.)
@@ -889,7 +889,7 @@ export class Dispatcher {
       try {
         const reply = await to.ask({ kind: 'run', run }, this.#options.requestDeadlineMs);
         const outcome = reply.accepted ? 'ACCEPTED' : 'FAILED';
-        this.#options.metrics.triggers.inc({ trigger_type: log.triggerType, outcome });
+        this.#options.metrics.countTrigger(log.triggerType, outcome);
         await this.#record(
           {
             logId: log.id,

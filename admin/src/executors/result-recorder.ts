@@ -94,7 +94,7 @@ export class ResultRecorder {
     for (let attempt = 0; ; attempt += 1) {
       try {
         const stored = await this.#writes.add(result);
-        this.#options.metrics.results.inc({ outcome: result.outcome, applied: stored ? 'new' : 'duplicate' });
+        this.#options.metrics.countResult(result.outcome, stored ? 'new' : 'duplicate');
         if (stored) this.#options.onResultStored?.(result, stored);
         return stored !== undefined;
       } catch (error) {
