@@ -1,45 +1,62 @@
 /**
  * Group commit for writes: items added while a batch is being written form the next
  * batch, so under load one statement (and one WAL fsync) carries many items, and when
- * idle an item is written at once. Each `add` resolves with its own item's result once
- * its batch committed, or rejects with the batch's error.
+ * idle an item is written at the end of the event-loop turn it was added in. Each `add`
+ * resolves with its own item's result once its batch committed, or rejects with the
+ * batch's error.
  */
 export class GroupCommit<T, R> {
   readonly #write: (items: T[]) => Promise<R[]>;
   readonly #maxBatch: number;
   readonly #lingerMs: number;
+  readonly #maxInFlight: number;
   #pending: { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[] = [];
-  #writing = false;
+  /** Batches being written, and whether one more is about to start. */
+  #inFlight = 0;
+  #starting = false;
 
   /**
    * `write` returns one result per item, in order. With `lingerMs`, an item arriving when
    * nothing is being written waits that long for others before its batch is written: load
    * spread evenly over time (a fire every millisecond) otherwise makes every batch a batch
-   * of one. For writes off the latency-critical path only.
+   * of one. For writes off the latency-critical path only. With `maxInFlight` above 1,
+   * that many batches may be written at once (for statements that cannot conflict, such
+   * as reads and inserts): an item then waits for a free writer, not for the batch ahead.
    */
-  constructor(write: (items: T[]) => Promise<R[]>, maxBatch = 1_000, lingerMs = 0) {
+  constructor(write: (items: T[]) => Promise<R[]>, maxBatch = 1_000, lingerMs = 0, maxInFlight = 1) {
     this.#write = write;
     this.#maxBatch = maxBatch;
     this.#lingerMs = lingerMs;
+    this.#maxInFlight = maxInFlight;
   }
 
   add(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
-      if (this.#writing) return;
-      this.#writing = true;
+      if (this.#starting || this.#inFlight >= this.#maxInFlight) return;
+      this.#starting = true;
       if (this.#lingerMs > 0 && this.#pending.length < this.#maxBatch) {
         setTimeout(() => void this.#drain(), this.#lingerMs);
       } else {
-        void this.#drain();
+        // At the end of this turn, not now: the calls that arrived together (one socket
+        // read of many requests, one message of many results) reach here one by one, and
+        // written at once the first would go alone, the rest one round trip later.
+        setImmediate(() => void this.#drain());
       }
     });
   }
 
   async #drain(): Promise<void> {
+    this.#starting = false;
+    this.#inFlight += 1;
     try {
       while (this.#pending.length > 0) {
         const batch = this.#pending.splice(0, this.#maxBatch);
+        // Another writer may start on what arrives while this batch is written.
+        if (this.#inFlight < this.#maxInFlight && this.#pending.length > 0 && !this.#starting) {
+          this.#starting = true;
+          setImmediate(() => void this.#drain());
+        }
         try {
           const results = await this.#write(batch.map(entry => entry.item));
           batch.forEach((entry, index) => entry.resolve(results[index]!));
@@ -48,7 +65,7 @@ export class GroupCommit<T, R> {
         }
       }
     } finally {
-      this.#writing = false;
+      this.#inFlight -= 1;
     }
   }
 }
