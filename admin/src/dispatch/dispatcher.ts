@@ -770,7 +770,7 @@ export class Dispatcher {
           ? withHistory(log, `${trace}; ${describeReply(handle, ACCEPTED, note)}`)
           : undefined;
         const reply = await handle.ask(
-          { kind: 'run', run, ...(acceptanceMessage === undefined ? {} : { acceptanceMessage }) },
+          { kind: 'run', run, acceptanceMessage },
           this.#options.requestDeadlineMs,
         );
         return {

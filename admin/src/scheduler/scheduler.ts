@@ -112,7 +112,9 @@ export class Scheduler {
   readonly #takeTimer: FireTimer<HeldFire>;
   readonly #sendTimer: FireTimer<HeldFire>;
   #loops: { stop: AbortController; done: Promise<void>[] } | undefined;
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Takes and sends under way, and what waits for them all to end (stop). */
+  #inFlight = 0;
+  #onIdle: (() => void)[] = [];
   /** Fires taken over from a dead admin whose handling failed: handled on the next pass. */
   #unhandledOrphans: ClaimedFire[] = [];
   /** Fires in a take (routing, marking) and in a send (waiting for the executor's answer). */
@@ -197,7 +199,7 @@ export class Scheduler {
     await Promise.allSettled(loops.done);
     this.#takeTimer.stop();
     this.#sendTimer.stop();
-    await Promise.allSettled(this.#inFlight);
+    if (this.#inFlight > 0) await new Promise<void>(resolve => this.#onIdle.push(resolve));
     try {
       await releaseAdminLease(this.#options.db, this.#options.adminInstanceId);
     } catch (error) {
@@ -452,11 +454,12 @@ export class Scheduler {
           if (how === undefined) return;
           if (how === 'marked-before') markedBefore.push(entry.fire.logId);
           else {
+            // A literal: spreads that add properties are V8's slow path, and this is per fire.
             const ready: HeldFire = {
               fire: entry.fire,
               job: entry.job,
-              ...(entry.unsent === undefined ? {} : { unsent: entry.unsent }),
-              ...(how === 'marked' && prepared[index] ? { prepared: prepared[index] } : {}),
+              unsent: entry.unsent,
+              prepared: how === 'marked' ? prepared[index] : undefined,
             };
             this.#sendTimer.add(ready, entry.fire.scheduledAt.getTime());
           }
@@ -548,12 +551,13 @@ export class Scheduler {
     }
   }
 
+  /** Counted, not kept: one settle handler per fire instead of a set entry and two promises. */
   #track(promise: Promise<unknown>): void {
-    const tracked = promise.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#inFlight.add(tracked);
-    void tracked.finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight += 1;
+    const settled = () => {
+      this.#inFlight -= 1;
+      if (this.#inFlight === 0) for (const resolve of this.#onIdle.splice(0)) resolve();
+    };
+    promise.then(settled, settled);
   }
 }
