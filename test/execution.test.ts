@@ -66,6 +66,30 @@ describe('execution semantics', () => {
     return ids;
   }
 
+  it('a handler gets the run as its context: the fields of its request, a log it may take out, a signal, read-only', async () => {
+    const jobId = await createJob(client, groupId, 'context');
+    const [logId] = (await client.triggerJob({ jobId, param: 'p-1' })).logIds;
+    const log = await finishedLog(logId!);
+    expect(log.outcome).toBe(RunOutcome.RUN_OUTCOME_SUCCEEDED);
+    const seen = JSON.parse(log.handleMessage) as Record<string, unknown>;
+    expect(seen).toEqual({
+      param: 'p-1',
+      jobId,
+      logId,
+      attempt: 1,
+      shardIndex: 0,
+      shardTotal: 1,
+      handlerName: 'context',
+      scheduledAt: log.scheduledAt!.toISOString(),
+      signalAborted: false,
+      cancelReason: null,
+      assignable: false,
+      paramAfter: 'p-1',
+    });
+    const { lines } = await client.readExecutorLog({ logId: logId!, fromLine: 1 });
+    expect(lines.join('\n')).toContain('logged through a detached log');
+  });
+
   describe('block strategies under a burst of triggers', () => {
     it('SERIAL_EXECUTION runs the burst one at a time, in trigger order', async () => {
       const jobId = await createJob(client, groupId, 'sleep', {

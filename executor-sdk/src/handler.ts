@@ -55,9 +55,9 @@ export interface HandlerContext {
   /**
    * Appends one line (arguments formatted like console.log) to this run's log, which
    * the admin reads with LogReadRequest. After the run's result is reported, calls are
-   * ignored.
+   * ignored. A function of its own: it may be taken out of the context.
    */
-  log(...args: unknown[]): void;
+  readonly log: (...args: unknown[]) => void;
 }
 
 /**
