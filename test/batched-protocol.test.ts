@@ -160,10 +160,10 @@ describe('batched envelopes (protocol 2) next to single messages (protocol 1)', 
   });
 
   it('refuses a protocol version it does not speak, naming the field', async () => {
-    const raw = connect('speaks-3', 3);
+    const raw = connect('speaks-4', 4);
     await expect(raw.next('welcome')).rejects.toMatchObject({
       code: Status.INVALID_ARGUMENT,
-      details: expect.stringContaining('register.protocol_version 3') as unknown,
+      details: expect.stringContaining('register.protocol_version 4') as unknown,
     });
   });
 

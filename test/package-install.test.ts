@@ -150,7 +150,7 @@ describe('the packages as a user installs them', () => {
       );
       children.push(executor);
       const ready = await executor.waitForJson(record => record.event === 'ready');
-      expect(ready.protocolVersion).toBe(2);
+      expect(ready.protocolVersion).toBe(3);
       await waitFor(
         async () =>
           (await client.listExecutors({ appName: 'packed' })).executors.length === 1 ? true : undefined,

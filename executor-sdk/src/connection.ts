@@ -16,6 +16,8 @@ const STREAM_CLOSE_TIMEOUT_MS = 1_000;
 
 /** An admin that accepted the call but does not answer Register is treated as down. */
 const WELCOME_TIMEOUT_MS = 10_000;
+/** How long a sample of the admin's clock counts (see StreamSession.noteAdminClock). */
+const CLOCK_OFFSET_WINDOW_MS = 10_000;
 
 /**
  * Before the first Welcome these mean the configuration is wrong (token, app name,
@@ -82,8 +84,16 @@ export class StreamSession {
   readonly outbound: BoundedQueue<ExecutorMessage>;
   sessionId = '';
   welcomed = false;
-  /** Admin clock minus local clock, measured at Welcome. */
+  /**
+   * Admin clock minus local clock: measured at Welcome, then refined by the run requests'
+   * `sent_at` (see noteAdminClock). Never above the true offset while neither clock is set
+   * back, since every sample is short of it by the message's transit time: a time on the
+   * admin's clock converted with it comes out late, never early.
+   */
   adminClockOffsetMs = 0;
+  #offsetWindowStartedAt = 0;
+  #offsetWindowBest = Number.NEGATIVE_INFINITY;
+  #offsetPreviousBest = Number.NEGATIVE_INFINITY;
   /** A run request read after the process was stalled longer than this is refused. */
   stallLimitMs = Number.POSITIVE_INFINITY;
   /** Set when a stall over stallLimitMs happened while this stream was open. */
@@ -92,6 +102,24 @@ export class StreamSession {
   readonly #closed = new AbortController();
   #closeRequested = false;
   #closeTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * One sample of the admin's clock: `adminTimeMs` read by the admin as it handed a message
+   * to the stream, read here now. The offset is the best (largest: least delayed) sample
+   * of the last one or two windows, so that a clock set back on either side stops
+   * counting after a window or two.
+   */
+  noteAdminClock(adminTimeMs: number): void {
+    const now = Date.now();
+    if (now - this.#offsetWindowStartedAt >= CLOCK_OFFSET_WINDOW_MS) {
+      this.#offsetPreviousBest = this.#offsetWindowBest;
+      this.#offsetWindowBest = Number.NEGATIVE_INFINITY;
+      this.#offsetWindowStartedAt = now;
+    }
+    const sample = adminTimeMs - now;
+    if (sample > this.#offsetWindowBest) this.#offsetWindowBest = sample;
+    this.adminClockOffsetMs = Math.max(this.#offsetWindowBest, this.#offsetPreviousBest);
+  }
 
   constructor(address: string, queueCapacity: number) {
     this.address = address;

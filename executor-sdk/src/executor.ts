@@ -21,6 +21,7 @@ import type { Logger } from './logger.js';
 import type { ExecutorOptions, ResolvedOptions } from './options.js';
 import { resolveOptions } from './options.js';
 import { PROTOCOL_VERSION, positiveDurationMs } from '@jobstream/proto';
+import { HeldRequests } from './held-requests.js';
 import { ResultSpool } from './result-spool.js';
 import { RunLogStore } from './run-log.js';
 import { RunScheduler } from './run-scheduler.js';
@@ -42,6 +43,12 @@ const MIN_BEAT_INTERVAL_MS = 50;
 /** A stall shorter than this never expires run requests: a long GC pause is not a partition. */
 const MIN_STALL_LIMIT_MS = 1_000;
 const LOG_RETENTION_SWEEP_INTERVAL_MS = 24 * 60 * 60 * 1000;
+
+/** A run request held for its start, with the stream it came on. */
+interface HeldRunRequest {
+  session: StreamSession;
+  req: RunRequest;
+}
 
 /**
  * A jobstream executor: runs registered handlers for one admin group over one
@@ -77,6 +84,10 @@ export class Executor {
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
   #retentionTimer: NodeJS.Timeout | undefined;
+  /** Run requests sent ahead of their start (RunRequest.start_at), until then. */
+  readonly #held = new HeldRequests<HeldRunRequest>(due => void this.#handleHeld(due));
+  /** Held requests are handled one batch after another, each in order. */
+  #heldHandled: Promise<void> = Promise.resolve();
 
   /** @throws TypeError listing every invalid option. */
   constructor(options: ExecutorOptions) {
@@ -212,6 +223,8 @@ export class Executor {
       'executor stopping',
     );
     await this.#opened?.catch(() => {});
+    // Refused now (the executor is stopping), not left without an answer.
+    await this.#handleHeld(this.#held.clear());
 
     await this.#scheduler.shutdown(this.#options.shutdownGracePeriodMs);
     // The aborted scripts' process groups are ended (TERM, then KILL after their grace).
@@ -359,6 +372,8 @@ export class Executor {
     try {
       switch (kind.$case) {
         case 'runRequest':
+          if (kind.value.sentAt !== undefined) session.noteAdminClock(kind.value.sentAt.getTime());
+          if (this.#holdUntilStart(session, kind.value)) return;
           await this.#onRunRequest(session, kind.value);
           return;
         case 'batch': {
@@ -473,7 +488,38 @@ export class Executor {
     admission.release();
   }
 
+  /**
+   * Holds a run request whose `start_at` is still ahead (on the admin's clock, as Welcome
+   * set the offset): it is handled then, as if it arrived then. Returns false when it is
+   * to be handled now.
+   */
+  #holdUntilStart(session: StreamSession, req: RunRequest): boolean {
+    if (req.startAt === undefined) return false;
+    const at = req.startAt.getTime() - session.adminClockOffsetMs;
+    if (!(at > Date.now())) return false;
+    this.#held.hold({ session, req }, at);
+    return true;
+  }
+
+  #handleHeld(due: readonly HeldRunRequest[]): Promise<void> {
+    this.#heldHandled = this.#heldHandled
+      .then(async () => {
+        for (const { session, req } of due) {
+          // The same request, due now (an overwriting spread keeps the message's shape).
+          await this.#onMessage(session, {
+            kind: { $case: 'runRequest', value: { ...req, startAt: undefined, sentAt: undefined } },
+          });
+        }
+      })
+      .catch((err: unknown) => this.#logger.error({ err }, 'failed to handle held run requests'));
+    return this.#heldHandled;
+  }
+
   async #onKillRequest(session: StreamSession, req: KillRequest): Promise<void> {
+    // A run held for its start is queued as far as the admin knows: handled now, so that
+    // the kill finds it (and its result says KILLED).
+    const held = this.#held.take(entry => entry.req.logId === req.logId);
+    if (held.length > 0) await this.#handleHeld(held);
     const killed = this.#scheduler.kill(req.logId, req.reason);
     if (killed > 0) {
       await reply(session, req.requestId, true, RejectReason.REJECT_REASON_UNSPECIFIED, '');

@@ -17,6 +17,8 @@ type AdminValues = { [C in AdminKind['$case']]: Extract<AdminKind, { $case: C }>
  */
 export class RawExecutor {
   readonly received: AdminMessage[] = [];
+  /** When each of `received` arrived (Date.now()), index for index. */
+  readonly receivedAt: number[] = [];
   readonly #outbound = new BoundedQueue<ExecutorMessage>(1024);
   readonly #channel: Channel;
   readonly #abort = new AbortController();
@@ -36,6 +38,7 @@ export class RawExecutor {
       try {
         for await (const message of responses) {
           this.received.push(message);
+          this.receivedAt.push(Date.now());
           this.#wake?.();
         }
       } catch (error) {

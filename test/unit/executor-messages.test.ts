@@ -18,6 +18,7 @@ const run: RunOrder = {
   glueSource: 'echo hi',
   glueUpdatedAt: new Date('2026-01-02T03:04:05Z'),
   scheduledAt: new Date('2026-01-02T03:04:06Z'),
+  startAt: new Date('2026-01-02T03:04:06Z'),
 };
 
 describe('executor protocol mapping at the stream edge', () => {
@@ -38,6 +39,7 @@ describe('executor protocol mapping at the stream edge', () => {
         glueType: GlueType.GLUE_TYPE_SHELL,
         glueSource: 'echo hi',
         glueUpdatedAt: run.glueUpdatedAt,
+        startAt: run.startAt,
         scheduledAt: run.scheduledAt,
         answerBy: undefined,
       },

@@ -24,6 +24,7 @@ function executor(instanceName: string, answer: Answer = accept): FakeExecutor {
     sessionId: `session-${instanceName}`,
     process: `host/${instanceName}`,
     scriptKinds: [],
+    holdsUntilStartAt: false,
     asked,
     ask(ask, deadlineMs) {
       asked.push({ ask, deadlineMs });

@@ -411,7 +411,13 @@ export class Dispatcher {
    * A scheduled fire whose log row the scheduler already recorded; `prepared` when it was
    * routed ahead and its take marked it (see prepareFire).
    */
-  async fire(job: Job, fire: ClaimedFire, prepared?: PreparedFire): Promise<TriggerLog[]> {
+  async fire(
+    job: Job,
+    fire: ClaimedFire,
+    prepared?: PreparedFire,
+    /** Sent ahead of its time (only when prepared for an executor that holdsUntilStartAt). */
+    ahead = false,
+  ): Promise<TriggerLog[]> {
     const base = baseLog(job, {
       triggerType: fire.triggerType,
       param: job.param,
@@ -447,7 +453,11 @@ export class Dispatcher {
     const claimedBy = this.#options.adminInstanceId;
     if (prepared) {
       return [
-        await this.#dispatchRun(job, first, prepared.target, prepared.trace, { claimedBy, marked: true }),
+        await this.#dispatchRun(job, first, prepared.target, prepared.trace, {
+          claimedBy,
+          marked: true,
+          startAt: ahead ? fire.scheduledAt : undefined,
+        }),
       ];
     }
     let decision: { targets: RouteTarget[]; trace: string } | { failure: string };
@@ -629,6 +639,7 @@ export class Dispatcher {
             sessionId: log.executorSessionId,
             process: '',
             scriptKinds: [],
+            holdsUntilStartAt: false,
             ask: () => Promise.reject(new Error('a run in doubt is asked again on a live stream only')),
           };
           const cause = new ExecutorRequestError(
@@ -668,13 +679,15 @@ export class Dispatcher {
     log: TriggerLog,
     target: RouteTarget,
     trace: string,
-    sender: { claimedBy: string | null; marked?: boolean },
+    sender: { claimedBy: string | null; marked?: boolean; startAt?: Date | undefined },
   ): Promise<TriggerLog> {
     let handle: ExecutorTarget = target.session;
-    const triggeredAt = new Date();
+    // A run sent ahead is triggered when the executor is to start it, not before.
+    const { startAt } = sender;
+    const triggeredAt = startAt !== undefined && startAt.getTime() > Date.now() ? startAt : new Date();
     const started = performance.now();
     const deadlineAt = Date.now() + this.#options.requestDeadlineMs;
-    const run = runOrder(job, log, target.shardIndex, target.shardTotal);
+    const run = runOrder(job, log, target.shardIndex, target.shardTotal, startAt);
     if (!sender.marked) {
       let marked: boolean;
       try {
@@ -769,6 +782,7 @@ export class Dispatcher {
         const acceptanceMessage = holdAcceptance
           ? withHistory(log, `${trace}; ${describeReply(handle, ACCEPTED, note)}`)
           : undefined;
+        await untilStartUnlessHeld(handle, run);
         const reply = await handle.ask(
           { kind: 'run', run, acceptanceMessage },
           this.#options.requestDeadlineMs,
@@ -887,6 +901,7 @@ export class Dispatcher {
           ? ` (asked again on the same stream after: ${cause})`
           : ` (sent again on its new stream after: ${cause})`;
       try {
+        await untilStartUnlessHeld(to, run);
         const reply = await to.ask({ kind: 'run', run }, this.#options.requestDeadlineMs);
         const outcome = reply.accepted ? 'ACCEPTED' : 'FAILED';
         this.#options.metrics.countTrigger(log.triggerType, outcome);
@@ -1045,7 +1060,13 @@ function sendingTo(target: RouteTarget): NonNullable<NewTriggerLog['sendingTo']>
 }
 
 /** The run order for a log, the same every time it is sent (the executor de-duplicates it). */
-function runOrder(job: Job, log: TriggerLog, shardIndex: number, shardTotal: number): RunOrder {
+function runOrder(
+  job: Job,
+  log: TriggerLog,
+  shardIndex: number,
+  shardTotal: number,
+  startAt?: Date,
+): RunOrder {
   return {
     logId: log.id,
     attempt: log.attempt,
@@ -1060,7 +1081,18 @@ function runOrder(job: Job, log: TriggerLog, shardIndex: number, shardTotal: num
     glueSource: job.glueType === 'BEAN' ? '' : job.glueSource,
     glueUpdatedAt: job.glueUpdatedAt,
     scheduledAt: log.scheduledAt,
+    startAt,
   };
+}
+
+/**
+ * A run sent ahead of its time may move (its stream ended) to an executor that does not
+ * hold requests until their start_at: it goes there at its time, not earlier.
+ */
+async function untilStartUnlessHeld(handle: ExecutorTarget, run: RunOrder): Promise<void> {
+  if (run.startAt === undefined || handle.holdsUntilStartAt) return;
+  const wait = run.startAt.getTime() - Date.now();
+  if (wait > 0) await delay(wait);
 }
 
 /** What became of a run request. */

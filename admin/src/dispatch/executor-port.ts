@@ -24,6 +24,11 @@ export interface RunOrder {
   /** Lets an executor cache a compiled script. */
   glueUpdatedAt: Date;
   scheduledAt: Date;
+  /**
+   * When the executor is to start the run, if not on arrival: a scheduled fire sent
+   * ahead of its time, only to an executor that `holdsUntilStartAt`.
+   */
+  startAt: Date | undefined;
 }
 
 /**
@@ -123,6 +128,11 @@ export interface ExecutorTarget {
   readonly process: string;
   /** The script kinds it opted into at Register: a script run goes only to an executor listing its kind. */
   readonly scriptKinds: readonly ScriptKind[];
+  /**
+   * Whether it holds a run request until the run's `startAt` (protocol revision 3): only
+   * then may a run be sent ahead of its time.
+   */
+  readonly holdsUntilStartAt: boolean;
   /** Resolves with the executor's answer; rejects with ExecutorRequestError when there is none. */
   ask(ask: ExecutorAsk, deadlineMs: number): Promise<ExecutorAnswer>;
 }

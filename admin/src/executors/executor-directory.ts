@@ -215,6 +215,9 @@ export class ExecutorDirectory implements ExecutorLookup {
       sessionId: row.sessionId,
       process: `${row.hostname}/${row.pid}`,
       scriptKinds: row.scriptKinds,
+      // Runs go to another admin's executor at their time: the peer protocol does not say
+      // which revision the executor speaks.
+      holdsUntilStartAt: false,
       ask: async (ask, deadlineMs) => {
         const body = askToProto(ask);
         // Run requests go in batches (ForwardRunRequests): a call per run capped what a

@@ -11,7 +11,12 @@ import type {
 } from '@jobstream/proto/executor';
 import { RejectReason } from '@jobstream/proto/executor';
 import { GlueType } from '@jobstream/proto/types';
-import { BATCHED_PROTOCOL_VERSION, MAX_BATCH_ITEMS, runKey } from '@jobstream/proto';
+import {
+  BATCHED_PROTOCOL_VERSION,
+  MAX_BATCH_ITEMS,
+  START_AT_PROTOCOL_VERSION,
+  runKey,
+} from '@jobstream/proto';
 import { BoundedQueue } from '@jobstream/proto/concurrency';
 import { ExecutorRequestError, type ExecutorAnswer, type ExecutorAsk } from '../dispatch/executor-port.js';
 import { packAdminMessages } from '../wire/batching.js';
@@ -129,6 +134,11 @@ export class ExecutorSession {
   #lastReplyAt = 0;
   /** Acknowledgements waiting for the end of this event-loop turn (see acknowledge). */
   #ackBatch: { refs: RunRef[]; sent: Promise<void> } | undefined;
+
+  /** Whether the executor holds a run request until its start_at (see ExecutorTarget). */
+  get holdsUntilStartAt(): boolean {
+    return this.register.protocolVersion >= START_AT_PROTOCOL_VERSION;
+  }
 
   /** The executor process behind this stream, `hostname/pid` as it registered. */
   get process(): string {
@@ -265,7 +275,9 @@ export class ExecutorSession {
           // A result may come from this session as soon as the request can have arrived.
           const run = body.value;
           this.#reportableRuns.add(runKey(run.logId, run.attempt));
-          (value as RunRequest).answerBy = new Date(Date.now() + deadlineMs);
+          const now = Date.now();
+          (value as RunRequest).answerBy = new Date(now + deadlineMs);
+          if (this.holdsUntilStartAt) (value as RunRequest).sentAt = new Date(now);
         }
         timer = setTimeout(
           // One more turn of the event loop first: when this process was stalled past the

@@ -71,6 +71,11 @@ interface HeldFire {
   unsent?: number;
   /** Routed ahead and marked by its take (see Dispatcher.prepareFire). */
   prepared?: PreparedFire;
+  /**
+   * Sent at its take, ahead of its time, to an executor that holds it until then (see
+   * RunOrder.startAt): its start waits for no pass of this admin's event loop.
+   */
+  ahead?: boolean;
 }
 
 /**
@@ -455,13 +460,16 @@ export class Scheduler {
           if (how === 'marked-before') markedBefore.push(entry.fire.logId);
           else {
             // A literal: spreads that add properties are V8's slow path, and this is per fire.
+            const route = how === 'marked' ? prepared[index] : undefined;
             const ready: HeldFire = {
               fire: entry.fire,
               job: entry.job,
               unsent: entry.unsent,
-              prepared: how === 'marked' ? prepared[index] : undefined,
+              prepared: route,
+              ahead: route?.target.session.holdsUntilStartAt === true,
             };
-            this.#sendTimer.add(ready, entry.fire.scheduledAt.getTime());
+            if (ready.ahead) this.#send(ready);
+            else this.#sendTimer.add(ready, entry.fire.scheduledAt.getTime());
           }
         });
         // Named an executor before this take (a take whose answer was lost): the request
@@ -481,12 +489,17 @@ export class Scheduler {
 
   #send(held: HeldFire): void {
     const { fire, job } = held;
-    const lateness = Date.now() - fire.scheduledAt.getTime();
-    this.#options.metrics.fireLateness.observe(Math.max(0, lateness) / 1000);
+    const { fireLateness } = this.#options.metrics;
+    // A fire sent ahead is answered when the executor starts it: its lateness is known then.
+    if (held.ahead !== true)
+      fireLateness.observe(Math.max(0, Date.now() - fire.scheduledAt.getTime()) / 1000);
     this.#firesSending += 1;
-    const sending = this.#options.dispatcher.fire(job, fire, held.prepared).then(
+    const sending = this.#options.dispatcher.fire(job, fire, held.prepared, held.ahead).then(
       logs => {
         this.#firesSending -= 1;
+        if (held.ahead === true) {
+          fireLateness.observe(Math.max(0, Date.now() - fire.scheduledAt.getTime()) / 1000);
+        }
         if (job.scheduleType === 'FIX_DELAY' && logs.every(log => log.dispatchOutcome === 'FAILED')) {
           return this.onRunFinished(fire.logId, new Date());
         }
@@ -501,7 +514,7 @@ export class Scheduler {
             { err: error, logId: fire.logId, jobId: job.id, retryInMs: delayMs },
             'sending a fire failed before anything went out; retrying',
           );
-          this.#takeTimer.add({ ...held, unsent, prepared: undefined }, Date.now() + delayMs);
+          this.#takeTimer.add({ ...held, unsent, prepared: undefined, ahead: false }, Date.now() + delayMs);
           return;
         }
         return this.#giveUp(held, error);

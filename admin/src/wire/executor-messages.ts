@@ -61,6 +61,8 @@ function runOrderToProto(run: RunOrder): RunRequest {
     scheduledAt: run.scheduledAt,
     // Set by the session when the request goes on the wire.
     answerBy: undefined,
+    startAt: run.startAt,
+    sentAt: undefined,
   };
 }
 

@@ -186,7 +186,7 @@ export interface AdminMessage {
     | //
     /**
      * Several run requests and acknowledgements in one message, sent only to an
-     * executor that registered with protocol_version 2. Each item means exactly
+     * executor that registered with protocol_version 2 or later. Each item means exactly
      * what it means in its own message.
      */
     { $case: "batch"; value: AdminBatch }
@@ -287,10 +287,12 @@ export interface Register {
    */
   unacknowledgedResults: RunRef[];
   /**
-   * The protocol revision the executor speaks: 1 or 2. Revision 2 adds the
+   * The protocol revision the executor speaks: 1, 2 or 3. Revision 2 adds the
    * batched envelopes (AdminMessage.batch, ExecutorMessage.batch): an admin
-   * sends AdminBatch only to an executor that registered with 2, and accepts
-   * ExecutorBatch from it. Everything else is the same in both.
+   * sends AdminBatch only to an executor that registered with 2 or later, and
+   * accepts ExecutorBatch from it. Revision 3 adds RunRequest.start_at: an admin
+   * sets it only for an executor that registered with 3 or later. Everything
+   * else is the same in all three.
    */
   protocolVersion: number;
   /**
@@ -437,7 +439,33 @@ export interface RunRequest {
    * with its result spooled or recently acknowledged) with accepted = true and
    * MUST NOT run it again. Unset: no deadline.
    */
-  answerBy?: Date | undefined;
+  answerBy?:
+    | Date
+    | undefined;
+  /**
+   * When to handle the request, on the admin's clock (see Welcome.server_time
+   * for the offset); sent only to an executor that registered with
+   * protocol_version 3 or later. A scheduled fire is sent this way a few tens of
+   * milliseconds ahead of its time, so that its start does not wait for the
+   * admin. The executor holds the request until then and handles it as if it
+   * had arrived at that moment: the duplicate and answer_by checks, admission
+   * (capacity, block strategy), the Reply and the start all happen then, never
+   * earlier. A KillRequest for the log handles it at once (and so kills it). A
+   * request held when its stream ends is never started. Unset, or not in the
+   * future: handled on arrival.
+   */
+  startAt?:
+    | Date
+    | undefined;
+  /**
+   * When the admin handed this request to the stream, on its clock; set for an
+   * executor that registered with protocol_version 3 or later. Such an executor
+   * may use it to refine its estimate of the admin's clock (Welcome.server_time
+   * is a single sample, late by however long Welcome took): the least delayed
+   * recent sample is the closest to the true offset, and a time on the admin's
+   * clock converted with it comes out late, never early.
+   */
+  sentAt?: Date | undefined;
 }
 
 /**
@@ -2032,6 +2060,8 @@ function createBaseRunRequest(): RunRequest {
     glueUpdatedAt: undefined,
     scheduledAt: undefined,
     answerBy: undefined,
+    startAt: undefined,
+    sentAt: undefined,
   };
 }
 
@@ -2081,6 +2111,12 @@ export const RunRequest: MessageFns<RunRequest> = {
     }
     if (message.answerBy !== undefined) {
       Timestamp.encode(toTimestamp(message.answerBy), writer.uint32(122).fork()).join();
+    }
+    if (message.startAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.startAt), writer.uint32(130).fork()).join();
+    }
+    if (message.sentAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.sentAt), writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -2218,6 +2254,22 @@ export const RunRequest: MessageFns<RunRequest> = {
             message.answerBy = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.startAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.sentAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2291,6 +2343,16 @@ export const RunRequest: MessageFns<RunRequest> = {
         : isSet(object.answer_by)
         ? fromJsonTimestamp(object.answer_by)
         : undefined,
+      startAt: isSet(object.startAt)
+        ? fromJsonTimestamp(object.startAt)
+        : isSet(object.start_at)
+        ? fromJsonTimestamp(object.start_at)
+        : undefined,
+      sentAt: isSet(object.sentAt)
+        ? fromJsonTimestamp(object.sentAt)
+        : isSet(object.sent_at)
+        ? fromJsonTimestamp(object.sent_at)
+        : undefined,
     };
   },
 
@@ -2341,6 +2403,12 @@ export const RunRequest: MessageFns<RunRequest> = {
     if (message.answerBy !== undefined) {
       obj.answerBy = message.answerBy.toISOString();
     }
+    if (message.startAt !== undefined) {
+      obj.startAt = message.startAt.toISOString();
+    }
+    if (message.sentAt !== undefined) {
+      obj.sentAt = message.sentAt.toISOString();
+    }
     return obj;
   },
 
@@ -2366,6 +2434,8 @@ export const RunRequest: MessageFns<RunRequest> = {
     message.glueUpdatedAt = object.glueUpdatedAt ?? undefined;
     message.scheduledAt = object.scheduledAt ?? undefined;
     message.answerBy = object.answerBy ?? undefined;
+    message.startAt = object.startAt ?? undefined;
+    message.sentAt = object.sentAt ?? undefined;
     return message;
   },
 };
