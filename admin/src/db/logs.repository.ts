@@ -86,7 +86,7 @@ export async function insertLogs(db: Db, logs: readonly NewTriggerLog[]): Promis
   const rows = logs.map(newRow);
   const column = <T extends ArrayElement>(value: (row: NewTriggerLogRow) => T): string =>
     pgArray(rows.map(value));
-  const { rows: inserted } = await sql<TriggerLogRow>`
+  const { rows: inserted } = await sql<{ id: string }>`
     insert into trigger_log (job_id, group_id, trigger_type, handler, param, shard_index, shard_total,
                              retry_of_log_id, broadcast_root_id, scheduled_at, triggered_at, dispatch_outcome,
                              executor_instance, executor_session_id, executor_process)
@@ -112,8 +112,39 @@ export async function insertLogs(db: Db, logs: readonly NewTriggerLog[]): Promis
                 broadcast_root_id, scheduled_at, triggered_at, executor_instance, executor_session_id,
                 executor_process, position)
      order by position
-    returning *`.execute(db);
-  return inserted.map(toLog);
+    returning id`.execute(db);
+  // Only the ids come back: every other value of a new row is what was sent or a column
+  // default (reading all of them back was most of a TriggerJobRuns insert's CPU). Ids
+  // follow the logs' order; sorted, they pair with the logs whatever order they come in.
+  const ids = inserted.map(row => row.id).sort(compareIds);
+  return logs.map((log, index) => insertedLog(log, ids[index]!));
+}
+
+/** A log as insertLogs stores it (the columns' defaults included), with its new id. */
+function insertedLog(log: NewTriggerLog, id: string): TriggerLog {
+  return {
+    id,
+    jobId: log.jobId,
+    groupId: log.groupId,
+    triggerType: log.triggerType,
+    executorInstance: log.sendingTo?.executorInstance ?? null,
+    executorSessionId: log.sendingTo?.executorSessionId ?? null,
+    handler: log.handler,
+    param: log.param,
+    shardIndex: log.shardIndex,
+    shardTotal: log.shardTotal,
+    attempt: 1,
+    retryOfLogId: log.retryOfLogId,
+    scheduledAt: log.scheduledAt,
+    triggeredAt: log.triggeredAt,
+    dispatchOutcome: 'PENDING',
+    triggerMessage: '',
+    startedAt: null,
+    finishedAt: null,
+    outcome: null,
+    handleMessage: '',
+    alarmStatus: 'NONE',
+  };
 }
 
 export interface DispatchRecord {
