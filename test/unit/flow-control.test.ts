@@ -94,36 +94,6 @@ describe('GroupCommit (one statement for the items of a batch)', () => {
     expect(batches).toEqual([[1, 2, 3]]);
   });
 
-  it('with maxInFlight 2, starts a second batch while the first is written', async () => {
-    const batches: number[][] = [];
-    const releases: (() => void)[] = [];
-    const commit = new GroupCommit(
-      async (items: number[]) => {
-        batches.push(items);
-        await new Promise<void>(resolve => releases.push(resolve));
-        return items;
-      },
-      1_000,
-      0,
-      2,
-    );
-    const first = commit.add(1);
-    await new Promise(resolve => setTimeout(resolve, 5));
-    const second = commit.add(2);
-    await new Promise(resolve => setTimeout(resolve, 5));
-    const third = commit.add(3);
-    await new Promise(resolve => setTimeout(resolve, 5));
-    // Two batches are being written; the third item waits for one of them.
-    expect(batches).toEqual([[1], [2]]);
-    releases.shift()!();
-    expect(await first).toBe(1);
-    await new Promise(resolve => setTimeout(resolve, 5));
-    expect(batches).toEqual([[1], [2], [3]]);
-    releases.shift()!();
-    releases.shift()!();
-    expect(await Promise.all([second, third])).toEqual([2, 3]);
-  });
-
   it('with a linger, gathers items spread over that time into one batch', async () => {
     const batches: number[][] = [];
     const commit = new GroupCommit(

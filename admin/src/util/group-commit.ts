@@ -9,32 +9,27 @@ export class GroupCommit<T, R> {
   readonly #write: (items: T[]) => Promise<R[]>;
   readonly #maxBatch: number;
   readonly #lingerMs: number;
-  readonly #maxInFlight: number;
   #pending: { item: T; resolve: (result: R) => void; reject: (error: unknown) => void }[] = [];
-  /** Batches being written, and whether one more is about to start. */
-  #inFlight = 0;
-  #starting = false;
+  /** Whether a batch is being written, or about to start. */
+  #writing = false;
 
   /**
    * `write` returns one result per item, in order. With `lingerMs`, an item arriving when
    * nothing is being written waits that long for others before its batch is written: load
    * spread evenly over time (a fire every millisecond) otherwise makes every batch a batch
-   * of one. For writes off the latency-critical path only. With `maxInFlight` above 1,
-   * that many batches may be written at once (for statements that cannot conflict, such
-   * as reads and inserts): an item then waits for a free writer, not for the batch ahead.
+   * of one. For writes off the latency-critical path only.
    */
-  constructor(write: (items: T[]) => Promise<R[]>, maxBatch = 1_000, lingerMs = 0, maxInFlight = 1) {
+  constructor(write: (items: T[]) => Promise<R[]>, maxBatch = 1_000, lingerMs = 0) {
     this.#write = write;
     this.#maxBatch = maxBatch;
     this.#lingerMs = lingerMs;
-    this.#maxInFlight = maxInFlight;
   }
 
   add(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
-      if (this.#starting || this.#inFlight >= this.#maxInFlight) return;
-      this.#starting = true;
+      if (this.#writing) return;
+      this.#writing = true;
       if (this.#lingerMs > 0 && this.#pending.length < this.#maxBatch) {
         setTimeout(() => void this.#drain(), this.#lingerMs);
       } else {
@@ -47,16 +42,9 @@ export class GroupCommit<T, R> {
   }
 
   async #drain(): Promise<void> {
-    this.#starting = false;
-    this.#inFlight += 1;
     try {
       while (this.#pending.length > 0) {
         const batch = this.#pending.splice(0, this.#maxBatch);
-        // Another writer may start on what arrives while this batch is written.
-        if (this.#inFlight < this.#maxInFlight && this.#pending.length > 0 && !this.#starting) {
-          this.#starting = true;
-          setImmediate(() => void this.#drain());
-        }
         try {
           const results = await this.#write(batch.map(entry => entry.item));
           batch.forEach((entry, index) => entry.resolve(results[index]!));
@@ -65,7 +53,7 @@ export class GroupCommit<T, R> {
         }
       }
     } finally {
-      this.#inFlight -= 1;
+      this.#writing = false;
     }
   }
 }
