@@ -85,9 +85,15 @@ export class Executor {
   #stopPromise: Promise<void> | undefined;
   #retentionTimer: NodeJS.Timeout | undefined;
   /** Run requests sent ahead of their start (RunRequest.start_at), until then. */
-  readonly #held = new HeldRequests<HeldRunRequest>(due => void this.#handleHeld(due));
+  readonly #held = new HeldRequests<HeldRunRequest>(
+    due => void this.#handleHeld(due),
+    // Start times are on the admin's clock, converted with the stream's latest estimate.
+    entry => entry.session.adminClockOffsetMs,
+  );
   /** Held requests are handled one batch after another, each in order. */
   #heldHandled: Promise<void> = Promise.resolve();
+  /** Held requests released and not yet decided. */
+  #heldDeciding = 0;
 
   /** @throws TypeError listing every invalid option. */
   constructor(options: ExecutorOptions) {
@@ -224,7 +230,8 @@ export class Executor {
     );
     await this.#opened?.catch(() => {});
     // Refused now (the executor is stopping), not left without an answer.
-    await this.#handleHeld(this.#held.clear());
+    const held = this.#held.clear();
+    if (held.length > 0) await this.#handleHeld(held);
 
     await this.#scheduler.shutdown(this.#options.shutdownGracePeriodMs);
     // The aborted scripts' process groups are ended (TERM, then KILL after their grace).
@@ -495,20 +502,28 @@ export class Executor {
    */
   #holdUntilStart(session: StreamSession, req: RunRequest): boolean {
     if (req.startAt === undefined) return false;
-    const at = req.startAt.getTime() - session.adminClockOffsetMs;
-    if (!(at > Date.now())) return false;
+    const at = req.startAt.getTime();
+    // One that is due already still queues behind any held before it (or being decided):
+    // scheduled runs are decided in the order of their times, then of their arrival.
+    const ahead = at - session.adminClockOffsetMs > Date.now();
+    if (!ahead && this.#held.size === 0 && this.#heldDeciding === 0) return false;
     this.#held.hold({ session, req }, at);
     return true;
   }
 
   #handleHeld(due: readonly HeldRunRequest[]): Promise<void> {
+    this.#heldDeciding += due.length;
     this.#heldHandled = this.#heldHandled
       .then(async () => {
         for (const { session, req } of due) {
-          // The same request, due now (an overwriting spread keeps the message's shape).
-          await this.#onMessage(session, {
-            kind: { $case: 'runRequest', value: { ...req, startAt: undefined, sentAt: undefined } },
-          });
+          try {
+            // The same request, due now (an overwriting spread keeps the message's shape).
+            await this.#onMessage(session, {
+              kind: { $case: 'runRequest', value: { ...req, startAt: undefined, sentAt: undefined } },
+            });
+          } finally {
+            this.#heldDeciding -= 1;
+          }
         }
       })
       .catch((err: unknown) => this.#logger.error({ err }, 'failed to handle held run requests'));

@@ -1,25 +1,35 @@
 /**
  * Items held until a time of their own (run requests with a `start_at`), handed back in
- * time order, and in arrival order among equal times. One timer for the earliest, not
- * one per item. Never early: an item is due once `Date.now()` reaches its time, whatever
- * the timer's own clock said.
+ * time order, and in arrival order among equal times. Times are on another clock (the
+ * admin's): `offsetOf` says, at each moment, how far ahead of this process's clock it is
+ * for an item, and may change while the item waits (the estimate improves), so items are
+ * kept in the order of their own times and converted only when the timer is set and
+ * when they are checked. One timer for the earliest, not one per item. Never early: an
+ * item is due once `Date.now()` plus its offset reaches its time, whatever the timer's
+ * own clock said.
  */
 export class HeldRequests<T> {
   /** Sorted by time; requests mostly arrive in start order, so inserts are at the end. */
   readonly #entries: { at: number; item: T }[] = [];
   readonly #onDue: (items: T[]) => void;
+  readonly #offsetOf: (item: T) => number;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
 
-  constructor(onDue: (items: T[]) => void) {
+  constructor(onDue: (items: T[]) => void, offsetOf: (item: T) => number = () => 0) {
     this.#onDue = onDue;
+    this.#offsetOf = offsetOf;
+  }
+
+  #localTime(entry: { at: number; item: T }): number {
+    return entry.at - this.#offsetOf(entry.item);
   }
 
   get size(): number {
     return this.#entries.length;
   }
 
-  /** Holds `item` until `at` (ms since the epoch, this process's clock). */
+  /** Holds `item` until `at` (ms since the epoch, on the items' clock). */
   hold(item: T, at: number): void {
     const entries = this.#entries;
     let index = entries.length;
@@ -61,10 +71,11 @@ export class HeldRequests<T> {
       this.#timerAt = Number.POSITIVE_INFINITY;
       return;
     }
-    if (this.#timer !== undefined && this.#timerAt <= first.at) return;
+    const local = this.#localTime(first);
+    if (this.#timer !== undefined && this.#timerAt <= local) return;
     clearTimeout(this.#timer);
-    this.#timerAt = first.at;
-    this.#timer = setTimeout(() => this.#release(), Math.max(0, first.at - Date.now()));
+    this.#timerAt = local;
+    this.#timer = setTimeout(() => this.#release(), Math.max(0, local - Date.now()));
     // Held requests never keep a process alive on their own: the stream does.
     this.#timer.unref();
   }
@@ -74,7 +85,7 @@ export class HeldRequests<T> {
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = Date.now();
     let due = 0;
-    while (due < this.#entries.length && this.#entries[due]!.at <= now) due += 1;
+    while (due < this.#entries.length && this.#localTime(this.#entries[due]!) <= now) due += 1;
     const items = due === 0 ? [] : this.#entries.splice(0, due).map(entry => entry.item);
     this.#arm();
     if (items.length > 0) this.#onDue(items);

@@ -33,7 +33,7 @@ describe('connecting', () => {
       labels: { zone: 'eu-1' },
       running: [],
       unacknowledgedResults: [],
-      protocolVersion: 2,
+      protocolVersion: 3,
       pipelineWindow: 1_000,
       scriptKinds: [], // scripts are off by default
     });

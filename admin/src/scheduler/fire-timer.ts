@@ -1,10 +1,13 @@
 /**
  * Releases items at their due millisecond with ONE timer for all of them: a binary
  * min-heap ordered by due time, and a single setTimeout armed for the earliest item.
- * Items due together are released together, in one callback.
+ * Items due together are released together, in one callback, in the order they were
+ * added (a heap alone would shuffle them: fires due at the same instant would then be
+ * taken and sent in no particular order).
  */
 export class FireTimer<T> {
-  readonly #heap: { dueAt: number; item: T }[] = [];
+  readonly #heap: { dueAt: number; seq: number; item: T }[] = [];
+  #nextSeq = 0;
   readonly #onDue: (items: T[]) => void;
   #timer: NodeJS.Timeout | undefined;
   #armedFor = Number.POSITIVE_INFINITY;
@@ -21,11 +24,11 @@ export class FireTimer<T> {
   add(item: T, dueAt: number): void {
     if (this.#stopped) return;
     const heap = this.#heap;
-    heap.push({ dueAt, item });
+    heap.push({ dueAt, seq: this.#nextSeq++, item });
     let index = heap.length - 1;
     while (index > 0) {
       const parent = (index - 1) >> 1;
-      if (heap[parent]!.dueAt <= heap[index]!.dueAt) break;
+      if (!before(heap[index]!, heap[parent]!)) break;
       [heap[parent], heap[index]] = [heap[index]!, heap[parent]!];
       index = parent;
     }
@@ -71,8 +74,8 @@ export class FireTimer<T> {
         const left = index * 2 + 1;
         const right = left + 1;
         let smallest = index;
-        if (left < heap.length && heap[left]!.dueAt < heap[smallest]!.dueAt) smallest = left;
-        if (right < heap.length && heap[right]!.dueAt < heap[smallest]!.dueAt) smallest = right;
+        if (left < heap.length && before(heap[left]!, heap[smallest]!)) smallest = left;
+        if (right < heap.length && before(heap[right]!, heap[smallest]!)) smallest = right;
         if (smallest === index) break;
         [heap[smallest], heap[index]] = [heap[index]!, heap[smallest]!];
         index = smallest;
@@ -80,4 +83,9 @@ export class FireTimer<T> {
     }
     return top.item;
   }
+}
+
+/** Heap order: by due time, then by the order of adding. */
+function before(a: { dueAt: number; seq: number }, b: { dueAt: number; seq: number }): boolean {
+  return a.dueAt < b.dueAt || (a.dueAt === b.dueAt && a.seq < b.seq);
 }
