@@ -74,9 +74,30 @@ const executor = new Executor({
   logger: createJsonLogger((process.env.BENCH_EXECUTOR_LOG_LEVEL ?? 'warn') as LogLevel),
 });
 
+/**
+ * The wall clock (what schedules are defined in and the admin fires by) with
+ * sub-millisecond resolution: the monotonic clock plus its offset to Date.now(), the best
+ * of the last second's samples (Date.now() truncates to the millisecond, so each sample is
+ * short by up to 1 ms and the largest is closest). Not `performance.timeOrigin +
+ * performance.now()`, which is anchored once at process start: when the wall clock is
+ * slewed or stepped afterwards (a virtual machine's clock catching up), that drifts from
+ * the time the system schedules by, and runs started on time by the wall clock measured
+ * tens of milliseconds early.
+ */
+const wallOffsets: number[] = [];
+function sampleWallOffset(): void {
+  wallOffsets.push(Date.now() - performance.now());
+  if (wallOffsets.length > 100) wallOffsets.shift();
+}
+sampleWallOffset();
+setInterval(sampleWallOffset, 10).unref();
+function wallNow(): number {
+  return Math.max(...wallOffsets) + performance.now();
+}
+
 executor.register('bench', ctx => {
   // Wall clock with sub-millisecond resolution, taken before anything else.
-  const arrived = performance.timeOrigin + performance.now();
+  const arrived = wallNow();
   total += 1;
   const scheduled = ctx.scheduledAt?.getTime();
   if (scheduled === undefined) {

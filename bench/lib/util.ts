@@ -18,11 +18,6 @@ function formatNumber(value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(2);
 }
 
-/** Wall-clock milliseconds with sub-millisecond resolution. */
-export function nowMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 /** Sleeps until the given wall-clock instant (ms since the epoch). */
 export function sleepUntil(wallMs: number, signal?: AbortSignal): Promise<void> {
   return sleep(wallMs - Date.now(), signal);

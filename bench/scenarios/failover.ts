@@ -12,7 +12,7 @@ import { throwIfAborted, type BenchContext } from '../lib/context.js';
 import { createEverySecondJobsViaApi } from '../lib/jobs.js';
 import type { ScenarioResult } from '../lib/report.js';
 import { p50p99max, round } from '../lib/stats.js';
-import { ceilSecond, nowMs, progress, sleep, sleepUntil } from '../lib/util.js';
+import { ceilSecond, progress, sleep, sleepUntil } from '../lib/util.js';
 import { pick } from './lateness.js';
 
 /** A run later than this counts as delayed by the failover. */
@@ -86,7 +86,8 @@ export async function runFailover(context: BenchContext): Promise<ScenarioResult
       await sleepUntil(killAtMs, context.signal);
       throwIfAborted(context);
       victim.child.killNow();
-      killedMs = nowMs();
+      // The wall clock, as the executors measure arrivals (see bench/executor-process.ts).
+      killedMs = Date.now();
       progress(name, `SIGKILLed admin-${victim.index}`, { pid: victim.child.pid });
       // Fires the victim had claimed but not yet sent (peers must take them over), and
       // fires it had taken to send at the moment it died (they may be lost in flight).
