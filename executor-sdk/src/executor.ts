@@ -496,9 +496,9 @@ export class Executor {
   }
 
   /**
-   * Holds a run request whose `start_at` is still ahead (on the admin's clock, as Welcome
-   * set the offset): it is handled then, as if it arrived then. Returns false when it is
-   * to be handled now.
+   * Holds a run request whose `start_at` is still ahead (on the admin's clock, converted
+   * with the stream's estimate of its offset: Welcome's, refined by each `sent_at`): it is
+   * handled then, as if it arrived then. Returns false when it is to be handled now.
    */
   #holdUntilStart(session: StreamSession, req: RunRequest): boolean {
     if (req.startAt === undefined) return false;
